@@ -1,0 +1,32 @@
+# Tombstone: the two set-up commands are `make demo` and `make test`.
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/tombstone-proxy/tombstone/internal/buildinfo.Version=$(VERSION) \
+           -X github.com/tombstone-proxy/tombstone/internal/buildinfo.Revision=$(REVISION)
+
+.PHONY: all build test demo bench deps vet
+
+all: build
+
+deps:
+	@scripts/ensure-postgres.sh
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/tombstone ./cmd/tombstone
+
+vet:
+	$(GO) vet ./...
+
+# Every test, against real PostgreSQL clusters the tests start themselves.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 45m ./...
+
+# Throwaway Postgres + demo schema + Tombstone in front; prints a DATABASE_URL.
+demo: deps build
+	$(GO) run ./cmd/tombstone-demo --binary bin/tombstone
+
+# pgbench through Tombstone against direct, ratios printed (see docs/benchmarks.md).
+bench: deps build
+	$(GO) run ./cmd/tombstone-bench --binary bin/tombstone

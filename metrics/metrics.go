@@ -1,0 +1,155 @@
+package metrics
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Statement actions, the values of tombstone_statements_total{action}.
+const (
+	ActionRewritten   = "rewritten"   // changed by the rewriter and sent
+	ActionPassthrough = "passthrough" // needed no change (or shadow mode)
+	ActionBypassed    = "bypassed"    // privileged login role, not inspected
+	ActionRefused     = "refused"     // answered with an ErrorResponse
+)
+
+// Metrics holds every Tombstone collector. All methods are safe for
+// concurrent use.
+type Metrics struct {
+	rewrites        *prometheus.CounterVec
+	statements      *prometheus.CounterVec
+	refusals        *prometheus.CounterVec
+	clients         prometheus.Gauge
+	connections     prometheus.Counter
+	cacheHits       prometheus.Counter
+	cacheMisses     prometheus.Counter
+	rewriteDuration prometheus.Histogram
+	upstreamErrors  prometheus.Counter
+	reloadOK        prometheus.Gauge
+	reloadTime      prometheus.Gauge
+
+	// Pre-bound children for the per-statement hot path: a label lookup
+	// hashes strings, and these are hit on every query.
+	stmtRewritten, stmtPassthrough, stmtBypassed, stmtRefused prometheus.Counter
+}
+
+// New creates the collectors and registers them on reg. version and
+// revision label tombstone_build_info.
+func New(reg prometheus.Registerer, version, revision string) *Metrics {
+	m := &Metrics{
+		rewrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tombstone_rewrites_total",
+			Help: "Soft-delete rewrites applied, by configured table and kind (delete, select, update, merge, copy).",
+		}, []string{"table", "kind"}),
+		statements: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tombstone_statements_total",
+			Help: "Statements seen from clients, by what Tombstone did with them.",
+		}, []string{"action"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tombstone_refusals_total",
+			Help: "Statements refused, by reason.",
+		}, []string{"reason"}),
+		clients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tombstone_client_connections",
+			Help: "Client connections open now.",
+		}),
+		connections: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tombstone_connections_total",
+			Help: "Client connections accepted since start.",
+		}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tombstone_rewrite_cache_hits_total",
+			Help: "Statements whose rewrite came from the cache.",
+		}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tombstone_rewrite_cache_misses_total",
+			Help: "Statements that had to be parsed and rewritten.",
+		}),
+		rewriteDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tombstone_rewrite_duration_seconds",
+			Help:    "Time spent parsing and rewriting a statement on a cache miss.",
+			Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 5e-2},
+		}),
+		upstreamErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tombstone_upstream_errors_total",
+			Help: "Failures to connect to or talk with the upstream PostgreSQL server.",
+		}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tombstone_config_last_reload_successful",
+			Help: "1 when the last configuration reload succeeded, 0 when it failed and the previous configuration stayed in force.",
+		}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tombstone_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last successful configuration load.",
+		}),
+	}
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tombstone_build_info",
+		Help: "Build information; the value is always 1.",
+	}, []string{"version", "revision", "goversion"})
+	build.WithLabelValues(version, revision, runtime.Version()).Set(1)
+	reg.MustRegister(m.rewrites, m.statements, m.refusals, m.clients, m.connections,
+		m.cacheHits, m.cacheMisses, m.rewriteDuration, m.upstreamErrors, m.reloadOK, m.reloadTime, build)
+	m.stmtRewritten = m.statements.WithLabelValues(ActionRewritten)
+	m.stmtPassthrough = m.statements.WithLabelValues(ActionPassthrough)
+	m.stmtBypassed = m.statements.WithLabelValues(ActionBypassed)
+	m.stmtRefused = m.statements.WithLabelValues(ActionRefused)
+	m.reloadOK.Set(1)
+	m.reloadTime.SetToCurrentTime()
+	return m
+}
+
+// Statement counts one client statement by action (one of the Action constants).
+func (m *Metrics) Statement(action string) {
+	switch action {
+	case ActionRewritten:
+		m.stmtRewritten.Inc()
+	case ActionPassthrough:
+		m.stmtPassthrough.Inc()
+	case ActionBypassed:
+		m.stmtBypassed.Inc()
+	case ActionRefused:
+		m.stmtRefused.Inc()
+	default:
+		panic("metrics: unknown statement action " + action)
+	}
+}
+
+// Rewrite counts one rule applied to a configured table. table must be a
+// configured name (policy.Table.QualifiedName) and kind one of the
+// rewriter's fixed kinds.
+func (m *Metrics) Rewrite(table, kind string) { m.rewrites.WithLabelValues(table, kind).Inc() }
+
+// Refusal counts one refused statement; reason is one of the rewriter's
+// fixed refusal reasons.
+func (m *Metrics) Refusal(reason string) { m.refusals.WithLabelValues(reason).Inc() }
+
+// ClientOpened and ClientClosed track client connections.
+func (m *Metrics) ClientOpened() { m.clients.Inc(); m.connections.Inc() }
+
+// ClientClosed is the counterpart of ClientOpened.
+func (m *Metrics) ClientClosed() { m.clients.Dec() }
+
+// CacheHit and CacheMiss count rewrite-cache lookups.
+func (m *Metrics) CacheHit() { m.cacheHits.Inc() }
+
+// CacheMiss counts a rewrite that had to parse; d is how long it took.
+func (m *Metrics) CacheMiss(d time.Duration) {
+	m.cacheMisses.Inc()
+	m.rewriteDuration.Observe(d.Seconds())
+}
+
+// UpstreamError counts a failure to reach or talk to PostgreSQL.
+func (m *Metrics) UpstreamError() { m.upstreamErrors.Inc() }
+
+// ConfigReloaded records the outcome of a configuration reload.
+func (m *Metrics) ConfigReloaded(ok bool) {
+	if ok {
+		m.reloadOK.Set(1)
+		m.reloadTime.SetToCurrentTime()
+		return
+	}
+	m.reloadOK.Set(0)
+}

@@ -1,0 +1,68 @@
+package rewrite
+
+import "github.com/tombstone-proxy/tombstone/policy"
+
+// Rule kinds, the values of tombstone_rewrites_total{kind}.
+const (
+	KindDelete = "delete" // DELETE turned into a soft-delete UPDATE
+	KindSelect = "select" // a read filtered to live rows
+	KindUpdate = "update" // UPDATE restricted to live rows
+	KindMerge  = "merge"  // MERGE target restricted and its DELETE made soft
+	KindCopy   = "copy"   // COPY ... TO filtered to live rows
+)
+
+// Refusal reasons, the values of tombstone_refusals_total{reason}.
+const (
+	ReasonTruncate    = "truncate"    // TRUNCATE of a soft-delete table
+	ReasonUnparseable = "unparseable" // may name a soft-delete table but does not parse
+	ReasonTooLong     = "too_long"    // longer than MaxStatementBytes
+	ReasonTooDeep     = "too_deep"    // nested deeper than MaxNestingDepth
+	ReasonUnsupported = "unsupported" // a construct the rewriter cannot make safe
+)
+
+// Applied is one rule applied to one configured table.
+type Applied struct {
+	Table *policy.Table
+	Kind  string // one of the Kind constants
+}
+
+// Statement holds what the proxy must know about one top-level statement of
+// the input, in order. A simple Query may hold several statements; the
+// server answers each with one CommandComplete, in the same order.
+type Statement struct {
+	// DeleteTag: the statement was a DELETE rewritten into an UPDATE, so
+	// the server's "UPDATE n" must reach the client as "DELETE n".
+	DeleteTag bool
+	// Prepare is the name of an SQL-level PREPARE; DeleteTag then says
+	// whether EXECUTE of that name must report DELETE.
+	Prepare string
+	// Execute is the name of an SQL-level EXECUTE; the proxy reports
+	// DELETE when it recorded that name as a prepared delete.
+	Execute string
+	// Deallocate is the name of a DEALLOCATE; DeallocateAll is set for
+	// DEALLOCATE ALL and DISCARD ALL.
+	Deallocate    string
+	DeallocateAll bool
+}
+
+// Result is the outcome of rewriting one SQL text. A Result may be shared by
+// the cache between connections and must not be modified.
+type Result struct {
+	SQL        string // the text to send upstream; the input when !Changed
+	Changed    bool
+	Statements []Statement
+	Applied    []Applied
+}
+
+// Refusal is a statement Tombstone will not send: it becomes an
+// ErrorResponse at the wire boundary.
+type Refusal struct {
+	Reason  string // one of the Reason constants
+	Code    string // SQLSTATE, e.g. 42501 or 42601
+	Message string
+	Detail  string
+	Hint    string
+	Table   string // configured table involved, if known
+}
+
+func (r *Refusal) Error() string { return r.Message }
