@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -202,9 +203,10 @@ func expand(data []byte, path string) ([]byte, error) {
 	return bytes.Join(lines, []byte("\n")), nil
 }
 
-var yamlLineRe = regexp.MustCompile(`^yaml: (?:unmarshal errors:\n\s*)?line (\d+): (.*)$`)
+var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // Parse validates configuration bytes; path is used in error messages only.
+// It reports every problem it finds, each naming its key and line.
 func Parse(data []byte, path string) (*File, error) {
 	data, err := expand(data, path)
 	if err != nil {
@@ -212,82 +214,144 @@ func Parse(data []byte, path string) (*File, error) {
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlError(err, path)
+		return nil, syntaxError(err, path)
 	}
 	f := &File{Path: path}
+	d := decoder{path: path, lines: map[string]int{}}
 	if len(root.Content) > 0 {
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(f); err != nil {
-			return nil, yamlError(err, path)
-		}
+		d.decode(root.Content[0], reflect.ValueOf(f).Elem(), "")
 	}
-	f.Path = path
-	f.applyDefaults()
-	if err := f.validate(lineIndex(&root)); err != nil {
+	if len(d.errs) > 0 {
+		return nil, errors.Join(d.errs...)
+	}
+	f.applyDefaults(d.lines)
+	if err := f.validate(d.lines); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
-// yamlError turns yaml.v3's "yaml: line N: msg" into an *Error.
-func yamlError(err error, path string) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		var errs []error
-		for _, e := range te.Errors {
-			errs = append(errs, parseYAMLMsg("yaml: "+e, path))
-		}
-		return errors.Join(errs...)
-	}
-	return parseYAMLMsg(err.Error(), path)
-}
-
-func parseYAMLMsg(msg, path string) error {
-	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+// syntaxError turns yaml.v3's "yaml: line N: msg" into an *Error.
+func syntaxError(err error, path string) error {
+	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		inner := strings.Replace(m[2], "field ", "unknown key ", 1)
-		inner = strings.Replace(inner, " not found in type config.", " (not a key of ", 1)
-		if strings.Contains(inner, "(not a key of ") {
-			inner += "): check the spelling against config.example.yaml"
-		}
-		return &Error{Path: path, Line: line, Msg: inner}
+		return &Error{Path: path, Line: line, Msg: "YAML syntax: " + m[2]}
 	}
-	return &Error{Path: path, Msg: strings.TrimPrefix(msg, "yaml: ")}
+	return &Error{Path: path, Msg: "YAML syntax: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 }
 
-// lineIndex maps dotted keys (tables[0].name) to their line in the file.
-func lineIndex(root *yaml.Node) map[string]int {
-	idx := map[string]int{}
-	var walk func(n *yaml.Node, key string)
-	walk = func(n *yaml.Node, key string) {
-		switch n.Kind {
-		case yaml.DocumentNode:
-			for _, c := range n.Content {
-				walk(c, key)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k := n.Content[i].Value
-				if key != "" {
-					k = key + "." + k
-				}
-				idx[k] = n.Content[i].Line
-				walk(n.Content[i+1], k)
-			}
-		case yaml.SequenceNode:
-			for i, c := range n.Content {
-				k := fmt.Sprintf("%s[%d]", key, i)
-				idx[k] = c.Line
-				walk(c, k)
+// decoder fills a File from the YAML tree itself rather than through
+// yaml.Node.Decode on the whole document, so that every error names the
+// dotted key (tables[2].deleted_at) and line, not a Go type, and so that all
+// problems are reported at once instead of the first.
+type decoder struct {
+	path  string
+	lines map[string]int // dotted key -> line, for every key present in the file
+	errs  []error
+}
+
+func (d *decoder) fail(n *yaml.Node, key, format string, args ...any) {
+	d.errs = append(d.errs, &Error{Path: d.path, Line: n.Line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+var (
+	durationType    = reflect.TypeFor[time.Duration]()
+	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+)
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // "key:" with no value keeps the default
+	}
+	switch {
+	case reflect.PointerTo(v.Type()).Implements(unmarshalerType):
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			d.fail(n, key, "%v", err)
+		}
+	case v.Kind() == reflect.Struct:
+		d.decodeStruct(n, v, key)
+	case v.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.fail(n, key, "want a list (one \"- item\" per line, or [a, b]), got %s", describe(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, c := range n.Content {
+			k := fmt.Sprintf("%s[%d]", key, i)
+			d.lines[k] = c.Line
+			d.decode(c, s.Index(i), k)
+		}
+		v.Set(s)
+	default:
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n, key, "want a single value, got %s", describe(n))
+			return
+		}
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			switch {
+			case v.Type() == durationType:
+				d.fail(n, key, "%q is not a duration: write it with a unit, such as 30s or 2m", n.Value)
+			default:
+				d.fail(n, key, "%q is not a valid %s", n.Value, v.Kind())
 			}
 		}
 	}
-	walk(root, "")
-	return idx
 }
 
-func (f *File) applyDefaults() {
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, key string) {
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, key, "want a mapping of keys to values, got %s", describe(n))
+		return
+	}
+	fields := map[string]int{}
+	var names []string
+	for i := 0; i < v.NumField(); i++ {
+		tag := v.Type().Field(i).Tag.Get("yaml")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		fields[tag] = i
+		names = append(names, tag)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := n.Content[i], n.Content[i+1]
+		k := kn.Value
+		if key != "" {
+			k = key + "." + k
+		}
+		fi, ok := fields[kn.Value]
+		switch {
+		case !ok:
+			d.fail(kn, k, "unknown key; valid keys here are %s (see config.example.yaml)", strings.Join(names, ", "))
+			continue
+		case d.lines[k] != 0:
+			d.fail(kn, k, "set twice (first on line %d)", d.lines[k])
+			continue
+		}
+		d.lines[k] = kn.Line
+		d.decode(vn, v.Field(fi), k)
+	}
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	default:
+		return fmt.Sprintf("%q", n.Value)
+	}
+}
+
+// applyDefaults fills keys the file leaves out; present lists the keys the
+// file sets. A key that is present keeps its value even when it is zero
+// where zero means something (shutdown_timeout: 0s closes sessions at once;
+// metrics.listen: "" turns the listener off).
+func (f *File) applyDefaults(present map[string]int) {
 	def := func(s *string, v string) {
 		if *s == "" {
 			*s = v
@@ -298,8 +362,11 @@ func (f *File) applyDefaults() {
 	if f.Mode == "" {
 		f.Mode = ModeEnforce
 	}
-	if f.ShutdownTimeout == 0 {
+	if present["shutdown_timeout"] == 0 {
 		f.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if present["metrics.listen"] == 0 {
+		f.Metrics.Listen = DefaultMetricsListen
 	}
 	if f.MaxMessageSize == 0 {
 		f.MaxMessageSize = DefaultMaxMessageSize
@@ -307,7 +374,9 @@ func (f *File) applyDefaults() {
 	if f.RewriteCacheSize == 0 {
 		f.RewriteCacheSize = DefaultRewriteCache
 	}
-	def(string2(&f.UpstreamTLS.Mode), string(UpstreamTLSDisable))
+	if f.UpstreamTLS.Mode == "" {
+		f.UpstreamTLS.Mode = UpstreamTLSDisable
+	}
 	def(&f.Defaults.DeletedAt, DefaultDeletedAt)
 	for i := range f.Tables {
 		def(&f.Tables[i].DeletedAt, f.Defaults.DeletedAt)
@@ -317,14 +386,34 @@ func (f *File) applyDefaults() {
 	def(&f.Log.Level, "info")
 }
 
-func string2(m *UpstreamTLSMode) *string { return (*string)(m) }
+// lineOf finds the line of key, or of its nearest enclosing key when the
+// file leaves it out (a table without a name is reported at the table).
+func lineOf(lines map[string]int, key string) int {
+	for key != "" {
+		if l, ok := lines[key]; ok {
+			return l
+		}
+		key = key[:max(strings.LastIndexAny(key, ".["), 0)]
+	}
+	return 0
+}
 
 var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
 
 func (f *File) validate(lines map[string]int) error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, &Error{Path: f.Path, Line: lines[key], Key: key, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Error{Path: f.Path, Line: lineOf(lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	checkHostPort := func(key, v, what string) {
+		_, port, err := net.SplitHostPort(v)
+		if err != nil {
+			bad(key, "%q is %s", v, what)
+			return
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad(key, "port %q in %q is not a number from 0 to 65535", port, v)
+		}
 	}
 	checkAddr := func(key, v string) {
 		if strings.HasPrefix(v, "/") || strings.HasPrefix(v, "@") {
@@ -333,22 +422,12 @@ func (f *File) validate(lines map[string]int) error {
 			}
 			return
 		}
-		host, port, err := net.SplitHostPort(v)
-		if err != nil {
-			bad(key, "%q is neither host:port nor the absolute path of a Unix-domain socket", v)
-			return
-		}
-		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-			bad(key, "port %q in %q is not a number from 0 to 65535", port, v)
-		}
-		_ = host
+		checkHostPort(key, v, "neither host:port nor the absolute path of a Unix-domain socket")
 	}
 	checkAddr("listen", f.Listen)
 	checkAddr("upstream", f.Upstream)
 	if f.Metrics.Listen != "" {
-		if _, _, err := net.SplitHostPort(f.Metrics.Listen); err != nil {
-			bad("metrics.listen", "%q is not host:port", f.Metrics.Listen)
-		}
+		checkHostPort("metrics.listen", f.Metrics.Listen, `not host:port (write "" to turn the listener off)`)
 	}
 	switch f.Mode {
 	case ModeEnforce, ModeShadow:
@@ -388,6 +467,9 @@ func (f *File) validate(lines map[string]int) error {
 	}
 	if f.Defaults.DeletedAt != "" && !identRe.MatchString(f.Defaults.DeletedAt) {
 		bad("defaults.deleted_at", "%q is not a plain column name", f.Defaults.DeletedAt)
+	}
+	if f.Defaults.DeletedBy != "" && !identRe.MatchString(f.Defaults.DeletedBy) {
+		bad("defaults.deleted_by", "%q is not a plain column name", f.Defaults.DeletedBy)
 	}
 	seen := map[string]int{}
 	for i, t := range f.Tables {

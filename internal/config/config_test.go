@@ -1,0 +1,230 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestParseErrorsNameKeyAndLine checks that every kind of mistake an
+// operator makes is reported with the file, the line and the dotted key.
+func TestParseErrorsNameKeyAndLine(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want []string // each must appear in the error text
+	}{
+		{"unknown top-level key", "listen: 127.0.0.1:6432\nupstrem: 127.0.0.1:5432\n",
+			[]string{"c.yaml:2: upstrem: unknown key; valid keys here are listen, upstream,"}},
+		{"unknown nested key", "tables:\n  - name: contacts\n    delted_at: gone_at\n",
+			[]string{"c.yaml:3: tables[0].delted_at: unknown key; valid keys here are name, deleted_at, deleted_by"}},
+		{"key set twice", "mode: enforce\nmode: shadow\n",
+			[]string{"c.yaml:2: mode: set twice (first on line 1)"}},
+		{"bad mode", "mode: strict\n", []string{`c.yaml:1: mode: "strict" is not enforce or shadow`}},
+		{"duration without unit", "shutdown_timeout: 30\n",
+			[]string{`c.yaml:1: shutdown_timeout: "30" is not a duration: write it with a unit, such as 30s or 2m`}},
+		{"negative duration", "shutdown_timeout: -1s\n", []string{"c.yaml:1: shutdown_timeout: must not be negative"}},
+		{"bad size", "\nmax_message_size: big\n", []string{`c.yaml:2: max_message_size: "big" is not a size`}},
+		{"size too small", "max_message_size: 10\n", []string{"c.yaml:1: max_message_size: 10 bytes is too small"}},
+		{"scalar where list wanted", "privileged_roles: postgres\n",
+			[]string{`c.yaml:1: privileged_roles: want a list (one "- item" per line, or [a, b]), got "postgres"`}},
+		{"list where mapping wanted", "log: [json]\n", []string{"c.yaml:1: log: want a mapping of keys to values, got a list"}},
+		{"mapping where value wanted", "listen:\n  host: x\n", []string{"c.yaml:2: listen: want a single value, got a mapping"}},
+		{"bad listen", "listen: localhost\n",
+			[]string{`c.yaml:1: listen: "localhost" is neither host:port nor the absolute path of a Unix-domain socket`}},
+		{"bad port", "upstream: db:99999\n", []string{`c.yaml:1: upstream: port "99999" in "db:99999" is not a number from 0 to 65535`}},
+		{"socket dir missing", "upstream: /nonexistent-dir/.s.PGSQL.5432\n",
+			[]string{`c.yaml:1: upstream: directory of Unix socket "/nonexistent-dir/.s.PGSQL.5432" does not exist`}},
+		{"bad metrics listen", "metrics:\n  listen: 9187\n", []string{`c.yaml:2: metrics.listen: "9187" is not host:port`}},
+		{"tls half set", "tls:\n  cert_file: /etc/hostname\n", []string{"c.yaml:1: tls: set both cert_file and key_file, or neither"}},
+		{"tls file missing", "tls:\n  cert_file: /nonexistent.crt\n  key_file: /etc/hostname\n",
+			[]string{`c.yaml:2: tls.cert_file: cannot read "/nonexistent.crt"`}},
+		{"bad upstream tls mode", "upstream_tls:\n  mode: verify-ca\n",
+			[]string{`c.yaml:2: upstream_tls.mode: "verify-ca" is not one of disable, prefer, require, verify-full`}},
+		{"empty role", "privileged_roles: [admin, \"\"]\n", []string{"c.yaml:1: privileged_roles[1]: role name is empty"}},
+		{"table without name", "tables:\n  - deleted_at: gone\n", []string{"c.yaml:2: tables[0].name: table name is required"}},
+		{"table name not an identifier", "tables:\n  - name: a.b.c\n",
+			[]string{`c.yaml:2: tables[0].name: "a.b.c" is not table or schema.table with plain identifiers`}},
+		{"table listed twice", "tables:\n  - name: contacts\n  - name: Contacts\n",
+			[]string{`c.yaml:3: tables[1].name: "Contacts" is listed twice (first at tables[0])`}},
+		{"bad column", "tables:\n  - name: contacts\n    deleted_at: \"gone at\"\n",
+			[]string{`c.yaml:3: tables[0].deleted_at: "gone at" is not a plain column name`}},
+		{"bad default column", "defaults:\n  deleted_by: \"a-b\"\n",
+			[]string{`c.yaml:2: defaults.deleted_by: "a-b" is not a plain column name`}},
+		{"bad log format", "log:\n  format: xml\n", []string{`c.yaml:2: log.format: "xml" is not json or text`}},
+		{"bad log level", "log:\n  level: loud\n", []string{`c.yaml:2: log.level: "loud" is not debug, info, warn or error`}},
+		{"yaml syntax", "listen: [\n", []string{"c.yaml:1: YAML syntax:"}},
+		{"unset variable", "upstream: ${TOMBSTONE_TEST_UNSET_VAR}\n",
+			[]string{"c.yaml:1: environment variable TOMBSTONE_TEST_UNSET_VAR is not set"}},
+		{"every problem reported at once", "mode: x\nlog:\n  level: loud\nfoo: 1\n",
+			[]string{"c.yaml:4: foo: unknown key"}},
+		{"every validation problem reported at once", "mode: x\nlog:\n  level: loud\n",
+			[]string{`c.yaml:1: mode: "x"`, `c.yaml:3: log.level: "loud"`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := Parse([]byte(c.yaml), "c.yaml")
+			if err == nil {
+				t.Fatalf("Parse accepted %q: %+v", c.yaml, f)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\ndoes not contain\n%s", err, w)
+				}
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Errorf("error %v is not a *config.Error", err)
+			}
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !strings.HasPrefix(line, "c.yaml:") {
+					t.Errorf("error line %q does not start with file and line", line)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "absent.yaml")
+	_, err := Load(path)
+	if err == nil || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Load(%s) = %v, want a not-exist error naming the file", path, err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	f, err := Parse(nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := File{
+		Listen: DefaultListen, Upstream: DefaultUpstream, Mode: ModeEnforce,
+		ShutdownTimeout: DefaultShutdownTimeout, MaxMessageSize: DefaultMaxMessageSize,
+		RewriteCacheSize: DefaultRewriteCache, UpstreamTLS: UpstreamTLS{Mode: UpstreamTLSDisable},
+		Defaults: TableDefaults{DeletedAt: DefaultDeletedAt}, Metrics: Metrics{Listen: DefaultMetricsListen},
+		Log: Log{Format: "text", Level: "info"},
+	}
+	if f.Listen != want.Listen || f.Upstream != want.Upstream || f.Mode != want.Mode ||
+		f.ShutdownTimeout != want.ShutdownTimeout || f.MaxMessageSize != want.MaxMessageSize ||
+		f.RewriteCacheSize != want.RewriteCacheSize || f.UpstreamTLS != want.UpstreamTLS ||
+		f.Defaults != want.Defaults || f.Metrics != want.Metrics || f.Log != want.Log {
+		t.Fatalf("defaults:\n got %+v\nwant %+v", *f, want)
+	}
+}
+
+// A key that is present keeps a zero value where zero means something.
+func TestExplicitZeroIsKept(t *testing.T) {
+	f, err := Parse([]byte("shutdown_timeout: 0s\nmetrics:\n  listen: \"\"\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.ShutdownTimeout != 0 || f.Metrics.Listen != "" {
+		t.Fatalf("shutdown_timeout %v, metrics.listen %q; want 0 and \"\"", f.ShutdownTimeout, f.Metrics.Listen)
+	}
+}
+
+func TestTableSettingsOverrideDefaults(t *testing.T) {
+	f, err := Parse([]byte(`
+defaults:
+  deleted_at: removed_at
+  deleted_by: removed_by
+tables:
+  - name: contacts
+  - name: crm.deals
+    deleted_at: archived_at
+  - name: notes
+    deleted_by: author_gone
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Table{
+		{Name: "contacts", DeletedAt: "removed_at", DeletedBy: "removed_by"},
+		{Name: "crm.deals", DeletedAt: "archived_at", DeletedBy: "removed_by"},
+		{Name: "notes", DeletedAt: "removed_at", DeletedBy: "author_gone"},
+	}
+	if len(f.Tables) != len(want) {
+		t.Fatalf("got %d tables, want %d", len(f.Tables), len(want))
+	}
+	for i := range want {
+		if f.Tables[i] != want[i] {
+			t.Errorf("tables[%d] = %+v, want %+v", i, f.Tables[i], want[i])
+		}
+	}
+}
+
+func TestEnvironmentExpansion(t *testing.T) {
+	t.Setenv("TOMBSTONE_TEST_UPSTREAM", "db.internal:5433")
+	f, err := Parse([]byte(`
+# a comment may mention ${TOMBSTONE_TEST_NOT_SET} without failing
+upstream: ${TOMBSTONE_TEST_UPSTREAM}
+listen: ${TOMBSTONE_TEST_NOT_SET:-0.0.0.0:7432}
+privileged_roles: ["${TOMBSTONE_TEST_NOT_SET:-}admin"]
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Upstream != "db.internal:5433" || f.Listen != "0.0.0.0:7432" || len(f.PrivilegedRoles) != 1 || f.PrivilegedRoles[0] != "admin" {
+		t.Fatalf("upstream %q, listen %q, privileged_roles %q", f.Upstream, f.Listen, f.PrivilegedRoles)
+	}
+}
+
+func TestSizesAndDurations(t *testing.T) {
+	f, err := Parse([]byte("max_message_size: 64MiB\nrewrite_cache_size: 1000000\nshutdown_timeout: 2m\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.MaxMessageSize != 64<<20 || f.RewriteCacheSize != 1e6 || f.ShutdownTimeout != 2*time.Minute {
+		t.Fatalf("max_message_size %d, rewrite_cache_size %d, shutdown_timeout %v", f.MaxMessageSize, f.RewriteCacheSize, f.ShutdownTimeout)
+	}
+}
+
+// The example file documents every key; loading it keeps it from rotting,
+// and comparing its keys with File's keeps it complete.
+func TestExampleFileLoadsAndCoversEveryKey(t *testing.T) {
+	path := filepath.Join("..", "..", "config.example.yaml")
+	f, err := Load(path)
+	if err != nil {
+		t.Fatalf("config.example.yaml does not load: %v", err)
+	}
+	if f.Mode != ModeEnforce {
+		t.Errorf("the example's mode is %q; its safe default is enforce", f.Mode)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range yamlKeys(reflect.TypeFor[File]()) {
+		if !regexp.MustCompile(`(?m)^[\s#-]*` + key + `:`).Match(data) {
+			t.Errorf("config.example.yaml does not document the key %s", key)
+		}
+	}
+}
+
+// yamlKeys lists the yaml key names of t's fields and of the structs they
+// hold, so a key added to File must be documented in the example.
+func yamlKeys(t reflect.Type) []string {
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("yaml")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		keys = append(keys, tag)
+		ft := f.Type
+		if ft.Kind() == reflect.Slice {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Duration]() {
+			keys = append(keys, yamlKeys(ft)...)
+		}
+	}
+	return keys
+}
