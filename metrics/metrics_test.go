@@ -1,0 +1,90 @@
+package metrics
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// value reads one series from reg; labels are name, value pairs.
+func value(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, l := range m.GetLabel() {
+					found = found || (l.GetName() == labels[i] && l.GetValue() == labels[i+1])
+				}
+				if !found {
+					continue series
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			case m.Histogram != nil:
+				return float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	t.Fatalf("no series %s%v", name, labels)
+	return 0
+}
+
+func TestMethodsMoveTheirMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg, "v1.2.3", "abc123")
+	m.Statement(ActionRewritten)
+	m.Statement(ActionRewritten)
+	m.Statement(ActionRefused)
+	m.Rewrite("contacts", "delete")
+	m.Refusal("truncate")
+	m.ClientOpened()
+	m.ClientOpened()
+	m.ClientClosed()
+	m.CacheHit()
+	m.CacheMiss(30 * time.Microsecond)
+	m.UpstreamError()
+	m.ConfigReloaded(false)
+
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"tombstone_statements_total", []string{"action", "rewritten"}, 2},
+		{"tombstone_statements_total", []string{"action", "refused"}, 1},
+		{"tombstone_statements_total", []string{"action", "passthrough"}, 0},
+		{"tombstone_statements_total", []string{"action", "bypassed"}, 0},
+		{"tombstone_rewrites_total", []string{"table", "contacts", "kind", "delete"}, 1},
+		{"tombstone_refusals_total", []string{"reason", "truncate"}, 1},
+		{"tombstone_client_connections", nil, 1},
+		{"tombstone_connections_total", nil, 2},
+		{"tombstone_rewrite_cache_hits_total", nil, 1},
+		{"tombstone_rewrite_cache_misses_total", nil, 1},
+		{"tombstone_rewrite_duration_seconds", nil, 1},
+		{"tombstone_upstream_errors_total", nil, 1},
+		{"tombstone_config_last_reload_successful", nil, 0},
+		{"tombstone_build_info", []string{"version", "v1.2.3", "revision", "abc123"}, 1},
+	} {
+		if got := value(t, reg, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	m.ConfigReloaded(true)
+	if got := value(t, reg, "tombstone_config_last_reload_successful"); got != 1 {
+		t.Errorf("after a good reload tombstone_config_last_reload_successful = %v, want 1", got)
+	}
+}
