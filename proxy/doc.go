@@ -1,0 +1,14 @@
+// Package proxy is Tombstone's wire layer: it accepts PostgreSQL client
+// connections, opens one upstream connection per client, relays the
+// startup and authentication exchange untouched, and then forwards every
+// message as raw bytes, decoding only the few it must inspect (Query,
+// Parse, Bind, Execute, Close, Sync, CommandComplete, ReadyForQuery, and
+// ErrorResponse when a refusal is pending). Statement text goes through the
+// rewrite package; command tags of rewritten DELETEs are restored.
+//
+// It owns sockets, framing and per-connection state, and nothing else. It
+// imports the standard library, pgproto3 (only to encode the rare messages
+// it writes itself), pg_query_go (refusal fingerprints), and the
+// config, policy, rewrite and metrics packages; nothing imports it but cmd/
+// and the test harness internal/proxytest.
+package proxy

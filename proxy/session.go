@@ -1,0 +1,246 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tombstone-proxy/tombstone/metrics"
+)
+
+// fatalWriteTimeout bounds the final ErrorResponse to a client that may
+// have stopped reading.
+const fatalWriteTimeout = 2 * time.Second
+
+// Why a session ended. The first reason wins; those with a message are
+// sent to the client as ErrorResponse FATAL.
+var (
+	errClientGone   = &pgError{}
+	errTerminated   = &pgError{}
+	errShutdown     = &pgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection due to administrator command", Detail: "Tombstone is shutting down."}
+	errUpstreamLost = &pgError{Severity: "FATAL", Code: "08006", Message: "tombstone: connection to the upstream PostgreSQL server was lost", Hint: "The server may have restarted or crashed; reconnect."}
+)
+
+// session is one client connection and its upstream connection.
+type session struct {
+	srv *Server
+	id  uint64
+	log *slog.Logger
+
+	mu       sync.Mutex // guards client, upstream (replaced during startup)
+	client   net.Conn
+	upstream net.Conn
+	key      string // BackendKeyData body, once seen (guarded by srv.mu)
+	reason   atomic.Pointer[pgError]
+
+	user       string
+	privileged bool
+	cancelPkt  []byte // CancelRequest for this session's backend
+
+	cr *bufio.Reader // client
+	cw *bufio.Writer
+	ur *bufio.Reader // upstream
+	uw *bufio.Writer
+
+	// State of the client-to-server goroutine.
+	cbuf        []byte
+	stmtDelete  map[string]bool // extended-protocol statements that are rewritten DELETEs
+	portalDel   map[string]bool // portals bound to such statements
+	sqlPrepared map[string]bool // SQL-level PREPAREd names that are rewritten DELETEs
+
+	// Shared by both goroutines.
+	exp      expectQueue
+	refusals refusalQueue
+	marker   string // per-connection prefix of refusal sentinels
+
+	// State of the server-to-client goroutine.
+	sbuf []byte
+}
+
+func newSession(srv *Server, c net.Conn) *session {
+	id := srv.nextID.Add(1)
+	var nonce [6]byte
+	_, _ = rand.Read(nonce[:])
+	return &session{
+		srv:    srv,
+		id:     id,
+		log:    srv.log.With("conn", id),
+		client: c,
+		marker: "tombstone-refusal-" + hex.EncodeToString(nonce[:]) + "-",
+	}
+}
+
+// terminate ends the session for reason (the first reason given wins):
+// blocked reads return at once, and the final ErrorResponse gets a
+// bounded time to reach the client.
+func (s *session) terminate(reason *pgError) {
+	if !s.reason.CompareAndSwap(nil, reason) {
+		return
+	}
+	if reason == errUpstreamLost {
+		s.srv.met.UpstreamError()
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.client.SetReadDeadline(now)
+	_ = s.client.SetWriteDeadline(now.Add(fatalWriteTimeout))
+	if s.upstream != nil {
+		_ = s.upstream.SetDeadline(now)
+	}
+}
+
+// run serves the connection until it ends.
+func (s *session) run() {
+	s.srv.met.ClientOpened()
+	defer s.srv.met.ClientClosed()
+	defer func() {
+		s.mu.Lock()
+		s.client.Close()
+		if s.upstream != nil {
+			s.upstream.Close()
+		}
+		s.mu.Unlock()
+	}()
+	ok, err := s.startup()
+	if err != nil {
+		s.log.Debug("connection ended during startup", "err", err)
+		s.sendFatal(s.reason.Load())
+		return
+	}
+	if ok {
+		s.relay()
+	}
+}
+
+// sendFatal writes a final ErrorResponse to the client, if the reason has
+// a message.
+func (s *session) sendFatal(e *pgError) {
+	if e == nil || e.Code == "" || s.cw == nil {
+		return
+	}
+	_ = s.client.SetWriteDeadline(time.Now().Add(fatalWriteTimeout))
+	_, _ = s.cw.Write(e.encode())
+	_ = s.cw.Flush()
+}
+
+// relay runs the two forwarding directions until one ends, then stops the
+// other and waits for it.
+func (s *session) relay() {
+	c2sDone := make(chan struct{})
+	go func() {
+		defer close(c2sDone)
+		s.terminate(s.clientToServer())
+	}()
+	mid, err := s.serverToClient()
+	if s.reason.Load() == nil {
+		if we := (*writeError)(nil); errors.As(err, &we) {
+			s.terminate(errClientGone)
+		} else {
+			s.log.Warn("upstream connection lost", "err", err)
+			s.terminate(errUpstreamLost)
+		}
+	}
+	if reason := s.reason.Load(); !mid {
+		s.sendFatal(reason)
+	} else if reason.Code != "" {
+		s.log.Warn("session ended in the middle of a server message; the client cannot be told why", "reason", reason.Message)
+	}
+	s.mu.Lock()
+	s.client.Close()
+	s.upstream.Close()
+	s.mu.Unlock()
+	<-c2sDone
+}
+
+// clientToServer forwards client messages upstream and returns why it
+// stopped (never nil).
+func (s *session) clientToServer() *pgError {
+	r, w := s.cr, s.uw
+	maxSize := s.srv.opts.MaxMessageSize
+	for {
+		typ, n, err := readHeader(r)
+		if err != nil {
+			return s.clientReadFailed(err)
+		}
+		if n > maxSize {
+			s.log.Warn("client message exceeds max_message_size", "type", string(typ), "bytes", n, "max", maxSize)
+			return &pgError{Severity: "FATAL", Code: "08P01",
+				Message: fmt.Sprintf("tombstone: message of %d bytes exceeds max_message_size (%d bytes)", n, maxSize),
+				Hint:    "Send smaller messages, or raise max_message_size in the Tombstone configuration."}
+		}
+		if s.privileged {
+			if typ == 'Q' || typ == 'P' {
+				s.srv.met.Statement(metrics.ActionBypassed)
+			}
+			err = copyMessage(w, r, n)
+		} else {
+			err = s.clientMessage(typ, n)
+		}
+		if err != nil {
+			var we *writeError
+			if errors.As(err, &we) {
+				return errUpstreamLost
+			}
+			return s.clientReadFailed(err)
+		}
+		if typ == 'X' {
+			_ = w.Flush()
+			return errTerminated
+		}
+		if r.Buffered() == 0 {
+			if err := w.Flush(); err != nil {
+				return errUpstreamLost
+			}
+		}
+	}
+}
+
+// clientReadFailed handles a client that went away without Terminate:
+// cancel whatever its backend is running (a backend notices a closed
+// socket only when it next writes), then close.
+func (s *session) clientReadFailed(err error) *pgError {
+	if s.reason.Load() != nil {
+		return errClientGone // we stopped the read ourselves
+	}
+	s.log.Debug("client connection ended", "err", err)
+	if s.exp.len() > 0 || s.privileged {
+		if err := s.srv.forwardCancel(s.cancelPkt); err != nil {
+			s.log.Debug("cancel for a departed client failed", "err", err)
+		}
+	}
+	return errClientGone
+}
+
+// serverToClient forwards server messages to the client until an error.
+// mid reports that it stopped inside a message, when no ErrorResponse can
+// be appended.
+func (s *session) serverToClient() (mid bool, err error) {
+	r, w := s.ur, s.cw
+	for {
+		typ, n, err := readHeader(r)
+		if err != nil {
+			return r.Buffered() > 0, err
+		}
+		if s.privileged {
+			err = copyMessage(w, r, n)
+		} else {
+			err = s.serverMessage(typ, n)
+		}
+		if err != nil {
+			return true, err
+		}
+		if r.Buffered() == 0 {
+			if err := w.Flush(); err != nil {
+				return false, &writeError{err}
+			}
+		}
+	}
+}

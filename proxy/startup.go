@@ -1,0 +1,403 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Authentication request codes (AuthenticationXXX messages, type 'R').
+const (
+	authOK                = 0
+	authCleartextPassword = 3
+	authMD5Password       = 5
+	authGSS               = 7
+	authGSSContinue       = 8
+	authSSPI              = 9
+	authSASL              = 10
+	authSASLContinue      = 11
+)
+
+// errCancelRequest ends a connection that only carried a CancelRequest.
+var errCancelRequest = errors.New("cancel request handled")
+
+// startup runs the connection from its first byte to the ReadyForQuery
+// that ends authentication. ok is false when the connection ended normally
+// before that (a cancel request, a client that gave up at the password
+// prompt, a server that refused the login).
+func (s *session) startup() (ok bool, err error) {
+	s.cr = bufio.NewReaderSize(s.client, clientReadBuf)
+	s.cw = bufio.NewWriterSize(s.client, clientWriteBuf)
+	pkt, err := s.readStartup()
+	if err != nil {
+		if errors.Is(err, errCancelRequest) {
+			return false, nil
+		}
+		return false, err
+	}
+	params := startupParams(pkt[8:])
+	s.user = params["user"]
+
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	up, err := s.srv.dialUpstream(ctx)
+	cancel()
+	if err != nil {
+		s.srv.met.UpstreamError()
+		s.log.Warn("cannot reach upstream", "err", err)
+		s.reason.CompareAndSwap(nil, &pgError{Severity: "FATAL", Code: "08006", Message: "tombstone: " + err.Error(),
+			Hint: "Check that PostgreSQL is running and that Tombstone's upstream setting points at it."})
+		return false, err
+	}
+	s.mu.Lock()
+	s.upstream = up
+	stopped := s.reason.Load() != nil
+	s.mu.Unlock()
+	if stopped {
+		return false, errors.New("stopped while connecting upstream")
+	}
+	s.ur = bufio.NewReaderSize(up, upstreamReadBuf)
+	s.uw = bufio.NewWriterSize(up, upstreamWrite)
+	if _, err := s.uw.Write(pkt); err != nil {
+		return false, s.upstreamFailed(err)
+	}
+	if err := s.uw.Flush(); err != nil {
+		return false, s.upstreamFailed(err)
+	}
+	return s.authenticate()
+}
+
+// upstreamFailed records a broken upstream during startup.
+func (s *session) upstreamFailed(err error) error {
+	s.log.Warn("upstream connection failed during startup", "err", err)
+	if s.reason.CompareAndSwap(nil, errUpstreamLost) {
+		s.srv.met.UpstreamError()
+	}
+	return err
+}
+
+// readStartup reads startup packets, answering SSLRequest and
+// GSSEncRequest and forwarding a CancelRequest, until a StartupMessage
+// arrives, which it returns whole.
+func (s *session) readStartup() ([]byte, error) {
+	tlsDone := false
+	for {
+		pkt, err := readStartupPacket(s.cr)
+		if err != nil {
+			return nil, err
+		}
+		switch code := binary.BigEndian.Uint32(pkt[4:8]); code {
+		case codeSSLRequest:
+			if s.cr.Buffered() > 0 {
+				// Bytes sent before our answer would be read as if they had
+				// been encrypted (CVE-2021-23222): refuse.
+				return nil, s.protocolError("unencrypted data after SSLRequest")
+			}
+			if tlsDone || s.srv.opts.ClientTLS == nil {
+				if _, err := s.client.Write([]byte{'N'}); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if _, err := s.client.Write([]byte{'S'}); err != nil {
+				return nil, err
+			}
+			tc := tls.Server(s.client, s.srv.opts.ClientTLS)
+			if err := tc.Handshake(); err != nil {
+				return nil, fmt.Errorf("client TLS handshake: %w", err)
+			}
+			s.mu.Lock()
+			s.client = tc
+			s.mu.Unlock()
+			s.cr.Reset(tc)
+			s.cw.Reset(tc)
+			tlsDone = true
+		case codeGSSEncRequest:
+			if _, err := s.client.Write([]byte{'N'}); err != nil {
+				return nil, err
+			}
+		case codeCancelRequest:
+			s.cancel(pkt)
+			return nil, errCancelRequest
+		default:
+			if major := code >> 16; major != 3 {
+				return nil, s.protocolError(fmt.Sprintf("unsupported frontend protocol %d.%d: Tombstone speaks 3.x", major, code&0xffff))
+			}
+			return pkt, nil
+		}
+	}
+}
+
+// cancel forwards a CancelRequest whose key belongs to a live session. An
+// unknown key is dropped, as PostgreSQL does, so the proxy cannot be used
+// to probe keys.
+func (s *session) cancel(pkt []byte) {
+	if len(pkt) < 16 || !s.srv.lookupKey(pkt[8:]) {
+		s.log.Debug("cancel request for an unknown backend ignored")
+		return
+	}
+	if err := s.srv.forwardCancel(pkt); err != nil {
+		s.log.Warn("forwarding cancel request failed", "err", err)
+	}
+}
+
+func (s *session) protocolError(msg string) error {
+	e := &pgError{Severity: "FATAL", Code: "08P01", Message: "tombstone: " + msg}
+	s.reason.CompareAndSwap(nil, e)
+	return e
+}
+
+// readStartupPacket reads one length-prefixed startup-phase packet.
+func readStartupPacket(r *bufio.Reader) ([]byte, error) {
+	var l [4]byte
+	if _, err := io.ReadFull(r, l[:]); err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint32(l[:]))
+	if n < 8 || n > maxStartupPacket {
+		return nil, fmt.Errorf("invalid startup packet length %d", n)
+	}
+	pkt := make([]byte, n)
+	copy(pkt, l[:])
+	if _, err := io.ReadFull(r, pkt[4:]); err != nil {
+		return nil, noEOF(err)
+	}
+	return pkt, nil
+}
+
+// startupParams decodes the name/value pairs of a StartupMessage body.
+func startupParams(b []byte) map[string]string {
+	m := map[string]string{}
+	for len(b) > 0 && b[0] != 0 {
+		k, rest, ok := cstring(b)
+		if !ok {
+			break
+		}
+		v, rest, ok := cstring(rest)
+		if !ok {
+			break
+		}
+		m[string(k)] = string(v)
+		b = rest
+	}
+	return m
+}
+
+// authenticate relays the authentication exchange, unchanged except that
+// SCRAM-SHA-256-PLUS is withdrawn from the offered mechanisms (channel
+// binding cannot span two TLS sessions), up to the server's first
+// ReadyForQuery.
+func (s *session) authenticate() (bool, error) {
+	for {
+		typ, n, err := readHeader(s.ur)
+		if err != nil {
+			return false, s.upstreamFailed(err)
+		}
+		if n > s.srv.opts.MaxMessageSize {
+			return false, s.upstreamFailed(fmt.Errorf("server message %q of %d bytes during startup", typ, n))
+		}
+		body, err := readMessage(s.ur, n, nil)
+		if err != nil {
+			return false, s.upstreamFailed(err)
+		}
+		switch typ {
+		case 'R':
+			if len(body) < 4 {
+				return false, s.upstreamFailed(errors.New("short authentication message"))
+			}
+			code := binary.BigEndian.Uint32(body)
+			if code == authSASL {
+				body = stripSCRAMPlus(body)
+			}
+			if err := s.toClient(typ, body); err != nil {
+				return false, err
+			}
+			switch code {
+			case authCleartextPassword, authMD5Password, authGSS, authGSSContinue, authSSPI, authSASL, authSASLContinue:
+				if err := s.relayAuthResponse(); err != nil {
+					return false, err
+				}
+			}
+		case 'K':
+			if len(body) >= 8 {
+				s.cancelPkt = make([]byte, 8+len(body))
+				binary.BigEndian.PutUint32(s.cancelPkt, uint32(len(s.cancelPkt)))
+				binary.BigEndian.PutUint32(s.cancelPkt[4:], codeCancelRequest)
+				copy(s.cancelPkt[8:], body)
+				s.srv.registerKey(s, string(body))
+			}
+			if err := s.toClient(typ, body); err != nil {
+				return false, err
+			}
+		case 'E':
+			// The server refused the login; it closes the connection.
+			_ = s.toClient(typ, body)
+			_ = s.cw.Flush()
+			return false, nil
+		case 'Z':
+			s.privileged = s.resolvePrivileged()
+			s.log.Debug("session started", "user", s.user, "privileged", s.privileged)
+			if err := s.toClient(typ, body); err != nil {
+				return false, err
+			}
+			if err := s.cw.Flush(); err != nil {
+				return false, err
+			}
+			return true, nil
+		default: // ParameterStatus, NoticeResponse, NegotiateProtocolVersion
+			if err := s.toClient(typ, body); err != nil {
+				return false, err
+			}
+		}
+	}
+}
+
+func (s *session) toClient(typ byte, body []byte) error {
+	if err := writeMessage(s.cw, typ, body); err != nil {
+		s.reason.CompareAndSwap(nil, errClientGone)
+		return err
+	}
+	return nil
+}
+
+// relayAuthResponse forwards the client's answer to an authentication
+// request (PasswordMessage, SASLInitialResponse, SASLResponse, GSSResponse).
+func (s *session) relayAuthResponse() error {
+	if err := s.cw.Flush(); err != nil {
+		s.reason.CompareAndSwap(nil, errClientGone)
+		return err
+	}
+	typ, n, err := readHeader(s.cr)
+	if err != nil {
+		// psql hangs up here to prompt for a password, then reconnects.
+		s.reason.CompareAndSwap(nil, errClientGone)
+		return err
+	}
+	if typ != 'p' {
+		return s.protocolError(fmt.Sprintf("expected an authentication response, got message type %q", typ))
+	}
+	if n > s.srv.opts.MaxMessageSize {
+		return s.protocolError(fmt.Sprintf("authentication response of %d bytes is too large", n))
+	}
+	if err := copyMessage(s.uw, s.cr, n); err != nil {
+		return s.upstreamFailed(err)
+	}
+	if err := s.uw.Flush(); err != nil {
+		return s.upstreamFailed(err)
+	}
+	return nil
+}
+
+// stripSCRAMPlus removes SCRAM-SHA-256-PLUS from an AuthenticationSASL
+// body (code, then NUL-terminated mechanism names, then a final NUL).
+func stripSCRAMPlus(body []byte) []byte {
+	out := append([]byte(nil), body[:4]...)
+	rest := body[4:]
+	for len(rest) > 0 && rest[0] != 0 {
+		mech, next, ok := cstring(rest)
+		if !ok {
+			return body
+		}
+		if string(mech) != "SCRAM-SHA-256-PLUS" {
+			out = append(append(out, mech...), 0)
+		}
+		rest = next
+	}
+	return append(out, 0)
+}
+
+// resolvePrivileged decides once per connection whether the login role
+// bypasses rewriting: by name, or by membership (direct or inherited) in
+// a privileged_member_of role, asked of the server before the client sees
+// the ReadyForQuery, so the client sees no extra traffic.
+func (s *session) resolvePrivileged() bool {
+	p := s.srv.rw.Load().Policy()
+	if p.PrivilegedByName(s.user) {
+		return true
+	}
+	roles := p.PrivilegedMemberOf()
+	if len(roles) == 0 {
+		return false
+	}
+	lits := make([]string, len(roles))
+	for i, r := range roles {
+		lits[i] = quoteLiteral(r)
+	}
+	q := "SELECT count(*) FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (ARRAY[" + strings.Join(lits, ",") +
+		"]::pg_catalog.text[]) AND pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER')"
+	member, err := s.ask(q)
+	if err != nil {
+		s.log.Warn("could not resolve privileged_member_of; treating the session as not privileged", "user", s.user, "err", err)
+		return false
+	}
+	return member != "0"
+}
+
+// ask runs a one-value query on the upstream for the proxy itself,
+// consuming the whole answer up to ReadyForQuery.
+func (s *session) ask(q string) (string, error) {
+	if err := writeMessage(s.uw, 'Q', []byte(q), []byte{0}); err != nil {
+		return "", err
+	}
+	if err := s.uw.Flush(); err != nil {
+		return "", err
+	}
+	var value string
+	var qerr error
+	for {
+		typ, n, err := readHeader(s.ur)
+		if err != nil {
+			return "", err
+		}
+		body, err := readMessage(s.ur, n, nil)
+		if err != nil {
+			return "", err
+		}
+		switch typ {
+		case 'D':
+			// int16 column count, int32 length, value
+			if len(body) >= 6 {
+				if l := int(int32(binary.BigEndian.Uint32(body[2:6]))); l >= 0 && 6+l <= len(body) {
+					value = string(body[6 : 6+l])
+				}
+			}
+		case 'E':
+			qerr = errors.New(errorMessage(body))
+		case 'S':
+			if err := s.toClient(typ, body); err != nil {
+				return "", err
+			}
+		case 'Z':
+			return value, qerr
+		}
+	}
+}
+
+// errorMessage extracts the M field of an ErrorResponse body.
+func errorMessage(body []byte) string {
+	for len(body) > 0 && body[0] != 0 {
+		f := body[0]
+		v, rest, ok := cstring(body[1:])
+		if !ok {
+			break
+		}
+		if f == 'M' {
+			return string(v)
+		}
+		body = rest
+	}
+	return "unknown error"
+}
+
+// quoteLiteral quotes s as an SQL string literal that is safe whatever
+// standard_conforming_strings says.
+func quoteLiteral(s string) string {
+	if strings.ContainsRune(s, '\\') {
+		return "E'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
+	}
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}

@@ -1,0 +1,394 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/tombstone-proxy/tombstone/internal/config"
+	"github.com/tombstone-proxy/tombstone/metrics"
+	"github.com/tombstone-proxy/tombstone/rewrite"
+)
+
+// clientMessage forwards one client message of a non-privileged session,
+// decoding those that carry statements or affect how answers are matched.
+func (s *session) clientMessage(typ byte, n int) error {
+	switch typ {
+	case 'Q', 'P', 'B', 'E', 'C':
+	case 'S':
+		s.exp.push(expectation{kind: expSync, refusals: s.refusals.last()})
+		return copyMessage(s.uw, s.cr, n)
+	case 'F':
+		s.exp.push(expectation{kind: expCall, refusals: s.refusals.last()})
+		return copyMessage(s.uw, s.cr, n)
+	case 'c', 'f':
+		s.exp.copyEnded()
+		return copyMessage(s.uw, s.cr, n)
+	default:
+		return copyMessage(s.uw, s.cr, n)
+	}
+	body, err := readMessage(s.cr, n, s.cbuf)
+	if cap(body) <= keepBuf {
+		s.cbuf = body
+	}
+	if err != nil {
+		return err
+	}
+	switch typ {
+	case 'Q':
+		return s.query(body)
+	case 'P':
+		return s.parse(body)
+	case 'B':
+		// portal name, statement name, then parameters we do not need
+		if portal, rest, ok := cstring(body); ok {
+			if stmt, _, ok := cstring(rest); ok {
+				if s.stmtDelete[string(stmt)] {
+					setFlag(&s.portalDel, string(portal))
+				} else {
+					clearFlag(s.portalDel, portal)
+				}
+			}
+		}
+	case 'E':
+		portal, _, _ := cstring(body)
+		s.exp.push(expectation{kind: expExecute, del: s.portalDel[string(portal)]})
+	case 'C':
+		if len(body) > 1 {
+			if name, _, ok := cstring(body[1:]); ok {
+				switch body[0] {
+				case 'S':
+					clearFlag(s.stmtDelete, name)
+				case 'P':
+					clearFlag(s.portalDel, name)
+				}
+			}
+		}
+	}
+	return writeMessage(s.uw, typ, body)
+}
+
+// setFlag and clearFlag maintain the small maps of names that are
+// rewritten DELETEs. Only DELETEs are stored, so a session that never
+// deletes from a soft-delete table never allocates here.
+func setFlag(m *map[string]bool, name string) {
+	if *m == nil {
+		*m = map[string]bool{}
+	}
+	(*m)[name] = true
+}
+
+func clearFlag(m map[string]bool, name []byte) {
+	if len(m) > 0 {
+		delete(m, string(name))
+	}
+}
+
+// query handles a simple-protocol Query: the text may hold several
+// statements, each answered by one CommandComplete.
+func (s *session) query(body []byte) error {
+	text, _, ok := cstring(body)
+	if !ok {
+		return s.writeQueryAndExpect(body, expectation{kind: expQuery})
+	}
+	res, refusal, mode := s.rewrite(text)
+	e := expectation{kind: expQuery}
+	switch {
+	case refusal != nil:
+		sentinel := s.refuse(refusal, text, mode)
+		if sentinel != nil {
+			e.refusals = s.refusals.last()
+			s.exp.push(e)
+			return writeMessage(s.uw, 'Q', sentinel, []byte{0})
+		}
+	case res != nil && mode == config.ModeEnforce:
+		for i, st := range res.Statements {
+			if s.statementDeletes(st) {
+				e.setDelete(i)
+			}
+		}
+		if res.Changed {
+			e.refusals = s.refusals.last()
+			s.exp.push(e)
+			return writeMessage(s.uw, 'Q', []byte(res.SQL), []byte{0})
+		}
+	}
+	return s.writeQueryAndExpect(body, e)
+}
+
+func (s *session) writeQueryAndExpect(body []byte, e expectation) error {
+	e.refusals = s.refusals.last()
+	s.exp.push(e)
+	return writeMessage(s.uw, 'Q', body)
+}
+
+// statementDeletes applies an SQL-level PREPARE/EXECUTE/DEALLOCATE to the
+// session's record of prepared DELETEs and reports whether the statement
+// itself completes with a tag that must read DELETE.
+func (s *session) statementDeletes(st rewrite.Statement) bool {
+	switch {
+	case st.Prepare != "":
+		if st.DeleteTag {
+			setFlag(&s.sqlPrepared, st.Prepare)
+		} else {
+			delete(s.sqlPrepared, st.Prepare)
+		}
+		return false // PREPARE itself completes as PREPARE
+	case st.Execute != "":
+		return s.sqlPrepared[st.Execute]
+	case st.DeallocateAll:
+		clear(s.sqlPrepared)
+		return false
+	case st.Deallocate != "":
+		delete(s.sqlPrepared, st.Deallocate)
+		return false
+	}
+	return st.DeleteTag
+}
+
+// parse handles an extended-protocol Parse: statement name, query text,
+// then parameter types, which are kept exactly.
+func (s *session) parse(body []byte) error {
+	name, rest, ok := cstring(body)
+	if !ok {
+		return writeMessage(s.uw, 'P', body)
+	}
+	text, params, ok := cstring(rest)
+	if !ok {
+		return writeMessage(s.uw, 'P', body)
+	}
+	res, refusal, mode := s.rewrite(text)
+	del := false
+	var out []byte
+	switch {
+	case refusal != nil:
+		out = s.refuse(refusal, text, mode)
+	case res != nil && mode == config.ModeEnforce:
+		if len(res.Statements) == 1 {
+			del = s.statementDeletes(res.Statements[0])
+		}
+		if res.Changed {
+			out = []byte(res.SQL)
+		}
+	}
+	if del {
+		setFlag(&s.stmtDelete, string(name))
+	} else {
+		clearFlag(s.stmtDelete, name)
+	}
+	if out == nil {
+		return writeMessage(s.uw, 'P', body)
+	}
+	return writeMessage(s.uw, 'P', name, []byte{0}, out, []byte{0}, params)
+}
+
+// rewrite runs the current rewriter on one statement text and counts the
+// outcome. refusal is non-nil when the statement must not run as sent.
+func (s *session) rewrite(text []byte) (res *rewrite.Result, refusal *rewrite.Refusal, mode config.Mode) {
+	rw := s.srv.rw.Load()
+	mode = rw.Policy().Mode()
+	met := s.srv.met
+	start := time.Now()
+	res, hit, err := rw.Rewrite(string(text))
+	if err != nil {
+		if !errors.As(err, &refusal) {
+			// The rewriter's contract is a *Refusal; anything else is a bug
+			// there, and refusing is the safe answer.
+			refusal = &rewrite.Refusal{Reason: rewrite.ReasonUnsupported, Code: "XX000",
+				Message: "tombstone: internal rewrite error: " + err.Error()}
+		}
+	}
+	switch {
+	case hit:
+		met.CacheHit()
+	case res != nil || err != nil:
+		met.CacheMiss(time.Since(start))
+	}
+	if res != nil {
+		for _, a := range res.Applied {
+			met.Rewrite(a.Table.QualifiedName(), a.Kind)
+		}
+	}
+	switch {
+	case refusal != nil && mode == config.ModeEnforce:
+		met.Statement(metrics.ActionRefused)
+	case res != nil && res.Changed && mode == config.ModeEnforce:
+		met.Statement(metrics.ActionRewritten)
+	default:
+		met.Statement(metrics.ActionPassthrough)
+		if res != nil && res.Changed {
+			s.log.Info("shadow mode: statement would have been rewritten", "user", s.user, "fingerprint", fingerprint(text, ""))
+		}
+	}
+	return res, refusal, mode
+}
+
+// refuse logs and counts a refusal and, in enforce mode, returns the
+// sentinel statement sent in its place. In shadow mode it returns nil and
+// the original is sent.
+func (s *session) refuse(r *rewrite.Refusal, text []byte, mode config.Mode) []byte {
+	s.srv.met.Refusal(r.Reason)
+	msg := "statement refused"
+	if mode != config.ModeEnforce {
+		msg = "shadow mode: statement would have been refused"
+	}
+	s.log.Warn(msg, "user", s.user, "table", r.Table, "reason", r.Reason, "code", r.Code,
+		"fingerprint", fingerprint(text, r.Reason))
+	if mode != config.ModeEnforce {
+		return nil
+	}
+	seq := s.refusals.add(r)
+	// A quoted identifier that names no column fails at parse analysis,
+	// inside the server, in order: a transaction aborts and a pipeline
+	// skips to Sync exactly as for any error. The marker comes back in
+	// the ErrorResponse and is replaced by the refusal.
+	return []byte(`SELECT "` + s.marker + strconv.FormatUint(seq, 10) + `"`)
+}
+
+// fingerprint identifies a statement in logs without its literal values.
+// Texts refused as too long or too deep are not parsed again: that is
+// what makes them unsafe.
+func fingerprint(text []byte, reason string) string {
+	if reason == rewrite.ReasonTooLong || reason == rewrite.ReasonTooDeep {
+		return "(not computed: " + reason + ")"
+	}
+	fp, err := pg_query.Fingerprint(string(text))
+	if err != nil {
+		return "(unparseable)"
+	}
+	return fp
+}
+
+// serverMessage forwards one server message of a non-privileged session,
+// matching answers to what the client sent.
+func (s *session) serverMessage(typ byte, n int) error {
+	switch typ {
+	case 'C':
+		body, err := s.readServer(n)
+		if err != nil {
+			return err
+		}
+		if s.exp.commandComplete() && bytes.HasPrefix(body, []byte("UPDATE ")) {
+			copy(body, "DELETE") // same length: the header stays valid
+		}
+		return writeMessage(s.cw, typ, body)
+	case 'I', 's':
+		s.exp.emptyOrSuspended()
+	case 'Z':
+		if seq := s.exp.readyForQuery(); seq > 0 {
+			s.refusals.settle(seq)
+		}
+	case 'E':
+		s.exp.errorResponse()
+		if s.refusals.pending() {
+			body, err := s.readServer(n)
+			if err != nil {
+				return err
+			}
+			if r := s.matchRefusal(body); r != nil {
+				_, err := s.cw.Write((&pgError{Severity: "ERROR", Code: r.Code, Message: r.Message, Detail: r.Detail, Hint: r.Hint}).encode())
+				if err != nil {
+					return &writeError{err}
+				}
+				return nil
+			}
+			return writeMessage(s.cw, typ, body)
+		}
+	}
+	return copyMessage(s.cw, s.ur, n)
+}
+
+func (s *session) readServer(n int) ([]byte, error) {
+	body, err := readMessage(s.ur, n, s.sbuf)
+	if cap(body) <= keepBuf {
+		s.sbuf = body
+	}
+	return body, err
+}
+
+// matchRefusal finds this session's sentinel marker in an ErrorResponse
+// and returns the refusal it stands for.
+func (s *session) matchRefusal(body []byte) *rewrite.Refusal {
+	i := bytes.Index(body, []byte(s.marker))
+	if i < 0 {
+		return nil
+	}
+	digits := body[i+len(s.marker):]
+	j := 0
+	for j < len(digits) && digits[j] >= '0' && digits[j] <= '9' {
+		j++
+	}
+	seq, err := strconv.ParseUint(string(digits[:j]), 10, 64)
+	if err != nil {
+		return nil
+	}
+	return s.refusals.take(seq)
+}
+
+// refusalQueue holds refusals sent upstream as sentinels and not yet
+// answered, in sequence order.
+type refusalQueue struct {
+	mu      sync.Mutex
+	seq     uint64
+	items   []pendingRefusal
+	waiting atomic.Int32
+}
+
+type pendingRefusal struct {
+	seq uint64
+	r   *rewrite.Refusal
+}
+
+func (q *refusalQueue) add(r *rewrite.Refusal) uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.seq++
+	q.items = append(q.items, pendingRefusal{q.seq, r})
+	q.waiting.Store(int32(len(q.items)))
+	return q.seq
+}
+
+// last is the sequence number of the latest refusal queued.
+func (q *refusalQueue) last() uint64 {
+	if q.waiting.Load() == 0 {
+		return 0 // settle(0) is a no-op; skip the lock on the hot path
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.seq
+}
+
+func (q *refusalQueue) pending() bool { return q.waiting.Load() > 0 }
+
+// take removes and returns refusal seq, dropping older ones the server
+// skipped.
+func (q *refusalQueue) take(seq uint64) *rewrite.Refusal {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, p := range q.items {
+		if p.seq == seq {
+			q.items = append(q.items[:0], q.items[i+1:]...)
+			q.waiting.Store(int32(len(q.items)))
+			return p.r
+		}
+	}
+	return nil
+}
+
+// settle drops refusals up to seq: their ReadyForQuery has arrived, so
+// the server skipped them.
+func (q *refusalQueue) settle(seq uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := 0
+	for i < len(q.items) && q.items[i].seq <= seq {
+		i++
+	}
+	q.items = append(q.items[:0], q.items[i:]...)
+	q.waiting.Store(int32(len(q.items)))
+}
