@@ -1,18 +1,26 @@
 package rewrite
 
-import "github.com/tombstone-proxy/tombstone/policy"
+import (
+	"fmt"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/tombstone-proxy/tombstone/policy"
+)
 
 // Rewriter rewrites statements under one immutable policy and caches the
 // results. A configuration reload builds a new Rewriter. It is safe for
 // concurrent use.
 type Rewriter struct {
 	policy *policy.Policy
+	filter *prefilter
+	cache  *cache
 }
 
 // New returns a Rewriter for p whose cache holds about cacheBytes of
-// statement text and results.
+// statement text and results (0 disables the cache).
 func New(p *policy.Policy, cacheBytes int64) *Rewriter {
-	return &Rewriter{policy: p}
+	return &Rewriter{policy: p, filter: newPrefilter(p.TableNames()), cache: newCache(cacheBytes)}
 }
 
 // Policy is the policy this Rewriter applies.
@@ -23,12 +31,76 @@ func (r *Rewriter) Policy() *policy.Policy { return r.policy }
 // table nor any statement the proxy must track (the prefilter skipped the
 // parser): send it unchanged. hit reports whether the answer came from the
 // cache. A *Refusal error means the statement must not be sent.
+//
+// The answer depends only on the text and the policy, so a given text (and
+// so a prepared statement's name) always maps to the same rewritten text.
 func (r *Rewriter) Rewrite(sql string) (res *Result, hit bool, err error) {
-	// Placeholder until the rewrite engine lands: refuse everything that
-	// could touch a table, so nothing is ever passed through unfiltered.
-	for _, t := range r.policy.Tables() {
-		_ = t
-		return nil, false, &Refusal{Reason: ReasonUnsupported, Code: "0A000", Message: "tombstone: rewrite engine not built yet"}
+	if !r.filter.mayMatch(sql) {
+		return nil, false, nil
 	}
-	return nil, false, nil
+	if e, ok := r.cache.get(sql); ok {
+		if e.refusal != nil {
+			return nil, true, e.refusal
+		}
+		return e.res, true, nil
+	}
+	res, refusal := r.rewrite(sql)
+	r.cache.put(sql, cacheEntry{res: res, refusal: refusal})
+	if refusal != nil {
+		return nil, false, refusal
+	}
+	return res, false, nil
+}
+
+// rewrite is the uncached pipeline: bounds, parse, rules, check, deparse.
+func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
+	if len(sql) > MaxStatementBytes {
+		return nil, &Refusal{
+			Reason:  ReasonTooLong,
+			Code:    "54000",
+			Message: fmt.Sprintf("tombstone: statement of %d bytes is longer than the %d bytes Tombstone parses, so it was refused", len(sql), MaxStatementBytes),
+			Hint:    "Split the statement, or pass large values as parameters.",
+		}
+	}
+	if d := nestingDepth(sql); d > MaxNestingDepth {
+		return nil, &Refusal{
+			Reason:  ReasonTooDeep,
+			Code:    "54001",
+			Message: fmt.Sprintf("tombstone: statement nested %d levels deep exceeds the %d levels Tombstone parses safely, so it was refused", d, MaxNestingDepth),
+			Hint:    "Flatten the nested expressions or subqueries.",
+		}
+	}
+	tree, err := pg.Parse(sql)
+	if err != nil {
+		return nil, &Refusal{
+			Reason:  ReasonUnparseable,
+			Code:    "42601",
+			Message: "tombstone: could not parse the statement, so it was refused: " + err.Error(),
+			Detail:  "The statement may name a soft-delete table; Tombstone never sends such a statement unfiltered.",
+		}
+	}
+	e := &engine{policy: r.policy, handled: make(map[*pg.RangeVar]struct{})}
+	stmts := make([]Statement, 0, len(tree.Stmts))
+	for _, raw := range tree.Stmts {
+		st, err := e.topLevel(raw.Stmt)
+		if err == nil {
+			err = e.verify(raw.Stmt)
+		}
+		if err != nil {
+			return nil, err.(*Refusal)
+		}
+		stmts = append(stmts, st)
+	}
+	if !e.changed {
+		return &Result{SQL: sql, Statements: stmts}, nil
+	}
+	out, err := pg.Deparse(tree)
+	if err != nil {
+		return nil, &Refusal{
+			Reason:  ReasonUnsupported,
+			Code:    "0A000",
+			Message: "tombstone: could not print the rewritten statement, so it was refused: " + err.Error(),
+		}
+	}
+	return &Result{SQL: out, Changed: true, Statements: stmts, Applied: e.applied}, nil
 }

@@ -1,0 +1,465 @@
+package rewrite
+
+import (
+	"fmt"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/tombstone-proxy/tombstone/policy"
+)
+
+// engine rewrites one parsed text. It lives for one Rewrite call: it
+// records every RangeVar it has decided about (handled), so that a final
+// walk over the whole tree can refuse any reference to a configured table
+// that no rule saw. That walk is what makes "never pass through unfiltered"
+// hold for statement kinds this file does not know.
+type engine struct {
+	policy  *policy.Policy
+	handled map[*pg.RangeVar]struct{}
+	applied []Applied
+	changed bool
+}
+
+// scope is the chain of CTE names visible at a point of the query. An
+// unqualified name found in scope is the CTE, not the table.
+type scope struct {
+	name   string
+	parent *scope
+}
+
+func (s *scope) has(name string) bool {
+	for ; s != nil; s = s.parent {
+		if s.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *scope) with(name string) *scope { return &scope{name: name, parent: s} }
+
+func unsupported(construct string, t *policy.Table) *Refusal {
+	name := ""
+	if t != nil {
+		name = t.QualifiedName()
+	}
+	return &Refusal{
+		Reason:  ReasonUnsupported,
+		Code:    "0A000",
+		Message: fmt.Sprintf("tombstone: %s on soft-delete table %s cannot be rewritten safely, so it was refused", construct, name),
+		Hint:    "Rewrite the statement without this construct, or run it as a privileged role.",
+		Table:   name,
+	}
+}
+
+func (e *engine) apply(t *policy.Table, kind string) {
+	e.changed = true
+	for _, a := range e.applied {
+		if a.Table == t && a.Kind == kind {
+			return
+		}
+	}
+	e.applied = append(e.applied, Applied{Table: t, Kind: kind})
+}
+
+func (e *engine) mark(rv *pg.RangeVar) { e.handled[rv] = struct{}{} }
+
+// table resolves a RangeVar to a configured table, unless an unqualified
+// name is a CTE in scope.
+func (e *engine) table(rv *pg.RangeVar, sc *scope) (*policy.Table, bool) {
+	if rv.Schemaname == "" && sc.has(rv.Relname) {
+		return nil, false
+	}
+	return e.policy.Lookup(rv.Schemaname, rv.Relname)
+}
+
+// topLevel rewrites one top-level statement in place and says what the
+// proxy must know about it.
+func (e *engine) topLevel(n *pg.Node) (Statement, error) {
+	var st Statement
+	switch s := n.Node.(type) {
+	case *pg.Node_PrepareStmt:
+		st.Prepare = s.PrepareStmt.Name
+		del, err := e.statement(s.PrepareStmt.Query, nil)
+		st.DeleteTag = del
+		return st, err
+	case *pg.Node_ExecuteStmt:
+		st.Execute = s.ExecuteStmt.Name
+	case *pg.Node_DeallocateStmt:
+		st.Deallocate = s.DeallocateStmt.Name
+		st.DeallocateAll = s.DeallocateStmt.Isall || s.DeallocateStmt.Name == ""
+	case *pg.Node_DiscardStmt:
+		st.DeallocateAll = s.DiscardStmt.Target == pg.DiscardMode_DISCARD_ALL
+	}
+	del, err := e.statement(n, nil)
+	st.DeleteTag = del
+	return st, err
+}
+
+// statement rewrites any statement node in place. deleteTag reports that n
+// was a DELETE turned into an UPDATE, so its command tag must read DELETE.
+func (e *engine) statement(n *pg.Node, sc *scope) (deleteTag bool, err error) {
+	if n == nil {
+		return false, nil
+	}
+	switch s := n.Node.(type) {
+	case *pg.Node_SelectStmt:
+		return false, e.selectStmt(s.SelectStmt, sc)
+	case *pg.Node_DeleteStmt:
+		return e.deleteStmt(n, s.DeleteStmt, sc)
+	case *pg.Node_UpdateStmt:
+		return false, e.updateStmt(s.UpdateStmt, sc)
+	case *pg.Node_InsertStmt:
+		return false, e.insertStmt(s.InsertStmt, sc)
+	case *pg.Node_MergeStmt:
+		return false, e.mergeStmt(s.MergeStmt, sc)
+	case *pg.Node_CopyStmt:
+		return false, e.copyStmt(s.CopyStmt, sc)
+	case *pg.Node_ExplainStmt:
+		// EXPLAIN ANALYZE performs the inner statement, so it gets the
+		// same rewrite; the tag stays EXPLAIN.
+		_, err := e.statement(s.ExplainStmt.Query, sc)
+		return false, err
+	case *pg.Node_PrepareStmt:
+		return e.statement(s.PrepareStmt.Query, sc)
+	case *pg.Node_DeclareCursorStmt:
+		return false, e.statement1(s.DeclareCursorStmt.Query, sc)
+	case *pg.Node_ViewStmt:
+		e.mark(s.ViewStmt.View)
+		_, err := e.statement(s.ViewStmt.Query, sc)
+		return false, err
+	case *pg.Node_CreateTableAsStmt:
+		if s.CreateTableAsStmt.Into != nil {
+			e.mark(s.CreateTableAsStmt.Into.Rel)
+		}
+		_, err := e.statement(s.CreateTableAsStmt.Query, sc)
+		return false, err
+	case *pg.Node_TruncateStmt:
+		return false, e.truncateStmt(s.TruncateStmt)
+	}
+	if schemaOnly(n) {
+		// Statements that change or describe a table without reading or
+		// deleting its rows: the table name is fine as it is.
+		e.markAll(n)
+		return false, nil
+	}
+	// Anything else (CALL, SET, ...) may still hold subqueries in its
+	// expressions; rewrite them. A configured table named directly by such
+	// a statement stays unhandled and the final check refuses it.
+	return false, e.expr(n, sc)
+}
+
+// selectStmt filters every read of a configured table in a SELECT (or
+// VALUES, or set operation) and in everything nested in it.
+func (e *engine) selectStmt(s *pg.SelectStmt, sc *scope) error {
+	if s == nil {
+		return nil
+	}
+	sc, err := e.withClause(s.WithClause, sc)
+	if err != nil {
+		return err
+	}
+	if s.Larg != nil || s.Rarg != nil {
+		if err := e.selectStmt(s.Larg, sc); err != nil {
+			return err
+		}
+		if err := e.selectStmt(s.Rarg, sc); err != nil {
+			return err
+		}
+	}
+	pending, err := e.fromList(s.FromClause, sc)
+	if err != nil {
+		return err
+	}
+	if s.IntoClause != nil {
+		e.mark(s.IntoClause.Rel)
+	}
+	for _, lc := range s.LockingClause {
+		for _, r := range lc.GetLockingClause().GetLockedRels() {
+			if rv := r.GetRangeVar(); rv != nil {
+				e.mark(rv)
+			}
+		}
+	}
+	if err := e.exprs(sc, s.DistinctClause, s.TargetList, s.GroupClause, s.WindowClause, s.ValuesLists, s.SortClause); err != nil {
+		return err
+	}
+	for _, x := range []*pg.Node{s.WhereClause, s.HavingClause, s.LimitOffset, s.LimitCount} {
+		if err := e.expr(x, sc); err != nil {
+			return err
+		}
+	}
+	if len(pending) > 0 {
+		s.WhereClause = and(append([]*pg.Node{s.WhereClause}, pending...)...)
+	}
+	return nil
+}
+
+// withClause rewrites the CTE bodies and returns the scope in which the
+// statement's body sees the CTE names. Without RECURSIVE a CTE sees only
+// the CTEs before it (its own name inside it is the table); with RECURSIVE
+// every name is visible everywhere.
+func (e *engine) withClause(w *pg.WithClause, sc *scope) (*scope, error) {
+	if w == nil {
+		return sc, nil
+	}
+	ctes := make([]*pg.CommonTableExpr, 0, len(w.Ctes))
+	for _, c := range w.Ctes {
+		if cte := c.GetCommonTableExpr(); cte != nil {
+			ctes = append(ctes, cte)
+		}
+	}
+	if w.Recursive {
+		for _, c := range ctes {
+			sc = sc.with(c.Ctename)
+		}
+		for _, c := range ctes {
+			// A DELETE in a data-modifying CTE becomes the soft UPDATE;
+			// the command tag is the top statement's.
+			if _, err := e.statement(c.Ctequery, sc); err != nil {
+				return nil, err
+			}
+		}
+		return sc, nil
+	}
+	for _, c := range ctes {
+		if _, err := e.statement(c.Ctequery, sc); err != nil {
+			return nil, err
+		}
+		sc = sc.with(c.Ctename)
+	}
+	return sc, nil
+}
+
+// deleteStmt turns DELETE on a configured table into the soft-delete
+// UPDATE, replacing the node in place.
+func (e *engine) deleteStmt(n *pg.Node, d *pg.DeleteStmt, sc *scope) (bool, error) {
+	sc, err := e.withClause(d.WithClause, sc)
+	if err != nil {
+		return false, err
+	}
+	e.mark(d.Relation)
+	pending, err := e.fromList(d.UsingClause, sc)
+	if err != nil {
+		return false, err
+	}
+	if err := e.expr(d.WhereClause, sc); err != nil {
+		return false, err
+	}
+	if err := e.exprs(sc, d.ReturningList); err != nil {
+		return false, err
+	}
+	t, ok := e.table(d.Relation, sc)
+	if !ok {
+		if len(pending) > 0 {
+			if isCurrentOf(d.WhereClause) {
+				return false, unsupported("DELETE ... USING with WHERE CURRENT OF", nil)
+			}
+			d.WhereClause = and(append([]*pg.Node{d.WhereClause}, pending...)...)
+		}
+		return false, nil
+	}
+	where := d.WhereClause
+	if isCurrentOf(where) {
+		if len(pending) > 0 {
+			return false, unsupported("DELETE ... USING with WHERE CURRENT OF", t)
+		}
+	} else {
+		live := isNull(columnRef(refQual(d.Relation), t.DeletedAt))
+		where = and(append([]*pg.Node{where, live}, pending...)...)
+	}
+	n.Node = &pg.Node_UpdateStmt{UpdateStmt: &pg.UpdateStmt{
+		Relation:      d.Relation,
+		TargetList:    softDeleteTargets(tableCols{t.DeletedAt, t.DeletedBy}),
+		WhereClause:   where,
+		FromClause:    d.UsingClause,
+		ReturningList: d.ReturningList,
+		WithClause:    d.WithClause,
+	}}
+	e.apply(t, KindDelete)
+	return true, nil
+}
+
+// updateStmt restricts an UPDATE of a configured table to live rows and
+// filters the tables it reads.
+func (e *engine) updateStmt(u *pg.UpdateStmt, sc *scope) error {
+	sc, err := e.withClause(u.WithClause, sc)
+	if err != nil {
+		return err
+	}
+	e.mark(u.Relation)
+	pending, err := e.fromList(u.FromClause, sc)
+	if err != nil {
+		return err
+	}
+	if err := e.exprs(sc, u.TargetList, u.ReturningList); err != nil {
+		return err
+	}
+	if err := e.expr(u.WhereClause, sc); err != nil {
+		return err
+	}
+	t, ok := e.table(u.Relation, sc)
+	if isCurrentOf(u.WhereClause) {
+		if len(pending) > 0 {
+			return unsupported("UPDATE ... FROM with WHERE CURRENT OF", t)
+		}
+		return nil
+	}
+	conds := []*pg.Node{u.WhereClause}
+	if ok {
+		conds = append(conds, isNull(columnRef(refQual(u.Relation), t.DeletedAt)))
+		e.apply(t, KindUpdate)
+	}
+	if len(conds) > 1 || len(pending) > 0 {
+		u.WhereClause = and(append(conds, pending...)...)
+	}
+	return nil
+}
+
+// insertStmt leaves the target and VALUES alone and filters what the
+// SELECT part and any subqueries read.
+func (e *engine) insertStmt(s *pg.InsertStmt, sc *scope) error {
+	sc, err := e.withClause(s.WithClause, sc)
+	if err != nil {
+		return err
+	}
+	e.mark(s.Relation)
+	if err := e.statement1(s.SelectStmt, sc); err != nil {
+		return err
+	}
+	if oc := s.OnConflictClause; oc != nil {
+		if err := e.exprs(sc, oc.TargetList); err != nil {
+			return err
+		}
+		if err := e.expr(oc.WhereClause, sc); err != nil {
+			return err
+		}
+	}
+	return e.exprs(sc, s.ReturningList)
+}
+
+// statement1 is statement for places where no DELETE tag can arise.
+func (e *engine) statement1(n *pg.Node, sc *scope) error {
+	_, err := e.statement(n, sc)
+	return err
+}
+
+// mergeStmt keeps deleted target rows from matching, makes WHEN MATCHED
+// THEN DELETE soft, and reads only live rows of configured sources.
+func (e *engine) mergeStmt(m *pg.MergeStmt, sc *scope) error {
+	sc, err := e.withClause(m.WithClause, sc)
+	if err != nil {
+		return err
+	}
+	e.mark(m.Relation)
+	// A filter on the source cannot go into the join condition (a deleted
+	// source row would then count as NOT MATCHED and be inserted), so
+	// every configured source is replaced by its live rows.
+	pending, err := e.fromItem(m.SourceRelation, sc, true)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		return unsupported("MERGE source", nil)
+	}
+	if err := e.expr(m.JoinCondition, sc); err != nil {
+		return err
+	}
+	if err := e.exprs(sc, m.ReturningList); err != nil {
+		return err
+	}
+	t, ok := e.table(m.Relation, sc)
+	for _, w := range m.MergeWhenClauses {
+		wc := w.GetMergeWhenClause()
+		if wc == nil {
+			continue
+		}
+		if err := e.expr(wc.Condition, sc); err != nil {
+			return err
+		}
+		if err := e.exprs(sc, wc.TargetList, wc.Values); err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		if wc.MatchKind == pg.MergeMatchKind_MERGE_WHEN_NOT_MATCHED_BY_SOURCE {
+			// Target rows without a source row include deleted ones;
+			// they must not be touched.
+			wc.Condition = and(wc.Condition, isNull(columnRef(refQual(m.Relation), t.DeletedAt)))
+		}
+		if wc.CommandType == pg.CmdType_CMD_DELETE {
+			wc.CommandType = pg.CmdType_CMD_UPDATE
+			wc.TargetList = softDeleteTargets(tableCols{t.DeletedAt, t.DeletedBy})
+			e.apply(t, KindDelete)
+		}
+	}
+	if ok {
+		m.JoinCondition = and(m.JoinCondition, isNull(columnRef(refQual(m.Relation), t.DeletedAt)))
+		e.apply(t, KindMerge)
+	}
+	return nil
+}
+
+// copyStmt turns COPY t TO into COPY (SELECT cols FROM ONLY t WHERE
+// deleted_at IS NULL) TO, keeping the options; COPY FROM is left alone.
+func (e *engine) copyStmt(c *pg.CopyStmt, sc *scope) error {
+	if c.Query != nil {
+		return e.statement1(c.Query, sc)
+	}
+	if c.Relation == nil {
+		return nil
+	}
+	e.mark(c.Relation)
+	t, ok := e.table(c.Relation, sc)
+	if c.IsFrom || !ok {
+		return nil
+	}
+	cols := c.Attlist
+	targets := make([]*pg.Node, 0, len(cols))
+	for _, col := range cols {
+		targets = append(targets, pg.MakeResTargetNodeWithVal(pg.MakeColumnRefNode([]*pg.Node{pg.MakeStrNode(col.GetString_().GetSval())}, -1), -1))
+	}
+	if len(targets) == 0 {
+		targets = append(targets, pg.MakeResTargetNodeWithVal(pg.MakeColumnRefNode([]*pg.Node{pg.MakeAStarNode()}, -1), -1))
+	}
+	rv := &pg.RangeVar{
+		Catalogname: c.Relation.Catalogname, Schemaname: c.Relation.Schemaname, Relname: c.Relation.Relname,
+		Inh:            false, // COPY t TO copies t alone, not its inheritance children
+		Relpersistence: c.Relation.Relpersistence, Location: -1,
+	}
+	e.mark(rv)
+	c.Query = &pg.Node{Node: &pg.Node_SelectStmt{SelectStmt: &pg.SelectStmt{
+		TargetList:  targets,
+		FromClause:  []*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: rv}}},
+		WhereClause: isNull(columnRef(nil, t.DeletedAt)),
+		LimitOption: pg.LimitOption_LIMIT_OPTION_DEFAULT,
+		Op:          pg.SetOperation_SETOP_NONE,
+	}}}
+	c.Relation, c.Attlist = nil, nil
+	e.apply(t, KindCopy)
+	return nil
+}
+
+// truncateStmt refuses TRUNCATE of any configured table: it would remove
+// rows for good, which soft deletes exist to prevent.
+func (e *engine) truncateStmt(s *pg.TruncateStmt) error {
+	for _, r := range s.Relations {
+		rv := r.GetRangeVar()
+		if rv == nil {
+			continue
+		}
+		e.mark(rv)
+		if t, ok := e.policy.Lookup(rv.Schemaname, rv.Relname); ok {
+			return &Refusal{
+				Reason:  ReasonTruncate,
+				Code:    "42501",
+				Message: "tombstone: TRUNCATE of soft-delete table " + t.QualifiedName() + " refused",
+				Detail:  "TRUNCATE would remove every row for good, bypassing soft deletes.",
+				Hint:    "Delete the rows with DELETE (they are soft-deleted), or run TRUNCATE as a privileged role.",
+				Table:   t.QualifiedName(),
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package rewrite
+
+import (
+	pg "github.com/pganalyze/pg_query_go/v6"
+)
+
+// FROM trees. Each node returns the "pending" filters that must hold above
+// it. A configured table's RangeVar returns [ref.deleted_at IS NULL]. An
+// inner or cross join passes both children's filters up. An outer join
+// ANDs the nullable side's filters into its ON (in WHERE they would turn
+// it into an inner join) and passes the other side's up. A FULL join does
+// both: inside ON the filters keep deleted rows from matching, and above
+// it they drop the NULL-extended rows built from a deleted row. At the top
+// of a FROM list the filters go into WHERE.
+//
+// Where no ON exists to take a filter (NATURAL and USING joins), where a
+// join alias hides the table names from the level above, and where a
+// column-alias list or a MERGE source rules a qualified filter out, the
+// table is replaced by (SELECT * FROM t WHERE deleted_at IS NULL) AS t:
+// "inline" mode.
+
+// fromList rewrites a FROM (or USING) list and returns the filters to AND
+// into the statement's WHERE.
+func (e *engine) fromList(items []*pg.Node, sc *scope) ([]*pg.Node, error) {
+	var pending []*pg.Node
+	for _, it := range items {
+		p, err := e.fromItem(it, sc, false)
+		if err != nil {
+			return nil, err
+		}
+		pending = append(pending, p...)
+	}
+	return pending, nil
+}
+
+// fromItem rewrites one FROM item in place. With inline set, no filter may
+// be returned: configured tables are replaced by their live rows.
+func (e *engine) fromItem(n *pg.Node, sc *scope, inline bool) ([]*pg.Node, error) {
+	if n == nil {
+		return nil, nil
+	}
+	switch it := n.Node.(type) {
+	case *pg.Node_RangeVar:
+		return e.rangeVar(n, it.RangeVar, sc, inline), nil
+	case *pg.Node_RangeSubselect:
+		return nil, e.statement1(it.RangeSubselect.Subquery, sc)
+	case *pg.Node_JoinExpr:
+		return e.join(it.JoinExpr, sc, inline)
+	case *pg.Node_RangeTableSample:
+		rv := it.RangeTableSample.Relation.GetRangeVar()
+		if rv == nil {
+			return nil, e.expr(n, sc)
+		}
+		if err := e.exprs(sc, it.RangeTableSample.Args, []*pg.Node{it.RangeTableSample.Repeatable}); err != nil {
+			return nil, err
+		}
+		t, ok := e.table(rv, sc)
+		e.mark(rv)
+		if !ok {
+			return nil, nil
+		}
+		if inline || (rv.Alias != nil && len(rv.Alias.Colnames) > 0) {
+			return nil, unsupported("TABLESAMPLE inside an outer join, a join alias or with column aliases", t)
+		}
+		e.apply(t, KindSelect)
+		return []*pg.Node{isNull(columnRef(refQual(rv), t.DeletedAt))}, nil
+	}
+	// Function calls, XMLTABLE, JSON_TABLE: their arguments may hold
+	// subqueries.
+	return nil, e.expr(n, sc)
+}
+
+// rangeVar filters one table reference, replacing it by its live rows in
+// inline mode.
+func (e *engine) rangeVar(n *pg.Node, rv *pg.RangeVar, sc *scope, inline bool) []*pg.Node {
+	e.mark(rv)
+	t, ok := e.table(rv, sc)
+	if !ok {
+		return nil
+	}
+	e.apply(t, KindSelect)
+	if inline || (rv.Alias != nil && len(rv.Alias.Colnames) > 0) {
+		sub, inner := liveRowsSubselect(rv, t.DeletedAt)
+		e.mark(inner)
+		n.Node = sub.Node
+		return nil
+	}
+	return []*pg.Node{isNull(columnRef(refQual(rv), t.DeletedAt))}
+}
+
+// join places its children's filters as described above.
+func (e *engine) join(j *pg.JoinExpr, sc *scope, inline bool) ([]*pg.Node, error) {
+	// A join alias hides the joined tables' names: nothing can refer to
+	// them above this join.
+	inline = inline || j.Alias != nil
+	leftInline, rightInline := inline, inline
+	if j.IsNatural || len(j.UsingClause) > 0 {
+		// No ON clause to take the nullable side's filters.
+		switch j.Jointype {
+		case pg.JoinType_JOIN_LEFT:
+			rightInline = true
+		case pg.JoinType_JOIN_RIGHT:
+			leftInline = true
+		case pg.JoinType_JOIN_FULL:
+			leftInline, rightInline = true, true
+		}
+	}
+	left, err := e.fromItem(j.Larg, sc, leftInline)
+	if err != nil {
+		return nil, err
+	}
+	right, err := e.fromItem(j.Rarg, sc, rightInline)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.expr(j.Quals, sc); err != nil {
+		return nil, err
+	}
+	var up, on []*pg.Node
+	switch j.Jointype {
+	case pg.JoinType_JOIN_LEFT:
+		up, on = left, right
+	case pg.JoinType_JOIN_RIGHT:
+		up, on = right, left
+	case pg.JoinType_JOIN_FULL:
+		both := append(append([]*pg.Node(nil), left...), right...)
+		up, on = both, both
+	default: // inner and cross joins
+		up = append(left, right...)
+	}
+	if len(on) > 0 {
+		j.Quals = and(append([]*pg.Node{j.Quals}, on...)...)
+	}
+	return up, nil
+}

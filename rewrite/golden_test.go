@@ -1,0 +1,180 @@
+package rewrite
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	"gopkg.in/yaml.v3"
+
+	"github.com/tombstone-proxy/tombstone/internal/config"
+	"github.com/tombstone-proxy/tombstone/internal/pgtest"
+	"github.com/tombstone-proxy/tombstone/policy"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files' want fields from the current output")
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// goldenCase is one entry of rewrite/testdata/*.yaml. Exactly one of Want,
+// Error and Unchanged says what Rewrite must do.
+type goldenCase struct {
+	Name      string `yaml:"name"`
+	SQL       string `yaml:"sql"`
+	Want      string `yaml:"want,omitempty"`      // expected SQL, compared in canonical form
+	Error     string `yaml:"error,omitempty"`     // expected refusal reason
+	Unchanged bool   `yaml:"unchanged,omitempty"` // must come back untouched
+	// Setup runs before the case in the same transaction when the case is
+	// executed against Postgres (rewritten on the soft-delete side).
+	Setup string `yaml:"setup,omitempty"`
+	// NoExec says why the case cannot run on its own against Postgres.
+	NoExec string `yaml:"noexec,omitempty"`
+}
+
+type goldenFile struct {
+	path  string
+	cases []goldenCase
+}
+
+func testPolicy(t testing.TB) *policy.Policy {
+	t.Helper()
+	data, err := os.ReadFile("testdata/tombstone.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := config.Parse(data, "testdata/tombstone.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return policy.New(f)
+}
+
+func loadGolden(t testing.TB) []goldenFile {
+	t.Helper()
+	paths, err := filepath.Glob("testdata/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []goldenFile
+	for _, p := range paths {
+		if filepath.Base(p) == "tombstone.yaml" {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cases []goldenCase
+		if err := yaml.Unmarshal(data, &cases); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		for i, c := range cases {
+			kinds := 0
+			for _, set := range []bool{c.Want != "", c.Error != "", c.Unchanged} {
+				if set {
+					kinds++
+				}
+			}
+			if c.Name == "" || c.SQL == "" || (kinds != 1 && !*update) {
+				t.Fatalf("%s: case %d (%q) needs name, sql and exactly one of want, error, unchanged", p, i, c.Name)
+			}
+		}
+		files = append(files, goldenFile{path: p, cases: cases})
+	}
+	if len(files) == 0 {
+		t.Fatal("no golden files in testdata")
+	}
+	return files
+}
+
+// canonical is the text's parse -> deparse form, so that golden files may
+// be written readably.
+func canonical(t testing.TB, sql string) string {
+	t.Helper()
+	tree, err := pg.Parse(sql)
+	if err != nil {
+		t.Fatalf("golden SQL does not parse: %v\n%s", err, sql)
+	}
+	out, err := pg.Deparse(tree)
+	if err != nil {
+		t.Fatalf("deparse: %v", err)
+	}
+	return out
+}
+
+// outcome runs Rewrite and describes the answer in golden-file terms.
+func outcome(r *Rewriter, sql string) (got goldenCase, err error) {
+	res, _, err := r.Rewrite(sql)
+	var ref *Refusal
+	switch {
+	case errors.As(err, &ref):
+		return goldenCase{Error: ref.Reason}, nil
+	case err != nil:
+		return goldenCase{}, err
+	case res == nil || !res.Changed:
+		if res != nil && res.SQL != sql {
+			return goldenCase{}, errors.New("unchanged result does not carry the original text")
+		}
+		return goldenCase{Unchanged: true}, nil
+	}
+	return goldenCase{Want: res.SQL}, nil
+}
+
+func TestGolden(t *testing.T) {
+	r := New(testPolicy(t), 1<<20)
+	for _, f := range loadGolden(t) {
+		actual := make([]goldenCase, len(f.cases))
+		failed := false
+		for i, c := range f.cases {
+			got, err := outcome(r, c.SQL)
+			if err != nil {
+				t.Errorf("%s/%s: %v", f.path, c.Name, err)
+				failed = true
+				continue
+			}
+			a := c
+			a.Want, a.Error, a.Unchanged = got.Want, got.Error, got.Unchanged
+			actual[i] = a
+			if *update {
+				continue
+			}
+			ok := got.Error == c.Error && got.Unchanged == c.Unchanged &&
+				(got.Want == "" && c.Want == "" || got.Want != "" && c.Want != "" && canonical(t, got.Want) == canonical(t, c.Want))
+			if !ok {
+				failed = true
+				t.Errorf("%s/%s:\n sql:  %s\n want: %s\n got:  %s", f.path, c.Name, c.SQL, describe(c), describe(got))
+			}
+		}
+		out, err := yaml.Marshal(actual)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case *update:
+			if err := os.WriteFile(f.path, out, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		case failed:
+			if err := os.WriteFile(f.path+".actual", out, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("wrote %s.actual; diff it against %s", f.path, f.path)
+		default:
+			_ = os.Remove(f.path + ".actual")
+		}
+	}
+}
+
+func describe(c goldenCase) string {
+	switch {
+	case c.Error != "":
+		return "refusal " + c.Error
+	case c.Unchanged:
+		return "unchanged"
+	}
+	return strings.TrimSpace(c.Want)
+}

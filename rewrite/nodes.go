@@ -1,0 +1,107 @@
+package rewrite
+
+import pg "github.com/pganalyze/pg_query_go/v6"
+
+// Node builders for the few constructs the rules add. pg_query_go has no
+// NullTest or SQLValueFunction helper, so these build the nodes directly.
+
+// columnRef is qual.col where qual is the reference as written in FROM
+// (alias, or [catalog.][schema.]name).
+func columnRef(qual []string, col string) *pg.Node {
+	fields := make([]*pg.Node, 0, len(qual)+1)
+	for _, q := range qual {
+		fields = append(fields, pg.MakeStrNode(q))
+	}
+	fields = append(fields, pg.MakeStrNode(col))
+	return pg.MakeColumnRefNode(fields, -1)
+}
+
+// isNull is arg IS NULL.
+func isNull(arg *pg.Node) *pg.Node {
+	return &pg.Node{Node: &pg.Node_NullTest{NullTest: &pg.NullTest{
+		Arg: arg, Nulltesttype: pg.NullTestType_IS_NULL, Location: -1,
+	}}}
+}
+
+// and joins conditions with AND, skipping nil ones; it returns nil when all
+// are nil and the condition itself when there is only one.
+func and(conds ...*pg.Node) *pg.Node {
+	var args []*pg.Node
+	for _, c := range conds {
+		if c != nil {
+			args = append(args, c)
+		}
+	}
+	switch len(args) {
+	case 0:
+		return nil
+	case 1:
+		return args[0]
+	}
+	return pg.MakeBoolExprNode(pg.BoolExprType_AND_EXPR, args, -1)
+}
+
+// softDeleteTargets is SET deleted_at = now()[, deleted_by = session_user].
+func softDeleteTargets(t tableCols) []*pg.Node {
+	now := pg.MakeFuncCallNode([]*pg.Node{pg.MakeStrNode("now")}, nil, -1)
+	targets := []*pg.Node{pg.MakeResTargetNodeWithNameAndVal(t.deletedAt, now, -1)}
+	if t.deletedBy != "" {
+		user := &pg.Node{Node: &pg.Node_SqlvalueFunction{SqlvalueFunction: &pg.SQLValueFunction{
+			Op: pg.SQLValueFunctionOp_SVFOP_SESSION_USER, Typmod: -1, Location: -1,
+		}}}
+		targets = append(targets, pg.MakeResTargetNodeWithNameAndVal(t.deletedBy, user, -1))
+	}
+	return targets
+}
+
+// tableCols are the soft-delete columns of a configured table.
+type tableCols struct{ deletedAt, deletedBy string }
+
+// refQual is how a filter refers to a relation: its alias when it has one,
+// otherwise the name exactly as written (schema.t.deleted_at is valid when
+// FROM names schema.t).
+func refQual(rv *pg.RangeVar) []string {
+	if rv.Alias != nil && rv.Alias.Aliasname != "" {
+		return []string{rv.Alias.Aliasname}
+	}
+	var q []string
+	if rv.Catalogname != "" {
+		q = append(q, rv.Catalogname)
+	}
+	if rv.Schemaname != "" {
+		q = append(q, rv.Schemaname)
+	}
+	return append(q, rv.Relname)
+}
+
+// liveRowsSubselect is (SELECT * FROM [ONLY] t WHERE deleted_at IS NULL) AS
+// alias: the fallback where a filter cannot be placed exactly. It keeps the
+// column names, so * expansion, USING merging and column-alias lists work
+// as before. The inner RangeVar is returned so the caller can mark it.
+func liveRowsSubselect(rv *pg.RangeVar, deletedAt string) (*pg.Node, *pg.RangeVar) {
+	inner := &pg.RangeVar{
+		Catalogname: rv.Catalogname, Schemaname: rv.Schemaname, Relname: rv.Relname,
+		Inh: rv.Inh, Relpersistence: rv.Relpersistence, Location: -1,
+	}
+	sel := &pg.SelectStmt{
+		TargetList:  []*pg.Node{pg.MakeResTargetNodeWithVal(pg.MakeColumnRefNode([]*pg.Node{pg.MakeAStarNode()}, -1), -1)},
+		FromClause:  []*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: inner}}},
+		WhereClause: isNull(columnRef(nil, deletedAt)),
+		LimitOption: pg.LimitOption_LIMIT_OPTION_DEFAULT,
+		Op:          pg.SetOperation_SETOP_NONE,
+	}
+	alias := rv.Alias
+	if alias == nil {
+		alias = &pg.Alias{Aliasname: rv.Relname}
+	}
+	return &pg.Node{Node: &pg.Node_RangeSubselect{RangeSubselect: &pg.RangeSubselect{
+		Subquery: &pg.Node{Node: &pg.Node_SelectStmt{SelectStmt: sel}},
+		Alias:    alias,
+	}}}, inner
+}
+
+// isCurrentOf reports WHERE CURRENT OF cursor, which must not be ANDed with
+// anything.
+func isCurrentOf(n *pg.Node) bool {
+	return n != nil && n.GetCurrentOfExpr() != nil
+}

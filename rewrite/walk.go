@@ -1,0 +1,138 @@
+package rewrite
+
+import (
+	"strings"
+	"unicode"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// pg_query_go has no tree walker, so expressions are walked through
+// protobuf reflection. Only subqueries matter inside an expression; the
+// walk hands every SELECT it meets to selectStmt with the scope in force.
+
+// expr rewrites the subqueries anywhere inside n.
+func (e *engine) expr(n *pg.Node, sc *scope) error {
+	if n == nil {
+		return nil
+	}
+	return e.walkValue(n.ProtoReflect(), sc)
+}
+
+// exprs is expr over several lists.
+func (e *engine) exprs(sc *scope, lists ...[]*pg.Node) error {
+	for _, l := range lists {
+		for _, n := range l {
+			if err := e.expr(n, sc); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (e *engine) walkValue(m protoreflect.Message, sc *scope) error {
+	switch x := m.Interface().(type) {
+	case *pg.SelectStmt:
+		return e.selectStmt(x, sc)
+	case *pg.RangeVar:
+		// Left unhandled: a table named outside a FROM list is for the
+		// final check to judge.
+		return nil
+	}
+	var err error
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		err = eachMessage(fd, v, func(c protoreflect.Message) error { return e.walkValue(c, sc) })
+		return err == nil
+	})
+	return err
+}
+
+// eachMessage calls f for the message, or each message of the list, that
+// field fd holds.
+func eachMessage(fd protoreflect.FieldDescriptor, v protoreflect.Value, f func(protoreflect.Message) error) error {
+	if fd.Kind() != protoreflect.MessageKind || fd.IsMap() {
+		return nil
+	}
+	if !fd.IsList() {
+		return f(v.Message())
+	}
+	l := v.List()
+	for i := 0; i < l.Len(); i++ {
+		if err := f(l.Get(i).Message()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rangeVars calls f for every RangeVar in the tree under m.
+func rangeVars(m protoreflect.Message, f func(*pg.RangeVar) error) error {
+	if rv, ok := m.Interface().(*pg.RangeVar); ok {
+		return f(rv)
+	}
+	var err error
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		err = eachMessage(fd, v, func(c protoreflect.Message) error { return rangeVars(c, f) })
+		return err == nil
+	})
+	return err
+}
+
+// markAll marks every table reference under n as handled.
+func (e *engine) markAll(n *pg.Node) {
+	_ = rangeVars(n.ProtoReflect(), func(rv *pg.RangeVar) error { e.mark(rv); return nil })
+}
+
+// verify refuses a statement that still names a configured table no rule
+// has handled: it would otherwise reach the server unfiltered.
+func (e *engine) verify(stmt *pg.Node) error {
+	return rangeVars(stmt.ProtoReflect(), func(rv *pg.RangeVar) error {
+		if _, ok := e.handled[rv]; ok {
+			return nil
+		}
+		if t, ok := e.policy.Lookup(rv.Schemaname, rv.Relname); ok {
+			return unsupported(construct(stmt), t)
+		}
+		return nil
+	})
+}
+
+// schemaOnlyStmts change or describe a table without reading or removing
+// its rows, so naming a soft-delete table in them is safe.
+var schemaOnlyStmts = map[protoreflect.Name]bool{
+	"AlterTableStmt": true, "IndexStmt": true, "CommentStmt": true, "GrantStmt": true,
+	"LockStmt": true, "VacuumStmt": true, "CreateTrigStmt": true, "RenameStmt": true,
+	"CreateStmt": true, "AlterObjectSchemaStmt": true, "CreateStatsStmt": true,
+	"ClusterStmt": true, "ReindexStmt": true, "SecLabelStmt": true, "AlterOwnerStmt": true,
+}
+
+func stmtName(n *pg.Node) protoreflect.Name {
+	m := n.ProtoReflect()
+	od := m.Descriptor().Oneofs().ByName("node")
+	if od == nil {
+		return m.Descriptor().Name()
+	}
+	fd := m.WhichOneof(od)
+	if fd == nil {
+		return ""
+	}
+	return fd.Message().Name()
+}
+
+func schemaOnly(n *pg.Node) bool { return schemaOnlyStmts[stmtName(n)] }
+
+// construct names a statement kind for a refusal: RuleStmt -> RULE,
+// CreatePolicyStmt -> CREATE POLICY.
+func construct(n *pg.Node) string {
+	name := strings.TrimSuffix(string(stmtName(n)), "Stmt")
+	var b strings.Builder
+	for i, r := range name {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
+}
