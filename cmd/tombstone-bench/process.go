@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// process is a server the suite runs as a child (Tombstone or PgBouncer)
+// and pgbench connects to on host:port.
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	addr    string // host:port it listens on
+	exited  chan struct{}
+}
+
+// startProcess starts cmd with its output in logPath and waits until addr
+// accepts connections.
+func startProcess(ctx context.Context, name string, cmd *exec.Cmd, addr, logPath string) (*process, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, logPath: logPath, addr: addr, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.exited) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return p, nil
+		}
+		select {
+		case <-p.exited:
+			log, _ := os.ReadFile(logPath)
+			return nil, fmt.Errorf("%s exited before listening on %s:\n%s", name, addr, tail(string(log), 20))
+		case <-ctx.Done():
+			p.stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("%s does not listen on %s after 30s: %v (log %s)", name, addr, err, logPath)
+		}
+	}
+}
+
+// endpoint is where pgbench reaches this process.
+func (p *process) endpoint(proxied bool) endpoint {
+	host, port, _ := net.SplitHostPort(p.addr)
+	n, _ := strconv.Atoi(port)
+	return endpoint{name: p.name, host: host, port: n, proxied: proxied}
+}
+
+// alive reports an error when the process has exited, so a crash mid-run is
+// reported as such rather than as a pgbench connection failure.
+func (p *process) alive() error {
+	select {
+	case <-p.exited:
+		log, _ := os.ReadFile(p.logPath)
+		return fmt.Errorf("%s exited (%v):\n%s", p.name, p.cmd.ProcessState, tail(string(log), 20))
+	default:
+		return nil
+	}
+}
+
+// rssKiB is the process's resident set size from /proc/PID/status.
+func (p *process) rssKiB() (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("read %s memory: %w", p.name, err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmRSS line in /proc status (not Linux?)")
+}
+
+// stop asks the process to shut down (SIGTERM) and kills it after 10s.
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
