@@ -28,5 +28,7 @@ demo: deps build
 	$(GO) run ./cmd/tombstone-demo --binary bin/tombstone
 
 # pgbench through Tombstone against direct, ratios printed (see docs/benchmarks.md).
+# Extra flags: make bench BENCH_FLAGS='--quick' (or --duration 20s --rounds 5 ...).
+BENCH_FLAGS ?=
 bench: deps build
-	$(GO) run ./cmd/tombstone-bench --binary bin/tombstone
+	$(GO) run ./cmd/tombstone-bench --binary bin/tombstone $(BENCH_FLAGS)

@@ -32,7 +32,7 @@ type Report struct {
 	Throughput []throughputResult
 	Latency    []latencyResult
 	Memory     *memoryResult
-	RSS        []rssSample // proxy RSS after each of its throughput runs
+	RSS        []rssSample // proxy RSS after each measured run through it
 	Profiles   []string
 	Notes      []string // steps skipped and why
 	Elapsed    time.Duration
@@ -176,7 +176,7 @@ func (r *Report) print(w io.Writer) {
 		first, last := r.RSS[0], r.RSS[len(r.RSS)-1]
 		growth := float64(last.kib-first.kib) / float64(first.kib)
 		span := last.at - first.at
-		fmt.Fprintf(w, "Proxy RSS under load: %d KiB after its first run, %d KiB after its last, %s later (%+.1f%%)",
+		fmt.Fprintf(w, "Proxy RSS under load: %d KiB after its first measured run, %d KiB after its last, %s later (%+.1f%%)",
 			first.kib, last.kib, span.Round(time.Second), 100*growth)
 		if span >= rssWindow {
 			fmt.Fprintf(w, " (target: no growth over %s, <= %+.0f%%) %s\n", rssWindow, 100*targetRSSGrowth, verdict(growth <= targetRSSGrowth))

@@ -48,6 +48,7 @@ type suite struct {
 	tombstone *tombstone
 	bouncer   *process // nil when PgBouncer is not measured
 	started   time.Time
+	measuring bool // past the warm-up
 	report    *Report
 }
 
@@ -202,16 +203,24 @@ func (s *suite) warmUp(ctx context.Context) error {
 			}
 		}
 	}
+	s.measuring = true
 	return nil
 }
 
 // pgbench runs workload w against ep and checks that the proxy survived.
+// After each measured run through the proxy it samples the proxy's RSS, for
+// the steady-state memory figure.
 func (s *suite) pgbench(ctx context.Context, w workload, ep endpoint, nclients, nthreads, seconds int, logPrefix string) (pgbenchResult, error) {
 	res, err := runPgbench(ctx, ep, pgbenchRun{script: s.scriptFor(w, ep), mode: w.mode, clients: nclients,
 		threads: nthreads, seconds: seconds, vars: s.data.pgbenchVars(), logPrefix: logPrefix})
 	if alive := s.tombstone.alive(); alive != nil {
 		return res, alive
 	}
+	if err != nil || !ep.proxied || !s.measuring {
+		return res, err
+	}
+	kib, err := s.tombstone.rssKiB()
+	s.report.RSS = append(s.report.RSS, rssSample{at: time.Since(s.started), kib: kib})
 	return res, err
 }
 
@@ -237,11 +246,6 @@ func (s *suite) measureThroughput(ctx context.Context) error {
 				}
 				tr.tps[ep.name] = append(tr.tps[ep.name], res.tps)
 				s.printf("  %s %.0f", ep.name, res.tps)
-				if ep.proxied {
-					if err := s.sampleRSS(); err != nil {
-						return err
-					}
-				}
 			}
 			s.printf("\n")
 		}
@@ -253,15 +257,6 @@ func (s *suite) measureThroughput(ctx context.Context) error {
 		s.printf("  %-11s %-8s tombstone saw %s\n", w.name, w.mode, tr.proxy)
 		s.report.Throughput = append(s.report.Throughput, tr)
 	}
-	return nil
-}
-
-func (s *suite) sampleRSS() error {
-	kib, err := s.tombstone.rssKiB()
-	if err != nil {
-		return err
-	}
-	s.report.RSS = append(s.report.RSS, rssSample{at: time.Since(s.started), kib: kib})
 	return nil
 }
 
