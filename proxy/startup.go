@@ -218,7 +218,7 @@ func (s *session) authenticate() (bool, error) {
 			}
 			switch code {
 			case authCleartextPassword, authMD5Password, authGSS, authGSSContinue, authSSPI, authSASL, authSASLContinue:
-				if err := s.relayAuthResponse(); err != nil {
+				if err := s.relayAuthResponse(code == authSASL); err != nil {
 					return false, err
 				}
 			}
@@ -266,7 +266,7 @@ func (s *session) toClient(typ byte, body []byte) error {
 
 // relayAuthResponse forwards the client's answer to an authentication
 // request (PasswordMessage, SASLInitialResponse, SASLResponse, GSSResponse).
-func (s *session) relayAuthResponse() error {
+func (s *session) relayAuthResponse(saslInitial bool) error {
 	if err := s.cw.Flush(); err != nil {
 		s.reason.CompareAndSwap(nil, errClientGone)
 		return err
@@ -283,13 +283,44 @@ func (s *session) relayAuthResponse() error {
 	if n > s.srv.opts.MaxMessageSize {
 		return s.protocolError(fmt.Sprintf("authentication response of %d bytes is too large", n))
 	}
-	if err := copyMessage(s.uw, s.cr, n); err != nil {
+	body, err := readMessage(s.cr, n, nil)
+	if err != nil {
+		s.reason.CompareAndSwap(nil, errClientGone)
+		return err
+	}
+	if saslInitial && s.channelBindingImpossible(body) {
+		s.log.Warn("SCRAM login cannot pass: client wants channel binding over TLS and the upstream uses TLS", "user", s.user)
+		e := &pgError{Severity: "FATAL", Code: "28000",
+			Message: "tombstone: SCRAM channel binding cannot pass through a proxy that uses TLS on both sides",
+			Detail:  "Channel binding ties the login to one TLS session; Tombstone terminates the client's TLS and opens its own to PostgreSQL.",
+			Hint:    "Connect with channel_binding=disable, or run Tombstone with a plain or Unix-socket upstream (upstream_tls.mode: disable)."}
+		s.reason.CompareAndSwap(nil, e)
+		return e
+	}
+	if err := writeMessage(s.uw, 'p', body); err != nil {
 		return s.upstreamFailed(err)
 	}
 	if err := s.uw.Flush(); err != nil {
 		return s.upstreamFailed(err)
 	}
 	return nil
+}
+
+// channelBindingImpossible reports whether a SASLInitialResponse will be
+// rejected by the server as a downgrade attack: the client is on TLS and
+// could bind ("y" flag: it supports binding but was not offered
+// SCRAM-SHA-256-PLUS, which we withdrew), and the server is on TLS too,
+// so it does offer binding. PostgreSQL answers that with an opaque
+// "channel binding negotiation error"; ours says what to do.
+func (s *session) channelBindingImpossible(body []byte) bool {
+	if _, upstreamTLS := s.upstream.(*tls.Conn); !upstreamTLS {
+		return false
+	}
+	_, rest, ok := cstring(body) // mechanism name
+	if !ok || len(rest) < 5 {
+		return false
+	}
+	return rest[4] == 'y' // int32 length, then the gs2 header
 }
 
 // stripSCRAMPlus removes SCRAM-SHA-256-PLUS from an AuthenticationSASL
