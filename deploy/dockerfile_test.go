@@ -1,0 +1,355 @@
+package deploy_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+type dockerfile struct {
+	args        map[string]string // global ARG defaults
+	from        []string          // resolved base images, in order
+	stages      map[string]bool
+	run         []string
+	expose      []int
+	healthcheck []string // exec form of HEALTHCHECK CMD
+	entrypoint  []string
+	cmd         []string
+	user        string
+	labels      string
+}
+
+func parseDockerfile(t *testing.T) *dockerfile {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &dockerfile{args: map[string]string{}, stages: map[string]bool{}}
+	var logical []string
+	var cur strings.Builder
+	for _, line := range strings.Split(string(data), "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "#") || (trimmed == "" && cur.Len() == 0) {
+			continue // Docker drops comment lines, also inside a continuation
+		}
+		if strings.HasSuffix(trimmed, "\\") {
+			cur.WriteString(strings.TrimSuffix(trimmed, "\\") + " ")
+			continue
+		}
+		cur.WriteString(trimmed)
+		logical = append(logical, cur.String())
+		cur.Reset()
+	}
+	jsonArray := func(instr, s string) []string {
+		var v []string
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			t.Fatalf("Dockerfile: %s %s: use the exec (JSON array) form: %v", instr, s, err)
+		}
+		return v
+	}
+	for _, l := range logical {
+		instr, rest, _ := strings.Cut(l, " ")
+		rest = strings.TrimSpace(rest)
+		switch strings.ToUpper(instr) {
+		case "ARG":
+			if len(d.from) == 0 {
+				name, def, _ := strings.Cut(rest, "=")
+				d.args[name] = def
+			}
+		case "FROM":
+			f := strings.Fields(rest)
+			image := os.Expand(f[0], func(k string) string { return d.args[k] })
+			d.from = append(d.from, image)
+			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
+				d.stages[f[2]] = true
+			}
+		case "RUN":
+			d.run = append(d.run, rest)
+		case "EXPOSE":
+			for _, p := range strings.Fields(rest) {
+				n, err := strconv.Atoi(strings.TrimSuffix(p, "/tcp"))
+				if err != nil {
+					t.Fatalf("Dockerfile: EXPOSE %s: not a TCP port", p)
+				}
+				d.expose = append(d.expose, n)
+			}
+		case "HEALTHCHECK":
+			_, c, ok := strings.Cut(rest, "CMD ")
+			if !ok {
+				t.Fatalf("Dockerfile: HEALTHCHECK %s: no CMD", rest)
+			}
+			d.healthcheck = jsonArray("HEALTHCHECK CMD", c)
+		case "ENTRYPOINT":
+			d.entrypoint = jsonArray("ENTRYPOINT", rest)
+		case "CMD":
+			d.cmd = jsonArray("CMD", rest)
+		case "USER":
+			d.user = rest
+		case "LABEL":
+			d.labels += rest + "\n"
+		}
+	}
+	return d
+}
+
+func TestDockerfile(t *testing.T) {
+	d := parseDockerfile(t)
+	repo := imageRepo(t)
+
+	if len(d.from) < 2 {
+		t.Errorf("Dockerfile: %d FROM lines, want a build stage and a runtime stage", len(d.from))
+	}
+	for _, img := range d.from {
+		if d.stages[img] {
+			continue
+		}
+		if _, tag := splitImage(img); !pinnedTag.MatchString(tag) {
+			t.Errorf("Dockerfile: FROM %s: pin an exact version tag (like golang:1.26.8-bookworm), not %q", img, tag)
+		}
+	}
+	// The build stage's Go must be at least go.mod's, and both stages the
+	// same Debian release, or the binary may need a newer glibc than the
+	// runtime image has.
+	build, runtime := d.from[0], d.from[len(d.from)-1]
+	buildRepo, buildTag := splitImage(build)
+	if buildRepo != "golang" || !strings.HasSuffix(buildTag, "-bookworm") {
+		t.Errorf("Dockerfile: build stage FROM %s, want golang:<version>-bookworm (cgo needs the C toolchain of Debian 12, the runtime's release)", build)
+	}
+	if goVer := goModVersion(t); !versionAtLeast(strings.TrimSuffix(buildTag, "-bookworm"), goVer) {
+		t.Errorf("Dockerfile: build stage Go %s is older than go.mod's go %s", buildTag, goVer)
+	}
+	if r, tag := splitImage(runtime); r != "debian" || !strings.HasPrefix(tag, "12.") {
+		t.Errorf("Dockerfile: runtime FROM %s, want debian:12.N-slim (same glibc as the bookworm build stage, and bash for the HEALTHCHECK)", runtime)
+	}
+
+	buildCmd := ""
+	for _, r := range d.run {
+		if strings.Contains(r, "go build") {
+			buildCmd = r
+		}
+	}
+	for _, want := range []string{"CGO_ENABLED=1", "-trimpath", "./cmd/tombstone"} {
+		if !strings.Contains(buildCmd, want) {
+			t.Errorf("Dockerfile: the go build step lacks %s:\n%s", want, buildCmd)
+		}
+	}
+	// The version is stamped with the same -X flags as the Makefile's,
+	// and each names a variable that exists in internal/buildinfo.
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dockerX, makeX := ldflagVars(buildCmd), ldflagVars(string(makefile))
+	if len(dockerX) == 0 || !slices.Equal(dockerX, makeX) {
+		t.Errorf("Dockerfile: go build stamps %v with -ldflags -X, the Makefile %v: they must stamp the same variables", dockerX, makeX)
+	}
+	vars := buildinfoVars(t)
+	for _, x := range dockerX {
+		dot := strings.LastIndex(x, ".")
+		pkg, name := x[:dot], x[dot+1:]
+		if pkg != goModulePath(t)+"/internal/buildinfo" || !vars[name] {
+			t.Errorf("Dockerfile: -X %s names no string variable of internal/buildinfo (it declares %v)", x, vars)
+		}
+	}
+
+	if !slices.Equal(sorted(d.expose), []int{listenPort, metricsPort}) {
+		t.Errorf("Dockerfile: EXPOSE %v, want %d (listen) and %d (metrics.listen)", d.expose, listenPort, metricsPort)
+	}
+	if d.user == "" || strings.HasPrefix(d.user, "0") || strings.HasPrefix(d.user, "root") {
+		t.Errorf("Dockerfile: USER %q: run as a non-root numeric user (Kubernetes runAsNonRoot checks the number)", d.user)
+	} else if _, err := strconv.Atoi(strings.Split(d.user, ":")[0]); err != nil {
+		t.Errorf("Dockerfile: USER %q: use a numeric UID so runAsNonRoot can verify it", d.user)
+	}
+	if len(d.entrypoint) != 1 || path.Base(d.entrypoint[0]) != "tombstone" {
+		t.Errorf("Dockerfile: ENTRYPOINT %v, want the tombstone binary alone (so `docker run IMAGE version` works)", d.entrypoint)
+	}
+	if want := []string{"serve", "--config", configPath}; !slices.Equal(d.cmd, want) {
+		t.Errorf("Dockerfile: CMD %v, want %v", d.cmd, want)
+	}
+	hc := strings.Join(d.healthcheck, " ")
+	if !strings.Contains(hc, fmt.Sprintf("/dev/tcp/127.0.0.1/%d", metricsPort)) || !strings.Contains(hc, "GET "+healthPath+" ") {
+		t.Errorf("Dockerfile: HEALTHCHECK %q must GET %s on 127.0.0.1:%d (metrics.listen)", hc, healthPath, metricsPort)
+	}
+	if src := "https://" + goModulePath(t); !strings.Contains(d.labels, "org.opencontainers.image.source=\""+src+"\"") {
+		t.Errorf("Dockerfile: LABEL org.opencontainers.image.source should be %q, the module's repository (it links %s to its source)", src, repo)
+	}
+}
+
+func goModulePath(t *testing.T) string {
+	data, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^module (\S+)$`).FindSubmatch(data)
+	return string(m[1])
+}
+
+func goModVersion(t *testing.T) string {
+	data, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(data)
+	if m == nil {
+		t.Fatal("go.mod has no go directive")
+	}
+	return string(m[1])
+}
+
+// versionAtLeast compares dotted numeric versions.
+func versionAtLeast(have, want string) bool {
+	h, w := strings.Split(have, "."), strings.Split(want, ".")
+	for i := range max(len(h), len(w)) {
+		var a, b int
+		if i < len(h) {
+			a, _ = strconv.Atoi(h[i])
+		}
+		if i < len(w) {
+			b, _ = strconv.Atoi(w[i])
+		}
+		if a != b {
+			return a > b
+		}
+	}
+	return true
+}
+
+var ldflagX = regexp.MustCompile(`-X\s+([\w./-]+)=`)
+
+func ldflagVars(s string) []string {
+	var out []string
+	for _, m := range ldflagX.FindAllStringSubmatch(s, -1) {
+		out = append(out, m[1])
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// buildinfoVars lists the package-level string variables of
+// internal/buildinfo, the only ones -X can set.
+func buildinfoVars(t *testing.T) map[string]bool {
+	pkgs, err := parser.ParseDir(token.NewFileSet(), filepath.Join(root, "internal", "buildinfo"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]bool{}
+	for _, p := range pkgs {
+		for _, f := range p.Files {
+			for _, decl := range f.Decls {
+				g, ok := decl.(*ast.GenDecl)
+				if !ok || g.Tok != token.VAR {
+					continue
+				}
+				for _, s := range g.Specs {
+					for _, n := range s.(*ast.ValueSpec).Names {
+						vars[n.Name] = true
+					}
+				}
+			}
+		}
+	}
+	return vars
+}
+
+func sorted(s []int) []int {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+// TestDockerignoreKeepsBuildInputs checks that no file the binary is built
+// from (Go, C and embedded files of the module's packages) is excluded from
+// the build context.
+func TestDockerignoreKeepsBuildInputs(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patterns []*regexp.Regexp
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(line, "!") {
+			t.Fatalf(".dockerignore: exception %q: this test does not understand exceptions; extend it", line)
+		}
+		patterns = append(patterns, ignorePattern(strings.TrimSuffix(strings.TrimPrefix(line, "/"), "/")))
+	}
+	excluded := func(p string) string {
+		for _, re := range patterns {
+			for q := p; q != "." && q != "/"; q = path.Dir(q) {
+				if re.MatchString(q) {
+					return re.String()
+				}
+			}
+		}
+		return ""
+	}
+	if files, _ := filepath.Glob(filepath.Join(root, "cmd", "tombstone", "*.go")); len(files) == 0 {
+		t.Skip("cmd/tombstone has no Go files yet: cannot list the binary's build inputs")
+	}
+	cmd := exec.Command("go", "list", "-deps", "-f",
+		`{{if .Module}}{{if .Module.Main}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}
+{{end}}{{range .CgoFiles}}{{$d}}/{{.}}
+{{end}}{{range .CFiles}}{{$d}}/{{.}}
+{{end}}{{range .HFiles}}{{$d}}/{{.}}
+{{end}}{{range .EmbedFiles}}{{$d}}/{{.}}
+{{end}}{{end}}{{end}}`, "./cmd/tombstone")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps ./cmd/tombstone: %v", err)
+	}
+	abs, _ := filepath.Abs(root)
+	inputs := []string{"go.mod", "go.sum"}
+	for _, f := range strings.Fields(string(out)) {
+		rel, _ := filepath.Rel(abs, f)
+		inputs = append(inputs, filepath.ToSlash(rel))
+	}
+	if len(inputs) < 3 {
+		t.Fatalf("go list found no files for ./cmd/tombstone:\n%s", out)
+	}
+	for _, f := range inputs {
+		if p := excluded(f); p != "" {
+			t.Errorf(".dockerignore: pattern %s excludes %s, which `go build ./cmd/tombstone` needs", p, f)
+		}
+	}
+}
+
+// ignorePattern translates a .dockerignore pattern (Go filepath.Match
+// syntax plus **) into a regexp over slash-separated relative paths.
+func ignorePattern(p string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(p); i++ {
+		switch {
+		case strings.HasPrefix(p[i:], "**/"):
+			b.WriteString("(.*/)?")
+			i += 2
+		case strings.HasPrefix(p[i:], "**"):
+			b.WriteString(".*")
+			i++
+		case p[i] == '*':
+			b.WriteString("[^/]*")
+		case p[i] == '?':
+			b.WriteString("[^/]")
+		default:
+			b.WriteString(regexp.QuoteMeta(p[i : i+1]))
+		}
+	}
+	b.WriteString("$")
+	return regexp.MustCompile(b.String())
+}
