@@ -297,3 +297,6 @@ func TestContextCancelCancelsQueryThroughProxy(t *testing.T) {
 		t.Fatalf("connection not usable after cancel: %v", err)
 	}
 }
+
+// pgxSimple as the first query argument makes pgx use the simple protocol.
+var pgxSimple = pgx.QueryExecModeSimpleProtocol
