@@ -86,7 +86,7 @@ type demo struct {
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when tombstone has exited
 
-	listen, metrics, pgVersion string
+	listen, metrics string
 }
 
 func (d *demo) start(ctx context.Context, listen, metricsListen string) error {
@@ -108,9 +108,6 @@ func (d *demo) start(ctx context.Context, listen, metricsListen string) error {
 	}
 	if err := d.pg.Exec(ctx, demoDB, deploy.DemoSQL); err != nil {
 		return fmt.Errorf("load the demo schema: %w", err)
-	}
-	if d.pgVersion, err = serverVersion(ctx, d.pg); err != nil {
-		return err
 	}
 
 	if d.dir, err = os.MkdirTemp("", "tombstone-demo-"); err != nil {
@@ -184,17 +181,6 @@ func ping(ctx context.Context, url string) error {
 	return err
 }
 
-func serverVersion(ctx context.Context, pg *pgcluster.Server) (string, error) {
-	conn, err := pgx.Connect(ctx, pg.DSN(demoDB))
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close(ctx)
-	var v string
-	err = conn.QueryRow(ctx, "SHOW server_version").Scan(&v)
-	return v, err
-}
-
 func (d *demo) appURL() string { return pgcluster.URL(d.listen, appUser, appPassword, demoDB) }
 
 func (d *demo) adminURL() string {
@@ -204,9 +190,9 @@ func (d *demo) adminURL() string {
 func (d *demo) printInstructions() {
 	app, admin := d.appURL(), d.adminURL()
 	fmt.Fprintf(d.stdout, `
-Tombstone is running in front of a throwaway PostgreSQL %s.
+Tombstone is running in front of a throwaway PostgreSQL.
   database    %s (tables customers and contacts are soft-delete tables; orders is not)
-  PostgreSQL  %s, files in %s
+  PostgreSQL  %s from %s, files in %s
   Tombstone   %s, config and log in %s
   metrics     http://%s/metrics
 
@@ -224,7 +210,7 @@ Try it:
      (1 row): the row is still there, with deleted_at and deleted_by = %s.
 
 Press Ctrl-C to stop Tombstone and PostgreSQL and remove their files.
-`, d.pgVersion, demoDB, d.pg.Addr(), d.pg.SocketDir, d.listen, d.dir, d.metrics,
+`, demoDB, d.pg.Addr(), d.pg.BinDir, d.pg.SocketDir, d.listen, d.dir, d.metrics,
 		appUser, app, admin, app, app, admin, appUser)
 }
 
