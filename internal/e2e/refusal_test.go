@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+func pgErr(err error) *pgconn.PgError {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return nil
+}
+
+// TRUNCATE of a soft-delete table is refused with 42501, and the refusal
+// is a real error to the server too: it aborts the transaction it is in
+// (the next statement gets 25P02), and in a pipeline the server skips to
+// Sync. TRUNCATE of another table goes through.
+func TestTruncateRefused(t *testing.T) {
+	p := newPair(t, proxyConfig)
+	ctx := testCtx(t)
+	conn := connect(t, p.softDSN(appUser, appPassword))
+	refused := 0
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec, pgx.QueryExecModeCacheStatement} {
+		for _, stmt := range []string{"TRUNCATE users", "TRUNCATE TABLE items, public.orders", "truncate only Teams cascade"} {
+			if _, err := conn.Exec(ctx, "BEGIN", mode); err != nil {
+				t.Fatal(err)
+			}
+			_, err := conn.Exec(ctx, stmt, mode)
+			if pe := pgErr(err); pe == nil || pe.Code != "42501" || !strings.Contains(strings.ToLower(pe.Message), "tombstone") {
+				t.Errorf("%s (%v): got %v, want SQLSTATE 42501 saying Tombstone refused it", stmt, mode, err)
+			} else {
+				refused++
+			}
+			_, err = conn.Exec(ctx, "SELECT 1", mode)
+			if pe := pgErr(err); pe == nil || pe.Code != "25P02" {
+				t.Errorf("after a refused %s in a transaction (%v): SELECT 1 gave %v, want 25P02 (transaction aborted)", stmt, mode, err)
+			}
+			if tag, err := conn.Exec(ctx, "ROLLBACK", mode); err != nil || tag.String() != "ROLLBACK" {
+				t.Errorf("ROLLBACK: %q, %v", tag, err)
+			}
+		}
+	}
+	got := wire(t, p.softDSN(appUser, appPassword),
+		&pgproto3.Parse{Query: "TRUNCATE orders"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+		&pgproto3.Parse{Query: "DELETE FROM items"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+		&pgproto3.Sync{},
+		&pgproto3.Query{String: "SELECT count(*) FROM items"})
+	want := []string{"ErrorResponse 42501", "ReadyForQuery I", "RowDescription count", "DataRow 10", "CommandComplete SELECT 1", "ReadyForQuery I"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("pipelined TRUNCATE then DELETE:\n got  %q\n want %q", got, want)
+	}
+	refused++
+
+	if tag, err := conn.Exec(ctx, "TRUNCATE items"); err != nil || tag.String() != "TRUNCATE TABLE" {
+		t.Errorf("TRUNCATE of a table that is not a soft-delete table: %q, %v; want TRUNCATE TABLE", tag, err)
+	}
+	super := p.super(t)
+	if n := scalar[int](t, super, "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM orders) + (SELECT count(*) FROM teams)"); n != 40+120+8 {
+		t.Errorf("after refused TRUNCATEs %d rows are left, want all %d", n, 40+120+8)
+	}
+	if got := metricValue(t, p.proxy, "tombstone_refusals_total", "reason", "truncate"); got != float64(refused) {
+		t.Errorf("tombstone_refusals_total{reason=truncate} = %v, want %d", got, refused)
+	}
+}
+
+// A statement that names a soft-delete table but does not parse is
+// refused by Tombstone (it cannot know what the statement would touch); one
+// that cannot name any table reaches Postgres, whose own syntax error the
+// client gets, exactly as without Tombstone.
+func TestUnparseableStatements(t *testing.T) {
+	p := newPair(t, proxyConfig)
+	ctx := testCtx(t)
+	soft, real := connect(t, p.softDSN(appUser, appPassword)), connect(t, p.realDSN())
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		for _, stmt := range []string{"DELETE FROM users WHERE", "SELECT * FORM orders", "UPDATE teams SET region = WHERE team_id = 1"} {
+			_, err := soft.Exec(ctx, stmt, mode)
+			_, direct := real.Exec(ctx, stmt, mode)
+			pe, de := pgErr(err), pgErr(direct)
+			if pe == nil || de == nil || pe.Code != "42601" || !strings.Contains(strings.ToLower(pe.Message), "tombstone") || pe.Message == de.Message {
+				t.Errorf("%q (%v): through Tombstone %v, direct %v; want Tombstone's own 42601 refusal", stmt, mode, err, direct)
+			}
+		}
+		for _, stmt := range []string{"SELEC 1", "SELECT (1", "CREATE TABEL x (a int)"} {
+			_, err := soft.Exec(ctx, stmt, mode)
+			_, direct := real.Exec(ctx, stmt, mode)
+			pe, de := pgErr(err), pgErr(direct)
+			if pe == nil || de == nil || pe.Code != de.Code || pe.Message != de.Message || pe.Position != de.Position {
+				t.Errorf("%q (%v): through Tombstone %+v, direct %+v; want Postgres' own error", stmt, mode, pe, de)
+			}
+		}
+	}
+	if got := metricValue(t, p.proxy, "tombstone_refusals_total", "reason", "unparseable"); got != 6 {
+		t.Errorf("tombstone_refusals_total{reason=unparseable} = %v, want 6", got)
+	}
+	// The session is still usable after refusals.
+	if n := scalar[int](t, soft, "SELECT count(*) FROM users"); n != 40 {
+		t.Errorf("after refusals the session sees %d users, want 40", n)
+	}
+}
