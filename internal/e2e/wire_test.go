@@ -158,7 +158,9 @@ func TestWireScriptsMatchPostgres(t *testing.T) {
 		if !slices.Equal(soft, real) {
 			t.Errorf("%s:\nthrough Tombstone:\n  %s\ndirect:\n  %s", name, strings.Join(soft, "\n  "), strings.Join(real, "\n  "))
 		}
-		if !slices.ContainsFunc(real, func(l string) bool { return strings.HasPrefix(l, "CommandComplete DELETE ") && l != "CommandComplete DELETE 0" }) {
+		if !slices.ContainsFunc(real, func(l string) bool {
+			return strings.HasPrefix(l, "CommandComplete DELETE ") && l != "CommandComplete DELETE 0"
+		}) {
 			t.Errorf("%s: the script deleted nothing, so it proves nothing:\n  %s", name, strings.Join(real, "\n  "))
 		}
 	}
