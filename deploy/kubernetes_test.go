@@ -41,6 +41,7 @@ type object struct {
 func (o *object) String() string { return fmt.Sprintf("%s: %s %s", o.file, o.Kind, o.Metadata.Name) }
 
 type deploymentSpec struct {
+	Replicas *int `yaml:"replicas"`
 	Selector struct {
 		MatchLabels map[string]string `yaml:"matchLabels"`
 	} `yaml:"selector"`
@@ -104,8 +105,9 @@ type probe struct {
 }
 
 type serviceSpec struct {
-	Selector map[string]string `yaml:"selector"`
-	Ports    []struct {
+	Selector        map[string]string `yaml:"selector"`
+	SessionAffinity string            `yaml:"sessionAffinity"`
+	Ports           []struct {
 		Name       string `yaml:"name"`
 		Port       int    `yaml:"port"`
 		TargetPort string `yaml:"targetPort"`
@@ -433,6 +435,9 @@ func checkDeployment(t *testing.T, o *object, spec *deploymentSpec, objects []*o
 					if resolve(p.TargetPort) == lport && p.Port == listenPort {
 						served = true
 					}
+				}
+				if (spec.Replicas == nil || *spec.Replicas > 1) && ss.SessionAffinity != "ClientIP" {
+					t.Errorf("%s: Service %s spreads clients over several replicas without sessionAffinity: ClientIP, so a CancelRequest can reach a replica that does not hold the session", o, s.Metadata.Name)
 				}
 			}
 		}
