@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -110,6 +111,13 @@ type Metrics struct {
 type Log struct {
 	Format string `yaml:"format"` // json or text
 	Level  string `yaml:"level"`  // debug, info, warn or error
+}
+
+// SlogLevel is Level as a log/slog level; Level has been validated.
+func (l Log) SlogLevel() slog.Level {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(l.Level))
+	return lv
 }
 
 // ByteSize is a size in bytes, written as an integer or with a unit

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/tombstone-proxy/tombstone/internal/buildinfo"
+	"github.com/tombstone-proxy/tombstone/internal/config"
+)
+
+// Exit codes, documented in doc.go and the usage text.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+const usage = `tombstone: soft deletes for PostgreSQL, enforced by a wire-protocol proxy.
+
+Usage:
+  tombstone serve --config FILE                      run the proxy
+  tombstone rewrite --config FILE [--role ROLE] SQL  show what the proxy does with SQL ("-" reads stdin)
+  tombstone check-config --config FILE               validate a configuration file and exit
+  tombstone version                                  print version and build information
+
+Run "tombstone COMMAND --help" for a command's flags.
+
+Exit codes: 0 success, 1 runtime error, 2 usage or configuration error.
+`
+
+func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+
+// stdio is where a command reads and writes.
+type stdio struct {
+	in          io.Reader
+	out, errOut io.Writer
+}
+
+// run executes one command line and returns the process exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	commands := map[string]func(stdio, []string) error{
+		"serve":        serve,
+		"rewrite":      dryRun,
+		"check-config": checkConfig,
+		"version":      version,
+	}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	name, args := args[0], args[1:]
+	if name == "help" || name == "-h" || name == "-help" || name == "--help" {
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "tombstone: unknown command %q: want serve, rewrite, check-config or version (see tombstone --help)\n", name)
+		return exitUsage
+	}
+	return exitCode(cmd(stdio{stdin, stdout, stderr}, args), "tombstone "+name, stderr)
+}
+
+// usageError is a bad command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// configError is an invalid configuration file; it may list several
+// problems, one per line.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+
+// exitCode prints err, one line per problem, each prefixed with the
+// command's name, and maps it to an exit code.
+func exitCode(err error, name string, stderr io.Writer) int {
+	var ue *usageError
+	var ce *configError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "%s: %s (see %s --help)\n", name, ue.msg, name)
+		return exitUsage
+	case errors.As(err, &ce):
+		for _, line := range strings.Split(ce.Error(), "\n") {
+			fmt.Fprintf(stderr, "%s: %s\n", name, line)
+		}
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return exitRuntime
+	}
+}
+
+// newFlags returns a subcommand's flag set. --help prints synopsis and
+// flags to stdout; parse errors are returned, not printed.
+func newFlags(name, synopsis string, std stdio) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(discard{})
+	fs.Usage = func() {
+		fmt.Fprintf(std.out, "Usage: tombstone %s\n\nFlags:\n", synopsis)
+		fs.SetOutput(std.out)
+		fs.PrintDefaults()
+		fs.SetOutput(discard{})
+		fmt.Fprint(std.out, "\nExit codes: 0 success, 1 runtime error, 2 usage or configuration error.\n")
+	}
+	return fs
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// parse parses args and checks the number of positional arguments.
+func parse(fs *flag.FlagSet, args []string, nargs int) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err // fs.Parse has printed the usage
+		}
+		return &usageError{err.Error()}
+	}
+	if fs.NArg() != nargs {
+		if nargs == 0 {
+			return usagef("unexpected argument %q", fs.Arg(0))
+		}
+		return usagef("want %d argument(s) after the flags, got %d", nargs, fs.NArg())
+	}
+	return nil
+}
+
+// configFlag registers --config.
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "", "configuration `FILE` (see config.example.yaml)")
+}
+
+// loadConfig loads the --config file.
+func loadConfig(path string) (*config.File, error) {
+	if path == "" {
+		return nil, usagef("--config FILE is required")
+	}
+	f, err := config.Load(path)
+	if err != nil {
+		return nil, &configError{err}
+	}
+	return f, nil
+}
+
+func checkConfig(std stdio, args []string) error {
+	fs := newFlags("check-config", "check-config --config FILE\n\nValidates the file (keys, values, ${VAR} expansion, that TLS files exist)\nwithout starting anything.", std)
+	path := configFlag(fs)
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	f, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(std.out, "%s: ok (mode %s, %d soft-delete tables, listen %s, upstream %s)\n", f.Path, f.Mode, len(f.Tables), f.Listen, f.Upstream)
+	return nil
+}
+
+func version(std stdio, args []string) error {
+	fs := newFlags("version", "version\n\nPrints the version and revision stamped at build time.", std)
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	fmt.Fprintf(std.out, "tombstone %s (revision %s, %s, %s/%s)\n", buildinfo.Version, buildinfo.Revision, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}

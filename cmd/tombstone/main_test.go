@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runCmd calls run in-process and returns exit code, stdout and stderr.
+func runCmd(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tombstone.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// wantLines checks that text has exactly len(want) lines and that line i
+// contains want[i].
+func wantLines(t *testing.T, what, text string, want []string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%s has %d lines, want %d:\n%s", what, len(lines), len(want), text)
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("%s line %d:\n got %s\nwant %s", what, i+1, lines[i], w)
+		}
+	}
+}
+
+// Every error is one line per problem on stderr, starting with the
+// command's name, and exit codes follow the documented contract.
+func TestExitCodesAndMessages(t *testing.T) {
+	good := writeConfig(t, "tables:\n  - name: contacts\n")
+	bad := writeConfig(t, "tables:\n  - name: contacts\n    delted_at: x\nmode: sometimes\nlisten: nowhere\n")
+	invalid := writeConfig(t, "mode: sometimes\nlisten: nowhere\n")
+	missing := filepath.Join(t.TempDir(), "absent.yaml")
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string   // substring of stdout
+		stderr []string // each line of stderr, as substrings, in order
+	}{
+		{"no command", nil, exitUsage, "", nil},
+		{"help", []string{"--help"}, exitOK, "tombstone serve --config FILE", nil},
+		{"unknown command", []string{"start"}, exitUsage, "", []string{`tombstone: unknown command "start"`}},
+		{"config ok", []string{"check-config", "--config", good}, exitOK, "ok (mode enforce, 1 soft-delete tables", nil},
+		{"config without --config", []string{"check-config"}, exitUsage, "",
+			[]string{"tombstone check-config: --config FILE is required (see tombstone check-config --help)"}},
+		{"unknown flag", []string{"check-config", "--confg", good}, exitUsage, "",
+			[]string{"tombstone check-config: flag provided but not defined: -confg"}},
+		{"stray argument", []string{"check-config", "--config", good, "extra"}, exitUsage, "",
+			[]string{`tombstone check-config: unexpected argument "extra"`}},
+		{"missing file", []string{"check-config", "--config", missing}, exitUsage, "",
+			[]string{"tombstone check-config: read config: open " + missing + ": no such file or directory"}},
+		{"unknown key", []string{"check-config", "--config", bad}, exitUsage, "",
+			[]string{"tombstone check-config: " + bad + ":3: tables[0].delted_at: unknown key"}},
+		{"every bad value, one line each", []string{"check-config", "--config", invalid}, exitUsage, "", []string{
+			"tombstone check-config: " + invalid + `:2: listen: "nowhere" is neither host:port`,
+			"tombstone check-config: " + invalid + `:1: mode: "sometimes" is not enforce or shadow`}},
+		{"serve with a bad file", []string{"serve", "--config", invalid}, exitUsage, "",
+			[]string{"tombstone serve: " + invalid + ":2: listen:", "tombstone serve: " + invalid + ":1: mode:"}},
+		{"rewrite without SQL", []string{"rewrite", "--config", good}, exitUsage, "",
+			[]string{"tombstone rewrite: want 1 argument(s) after the flags, got 0"}},
+		{"version", []string{"version"}, exitOK, "tombstone dev (revision unknown, go", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, "", c.args...)
+			if code != c.code {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, c.code, out, errOut)
+			}
+			if !strings.Contains(out, c.stdout) {
+				t.Errorf("stdout %q does not contain %q", out, c.stdout)
+			}
+			if c.stderr == nil {
+				if code == exitOK && errOut != "" {
+					t.Errorf("stderr %q, want nothing", errOut)
+				}
+				return
+			}
+			wantLines(t, "stderr", errOut, c.stderr)
+		})
+	}
+}
+
+func TestEveryCommandHasHelp(t *testing.T) {
+	for _, cmd := range []string{"serve", "rewrite", "check-config", "version"} {
+		code, out, errOut := runCmd(t, "", cmd, "--help")
+		if code != exitOK || !strings.HasPrefix(out, "Usage: tombstone "+cmd) || !strings.Contains(out, "Exit codes: 0 success, 1 runtime error, 2 usage or configuration error.") || errOut != "" {
+			t.Errorf("tombstone %s --help: exit %d\nstdout: %s\nstderr: %s", cmd, code, out, errOut)
+		}
+	}
+}
+
+func TestRewriteDryRun(t *testing.T) {
+	enforce := writeConfig(t, "privileged_roles: [admin]\nprivileged_member_of: [bypass]\ntables:\n  - name: contacts\n")
+	shadow := writeConfig(t, "mode: shadow\ntables:\n  - name: contacts\n")
+	cases := []struct {
+		name  string
+		stdin string
+		args  []string
+		want  []string // what each line of stdout contains, in order
+	}{
+		{"delete becomes a soft delete", "", []string{"--config", enforce, "DELETE FROM contacts WHERE id = 1"}, []string{
+			"UPDATE contacts SET deleted_at = now() WHERE id = 1 AND contacts.deleted_at IS NULL",
+			"-- applied: delete on contacts"}},
+		{"statement read from stdin", "SELECT name FROM contacts", []string{"--config", enforce, "-"}, []string{
+			"SELECT name FROM contacts WHERE contacts.deleted_at IS NULL",
+			"-- applied: select on contacts"}},
+		{"no configured table", "", []string{"--config", enforce, "SELECT 1"}, []string{
+			"unchanged: the statement names no soft-delete table"}},
+		{"refusal with SQLSTATE", "", []string{"--config", enforce, "TRUNCATE contacts"}, []string{
+			"refused: SQLSTATE 42501: tombstone: TRUNCATE of soft-delete table contacts refused",
+			"DETAIL: ", "HINT: "}},
+		{"privileged role bypassed", "", []string{"--config", enforce, "--role", "admin", "TRUNCATE contacts"}, []string{
+			`bypassed: role "admin" is in privileged_roles; the statement is sent unchanged`}},
+		{"membership is not checked offline", "", []string{"--config", enforce, "--role", "bob", "DELETE FROM contacts"}, []string{
+			"UPDATE contacts SET deleted_at = now() WHERE contacts.deleted_at IS NULL",
+			"-- applied: delete on contacts",
+			`-- note: role "bob" is privileged if it is a member of bypass; that is resolved at login and not checked here`}},
+		{"shadow mode says what it would do", "", []string{"--config", shadow, "DELETE FROM contacts"}, []string{
+			"UPDATE contacts SET deleted_at = now() WHERE contacts.deleted_at IS NULL",
+			"-- applied: delete on contacts",
+			"-- note: mode is shadow: the proxy sends the statement unchanged and only logs and counts the above"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, c.stdin, append([]string{"rewrite"}, c.args...)...)
+			if code != exitOK || errOut != "" {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			wantLines(t, "stdout", out, c.want)
+		})
+	}
+}

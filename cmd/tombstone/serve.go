@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tombstone-proxy/tombstone/internal/config"
+	"github.com/tombstone-proxy/tombstone/internal/server"
+)
+
+func serve(std stdio, args []string) error {
+	fs := newFlags("serve", "serve --config FILE\n\nRuns the proxy. SIGHUP or POST /-/reload reloads the configuration;\nSIGTERM and SIGINT shut down gracefully.", std)
+	path := configFlag(fs)
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.Log.SlogLevel())
+	logger := newLogger(std.errOut, cfg.Log, level)
+	log := logger.With("component", "main")
+
+	// Signals are caught before the listeners open, so a SIGHUP sent as
+	// soon as the port answers reloads instead of killing the process.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := server.Start(cfg, server.Options{Registry: reg, Logger: logger, Level: level})
+	if err != nil {
+		return fmt.Errorf("cannot start: %w", err)
+	}
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				_ = srv.Reload() // Reload logs and counts a failure; the old configuration stays
+				continue
+			}
+			log.Info("signal received", "signal", sig.String())
+			return srv.Shutdown()
+		case err := <-srv.Failed():
+			_ = srv.Shutdown()
+			return err
+		}
+	}
+}
+
+// newLogger builds the process's one logger from log.format; level is
+// shared with the server so a reload can change it.
+func newLogger(w io.Writer, cfg config.Log, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
