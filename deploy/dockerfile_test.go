@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"go/ast"
@@ -352,4 +353,66 @@ func ignorePattern(p string) *regexp.Regexp {
 	}
 	b.WriteString("$")
 	return regexp.MustCompile(b.String())
+}
+
+// TestDockerfileBuildStep runs the Dockerfile's `go build` step on this
+// machine, with the build arguments the image would get, so the stamped
+// version, -trimpath and the runtime image's libraries are checked even
+// where no Docker engine can build the image.
+func TestDockerfileBuildStep(t *testing.T) {
+	if files, _ := filepath.Glob(filepath.Join(root, "cmd", "tombstone", "*.go")); len(files) == 0 {
+		t.Skip("cmd/tombstone has no Go files yet: nothing to build")
+	}
+	d := parseDockerfile(t)
+	step := ""
+	for _, r := range d.run {
+		if strings.Contains(r, "go build") {
+			step = r
+		}
+	}
+	// BuildKit's --mount flags belong to RUN, not to the shell command.
+	for strings.HasPrefix(step, "--mount=") {
+		_, step, _ = strings.Cut(step, " ")
+		step = strings.TrimSpace(step)
+	}
+	bin := filepath.Join(t.TempDir(), "tombstone")
+	if !strings.Contains(step, "-o /out/tombstone ") {
+		t.Fatalf("Dockerfile: the go build step does not write /out/tombstone, which the runtime stage copies:\n%s", step)
+	}
+	step = strings.Replace(step, "-o /out/tombstone ", "-o "+bin+" ", 1)
+	build := exec.Command("sh", "-c", step)
+	build.Dir = root
+	build.Env = append(os.Environ(), "VERSION=v9.8.7-deploytest", "REVISION=abc1234")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("Dockerfile's build step failed here: %v\n%s\n%s", err, step, out)
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "v9.8.7-deploytest") || !strings.Contains(string(out), "abc1234") {
+		t.Errorf("`tombstone version` of the Dockerfile's build printed %q (%v), want the VERSION and REVISION build arguments", out, err)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if abs, _ := filepath.Abs(root); bytes.Contains(data, []byte(abs+"/")) {
+		t.Errorf("the binary contains the source path %s: the build is not -trimpath'ed, so it differs between machines", abs)
+	}
+
+	// The runtime stage is debian-slim: the binary may link only glibc's
+	// own libraries, which its libc6 package provides.
+	ldd, err := exec.LookPath("ldd")
+	if err != nil {
+		t.Skip("ldd is not installed: skipped checking the binary's shared libraries")
+	}
+	libs, err := exec.Command(ldd, bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ldd %s: %v\n%s", bin, err, libs)
+	}
+	glibc := regexp.MustCompile(`^(linux-vdso\.so|ld-linux[-\w]*\.so|lib(c|m|pthread|dl|rt|resolv)\.so)\.`)
+	for _, l := range strings.Split(strings.TrimSpace(string(libs)), "\n") {
+		name := path.Base(strings.Fields(l)[0])
+		if !glibc.MatchString(name) {
+			t.Errorf("the binary links %s, which %s may not have: %s", name, d.from[len(d.from)-1], strings.TrimSpace(l))
+		}
+	}
 }
