@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -229,30 +228,3 @@ func checkPrometheus(t *testing.T, file, target string) string {
 }
 
 func TestCompose(t *testing.T) { composeConfig(t) }
-
-// TestDockerBuild builds the image and runs `tombstone version` in it when
-// a Docker engine is available.
-func TestDockerBuild(t *testing.T) {
-	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
-		t.Skipf("no Docker engine (docker info: %v: %s): skipped building the image; the Dockerfile was still checked by TestDockerfile", err, lastLine(out))
-	}
-	tag := fmt.Sprintf("tombstone-deploy-test:%d", os.Getpid())
-	build := exec.Command("docker", "build", "-t", tag, "--build-arg", "VERSION=deploy-test", "--build-arg", "REVISION=0000000", ".")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("docker build: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", tag).Run() })
-	out, err := exec.Command("docker", "run", "--rm", tag, "version").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "deploy-test") {
-		t.Errorf("docker run %s version: %v: %s (want the stamped version deploy-test)", tag, err, out)
-	}
-	if out, err := exec.Command("docker", "compose", "-f", filepath.Join(root, "deploy", "compose", "compose.yaml"), "config", "--quiet").CombinedOutput(); err != nil {
-		t.Errorf("docker compose config: %v\n%s", err, out)
-	}
-}
-
-func lastLine(b []byte) string {
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
-}

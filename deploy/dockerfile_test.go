@@ -416,3 +416,30 @@ func TestDockerfileBuildStep(t *testing.T) {
 		}
 	}
 }
+
+// TestDockerBuild builds the image and runs `tombstone version` in it when
+// a Docker engine is available.
+func TestDockerBuild(t *testing.T) {
+	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
+		t.Skipf("no Docker engine (docker info: %v: %s): skipped building the image; TestDockerfile and TestDockerfileBuildStep still checked the Dockerfile and ran its go build step", err, lastLine(out))
+	}
+	tag := fmt.Sprintf("tombstone-deploy-test:%d", os.Getpid())
+	build := exec.Command("docker", "build", "-t", tag, "--build-arg", "VERSION=deploy-test", "--build-arg", "REVISION=0000000", ".")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("docker build: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", tag).Run() })
+	out, err := exec.Command("docker", "run", "--rm", tag, "version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "deploy-test") {
+		t.Errorf("docker run %s version: %v: %s (want the stamped version deploy-test)", tag, err, out)
+	}
+	if out, err := exec.Command("docker", "compose", "-f", filepath.Join(root, "deploy", "compose", "compose.yaml"), "config", "--quiet").CombinedOutput(); err != nil {
+		t.Errorf("docker compose config: %v\n%s", err, out)
+	}
+}
+
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
