@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,9 +51,32 @@ func serve(std stdio, args []string) error {
 				continue
 			}
 			log.Info("signal received", "signal", sig.String())
-			return srv.Shutdown()
+			return drain(srv, sigs, log)
 		case err := <-srv.Failed():
-			_ = srv.Shutdown()
+			_ = srv.Shutdown(context.Background())
+			return err
+		}
+	}
+}
+
+// drain shuts the server down gracefully. A second SIGTERM or SIGINT
+// during the drain closes the remaining sessions at once, as an operator
+// pressing Ctrl-C twice expects; SIGHUP still reloads.
+func drain(srv *server.Server, sigs <-chan os.Signal, log *slog.Logger) error {
+	ctx, force := context.WithCancel(context.Background())
+	defer force()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				_ = srv.Reload()
+				continue
+			}
+			log.Warn("second signal: closing open sessions now", "signal", sig.String())
+			force()
+		case err := <-done:
 			return err
 		}
 	}

@@ -234,7 +234,7 @@ INSERT INTO notes VALUES (1, NULL), (2, now());`)
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		p.waitLog(t, `"msg":"shutting down: no new connections; waiting for open sessions"`)
+		p.waitLog(t, `"msg":"shutting down: stopped accepting; waiting for open sessions"`)
 		if c, err := pgx.Connect(ctx, dsn(listen)); err == nil {
 			c.Close(ctx)
 			t.Errorf("a new connection was accepted after SIGTERM")
@@ -261,28 +261,42 @@ INSERT INTO notes VALUES (1, NULL), (2, now());`)
 		}
 	})
 
-	t.Run("shutdown_timeout closes sessions with 57P01", func(t *testing.T) {
-		listen := freeAddr(t)
-		p := startServe(t, bin, writeConfig(t, config(listen, `""`, "shutdown_timeout: 0s\n", "contacts")))
-		p.waitLog(t, `"msg":"serving"`)
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, dsn(listen))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-			t.Fatal(err)
-		}
-		if code := p.wait(t); code != 0 {
-			t.Errorf("exit code %d, want 0", code)
-		}
-		_, err = conn.Exec(ctx, "SELECT 1")
-		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "57P01" {
-			t.Errorf("query after the shutdown timeout: %v, want SQLSTATE 57P01", err)
-		}
-	})
+	// Sessions still open when the drain ends get FATAL 57P01: at once
+	// with shutdown_timeout 0s, or on a second signal.
+	for _, c := range []struct {
+		name    string
+		timeout string
+		signals []os.Signal
+	}{
+		{"shutdown_timeout 0s closes sessions with 57P01", "0s", []os.Signal{syscall.SIGINT}},
+		{"a second SIGTERM closes sessions with 57P01", "1h", []os.Signal{syscall.SIGTERM, syscall.SIGTERM}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			listen := freeAddr(t)
+			p := startServe(t, bin, writeConfig(t, config(listen, `""`, "shutdown_timeout: "+c.timeout+"\n", "contacts")))
+			p.waitLog(t, `"msg":"serving"`)
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, dsn(listen))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			for _, sig := range c.signals {
+				if err := p.cmd.Process.Signal(sig); err != nil {
+					t.Fatal(err)
+				}
+				p.waitLog(t, `"msg":"s`) // "shutting down..." or "second signal..."
+			}
+			if code := p.wait(t); code != 0 {
+				t.Errorf("exit code %d, want 0", code)
+			}
+			_, err = conn.Exec(ctx, "SELECT 1")
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "57P01" {
+				t.Errorf("query after the drain ended: %v, want SQLSTATE 57P01", err)
+			}
+		})
+	}
 
 	t.Run("a busy port exits 1 with one line", func(t *testing.T) {
 		busy := freeAddr(t)

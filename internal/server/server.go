@@ -41,9 +41,10 @@ type Server struct {
 	started *config.File                // what the listeners and proxy were built from
 	current atomic.Pointer[config.File] // the last configuration loaded successfully
 
-	ln, adminLn net.Listener
-	admin       *http.Server
-	accepting   atomic.Bool
+	ln        *notifyListener
+	adminLn   net.Listener
+	admin     *http.Server
+	accepting atomic.Bool
 
 	reloadMu sync.Mutex // one reload at a time: SIGHUP and /-/reload may race
 	stopOnce sync.Once
@@ -75,9 +76,11 @@ func Start(cfg *config.File, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.ln, err = proxy.Listen(cfg.Listen); err != nil {
+	ln, err := proxy.Listen(cfg.Listen)
+	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	s.ln = &notifyListener{Listener: ln, closed: make(chan struct{})}
 	if cfg.Metrics.Listen != "" {
 		if s.adminLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
 			s.ln.Close()
@@ -111,6 +114,18 @@ func Start(cfg *config.File, opts Options) (*Server, error) {
 		"metrics", cfg.Metrics.Listen, "mode", cfg.Mode, "tables", len(cfg.Tables),
 		"client_tls", cfg.TLS.Enabled(), "upstream_tls", cfg.UpstreamTLS.Mode, "config", cfg.Path)
 	return s, nil
+}
+
+// notifyListener tells Shutdown when the proxy has closed its listener.
+type notifyListener struct {
+	net.Listener
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (l *notifyListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return l.Listener.Close()
 }
 
 func newRewriter(cfg *config.File) *rewrite.Rewriter {
@@ -182,19 +197,29 @@ func restartKeys(running, next *config.File) []string {
 	return keys
 }
 
-// Shutdown stops accepting, lets open sessions finish for up to the
-// configured shutdown_timeout, closes the rest with SQLSTATE 57P01, then
-// stops the admin listener (so /readyz answers 503 while sessions drain).
-// It is safe to call more than once.
-func (s *Server) Shutdown() error {
+// Shutdown stops accepting, lets open sessions finish until the configured
+// shutdown_timeout passes or ctx ends (a second signal, say), closes the
+// rest with SQLSTATE 57P01, then stops the admin listener (so /readyz
+// answers 503 while sessions drain). Calls after the first return the
+// first one's result.
+func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		s.accepting.Store(false)
 		timeout := s.current.Load().ShutdownTimeout
-		s.log.Info("shutting down: no new connections; waiting for open sessions", "timeout", timeout)
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		if err := s.proxy.Shutdown(ctx); err != nil {
-			s.log.Warn("sessions still open at shutdown_timeout were closed with 57P01", "timeout", timeout)
+		drained := make(chan error, 1)
+		go func() { drained <- s.proxy.Shutdown(ctx) }()
+		// proxy.Shutdown closes the listener first; say so only once it
+		// has, so the log line is a promise that new connections fail.
+		select {
+		case <-s.ln.closed:
+		case err := <-drained:
+			drained <- err
+		}
+		s.log.Info("shutting down: stopped accepting; waiting for open sessions", "timeout", timeout)
+		if err := <-drained; err != nil {
+			s.log.Warn("sessions still open at the end of the drain were closed with 57P01", "timeout", timeout, "reason", err)
 		}
 		if s.admin != nil {
 			actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)

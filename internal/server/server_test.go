@@ -3,9 +3,11 @@ package server
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tombstone-proxy/tombstone/internal/config"
@@ -88,7 +91,7 @@ func start(t *testing.T, yamlText string) *running {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := srv.Shutdown(); err != nil {
+		if err := srv.Shutdown(context.Background()); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 		if t.Failed() {
@@ -245,6 +248,17 @@ func TestServeEndToEnd(t *testing.T) {
 	if n := count(t, app, "notes"); n != 2 {
 		t.Errorf("app sees %d notes, want 2: notes is not a soft-delete table yet", n)
 	}
+	if n := count(t, app, "contacts"); n != 1 { // the same text again: a rewrite-cache hit
+		t.Errorf("app sees %d contacts after deleting one, want 1", n)
+	}
+	_, err = app.Exec(context.Background(), "TRUNCATE contacts")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		t.Errorf("TRUNCATE of a soft-delete table: %v, want a refusal with SQLSTATE 42501", err)
+	}
+	if line := srv.logs.find("statement refused", "conn=", "user="+role, "table=contacts", "fingerprint="); line == "" {
+		t.Errorf("the refusal was not logged with connection, login role, table and fingerprint")
+	}
 
 	after := scrape(t, srv.admin)
 	moved := func(series string, atLeast float64) {
@@ -259,6 +273,11 @@ func TestServeEndToEnd(t *testing.T) {
 	moved(`tombstone_statements_total{action="passthrough"}`, 1)
 	moved(`tombstone_rewrites_total{kind="delete",table="contacts"}`, 1)
 	moved(`tombstone_rewrites_total{kind="select",table="contacts"}`, 1)
+	moved(`tombstone_statements_total{action="refused"}`, 1)
+	moved(`tombstone_refusals_total{reason="truncate"}`, 1)
+	moved("tombstone_rewrite_cache_hits_total", 1)
+	moved("tombstone_rewrite_cache_misses_total", 2)
+	moved("tombstone_rewrite_duration_seconds_count", 2)
 	if got := after["tombstone_client_connections"]; got != 2 {
 		t.Errorf("tombstone_client_connections = %v with two sessions open, want 2", got)
 	}
@@ -393,5 +412,55 @@ func TestStartFailsOnBusyPort(t *testing.T) {
 	_, err = Start(cfg, Options{Registry: prometheus.NewRegistry()})
 	if err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("Start on a busy port: %v, want an address-in-use error", err)
+	}
+}
+
+// While sessions drain, /readyz says the proxy no longer accepts, so a
+// load balancer stops sending clients; /healthz stays 200.
+func TestReadyzDuringDrain(t *testing.T) {
+	pg := pgtest.Shared(t)
+	srv := start(t, strings.Replace(configYAML(pg, nil, ""), "shutdown_timeout: 10s", "shutdown_timeout: 1h", 1))
+	conn := connect(t, pgcluster.URL(srv.Addr().String(), pg.User, pg.Password, ""))
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Shutdown(context.Background()) }()
+	waitFor(t, "/readyz to answer 503", func() bool {
+		code, _, _ := get(t, "GET", srv.admin+"/readyz")
+		return code == http.StatusServiceUnavailable
+	})
+	if _, body, _ := get(t, "GET", srv.admin+"/readyz"); !strings.Contains(body, "not accepting connections (shutting down)") {
+		t.Errorf("/readyz while draining: %q", body)
+	}
+	if code, _, _ := get(t, "GET", srv.admin+"/healthz"); code != 200 {
+		t.Errorf("/healthz while draining: %d, want 200", code)
+	}
+	if _, err := conn.Exec(context.Background(), "SELECT 1"); err != nil {
+		t.Errorf("the open session failed while draining: %v", err)
+	}
+	conn.Close(context.Background())
+	if err := <-stopped; err != nil {
+		t.Errorf("Shutdown after the last session ended: %v", err)
+	}
+}
+
+// listen may be a Unix-domain socket path; a socket file left behind by
+// a crashed process is replaced.
+func TestListenOnUnixSocketReplacesStaleFile(t *testing.T) {
+	pg := pgtest.Shared(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, ".s.PGSQL.6432")
+	stale, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close() // the file stays, as after a crash
+	srv := start(t, strings.Replace(configYAML(pg, nil, ""), "listen: 127.0.0.1:0", "listen: "+sock, 1))
+	conn := connect(t, fmt.Sprintf("host=%s port=6432 user=%s password=%s dbname=postgres sslmode=disable", dir, pg.User, pg.Password))
+	var one int
+	if err := conn.QueryRow(context.Background(), "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("query over the Unix socket: %d, %v", one, err)
+	}
+	if srv.Addr().String() != sock {
+		t.Errorf("Addr() = %s, want %s", srv.Addr(), sock)
 	}
 }
