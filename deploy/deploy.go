@@ -3,6 +3,8 @@ package deploy
 import (
 	_ "embed"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -34,8 +36,9 @@ func Override(cfg []byte, values map[string]string) ([]byte, error) {
 		doc.Kind = yaml.DocumentNode
 		doc.Content = []*yaml.Node{{Kind: yaml.MappingNode}}
 	}
-	for key, value := range values {
-		if err := set(doc.Content[0], strings.Split(key, "."), value); err != nil {
+	// Sorted, so keys that are added come out in the same order every time.
+	for _, key := range slices.Sorted(maps.Keys(values)) {
+		if err := set(doc.Content[0], strings.Split(key, "."), values[key]); err != nil {
 			return nil, fmt.Errorf("override %s: %w", key, err)
 		}
 	}

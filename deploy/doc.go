@@ -5,6 +5,6 @@
 //
 // It is a leaf package for tools (cmd/tombstone-demo) and tests: it imports
 // only the standard library and yaml.v3, and nothing imports it from the
-// proxy's runtime path. deploy_test.go checks that the examples agree with
-// each other and with the code's defaults.
+// proxy's runtime path. Its tests check that the examples agree with each
+// other and with the code's defaults, and run them against a real PostgreSQL.
 package deploy
