@@ -186,6 +186,20 @@ func TestDockerfile(t *testing.T) {
 	if src := "https://" + goModulePath(t); !strings.Contains(d.labels, "org.opencontainers.image.source=\""+src+"\"") {
 		t.Errorf("Dockerfile: LABEL org.opencontainers.image.source should be %q, the module's repository (it links %s to its source)", src, repo)
 	}
+	// The build command in the header names the image the manifests run.
+	data, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := regexp.MustCompile(`docker build -t (\S+)`).FindAllStringSubmatch(string(data), -1)
+	if len(tags) == 0 {
+		t.Errorf("Dockerfile: the header shows no `docker build -t IMAGE` command")
+	}
+	for _, m := range tags {
+		if r, _ := splitImage(m[1]); r != repo {
+			t.Errorf("Dockerfile: the header builds %s, but the manifests run %s", m[1], repo)
+		}
+	}
 }
 
 func goModulePath(t *testing.T) string {
