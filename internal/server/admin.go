@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,9 +15,15 @@ import (
 // out after a few seconds themselves.
 const readyTimeout = 2 * time.Second
 
-// adminHandler serves /metrics, /healthz, /readyz and POST /-/reload.
-func (s *Server) adminHandler(reg *prometheus.Registry) http.Handler {
+// adminHandler serves /metrics, /healthz, /readyz and POST /-/reload, and
+// with profiling Go's profiler under /debug/pprof/.
+func (s *Server) adminHandler(reg *prometheus.Registry, profiling bool) http.Handler {
 	mux := http.NewServeMux()
+	if profiling {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		EnableOpenMetrics: true,
 		ErrorLog:          errorLogger{s},

@@ -29,6 +29,9 @@ type Options struct {
 	// Level, when set, is the logger's level; a reload applies log.level
 	// to it.
 	Level *slog.LevelVar
+	// Profiling adds net/http/pprof's /debug/pprof/ endpoints to the admin
+	// listener. Off by default: a profile costs CPU and shows internals.
+	Profiling bool
 }
 
 // Server is a running Tombstone: the proxy listener, the admin listener and
@@ -87,7 +90,7 @@ func Start(cfg *config.File, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("metrics.listen: %w", err)
 		}
 		s.admin = &http.Server{
-			Handler:           s.adminHandler(opts.Registry),
+			Handler:           s.adminHandler(opts.Registry, opts.Profiling),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		}

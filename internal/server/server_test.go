@@ -464,3 +464,28 @@ func TestListenOnUnixSocketReplacesStaleFile(t *testing.T) {
 		t.Errorf("Addr() = %s, want %s", srv.Addr(), sock)
 	}
 }
+
+// log.level applies on reload: the logger's level is shared with cmd/.
+func TestReloadAppliesLogLevel(t *testing.T) {
+	pg := pgtest.Shared(t)
+	path := filepath.Join(t.TempDir(), "tombstone.yaml")
+	writeFile(t, path, configYAML(pg, nil, "log:\n  level: warn\n"))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.Log.SlogLevel())
+	srv, err := Start(cfg, Options{Registry: prometheus.NewRegistry(), Level: level})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	writeFile(t, path, configYAML(pg, nil, "log:\n  level: debug\n"))
+	if err := srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if level.Level() != slog.LevelDebug {
+		t.Errorf("after reloading log.level: debug the level is %v", level.Level())
+	}
+}
