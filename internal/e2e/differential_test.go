@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"database/sql/driver"
 	"flag"
@@ -122,6 +123,9 @@ type outcome struct {
 // DELETE ... RETURNING the soft-delete columns are left out (see
 // statement.SoftReturning).
 func execute(ctx context.Context, conn *pgx.Conn, st statement) outcome {
+	if st.Class == "copy" {
+		return copyOut(ctx, conn, st.SQL)
+	}
 	rows, err := conn.Query(ctx, st.SQL, append([]any{st.Mode}, st.Args...)...)
 	if err != nil {
 		return outcome{err: err}
@@ -153,6 +157,16 @@ func execute(ctx context.Context, conn *pgx.Conn, st statement) outcome {
 	}
 	o.tag = rows.CommandTag().String()
 	return o
+}
+
+// copyOut runs a COPY ... TO STDOUT; each line is a row.
+func copyOut(ctx context.Context, conn *pgx.Conn, sql string) outcome {
+	var buf bytes.Buffer
+	tag, err := conn.PgConn().CopyTo(ctx, &buf, sql)
+	if err != nil {
+		return outcome{err: err}
+	}
+	return outcome{tag: tag.String(), rows: strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")}
 }
 
 func formatValue(v any) string {

@@ -22,7 +22,7 @@ type statement struct {
 	// a real DELETE returns the row as it was (those columns NULL). Only
 	// the other columns can be compared.
 	SoftReturning bool
-	Class         string // query, delete, update, insert or tx, for the run's statistics
+	Class         string // query, delete, update, merge, copy, insert or tx, for the run's statistics
 }
 
 // workload generates a deterministic stream of statements from a seed. It
@@ -84,9 +84,15 @@ func (w *workload) next() statement {
 		st.Class = "delete"
 		st.SQL = w.deletes[w.r.IntN(len(w.deletes))]()
 		st.SoftReturning = strings.Contains(st.SQL, "RETURNING")
-	case n < 86:
+	case n < 84:
 		st.Class = "update"
 		st.SQL = w.updates[w.r.IntN(len(w.updates))]()
+	case n < 86:
+		st.Class = "merge"
+		st.SQL = w.merge()
+	case n < 88:
+		st.Class = "copy"
+		st.SQL = w.copyTo()
 	default:
 		st.Class = "insert"
 		st.SQL = w.inserts[w.r.IntN(len(w.inserts))]()
@@ -556,4 +562,33 @@ func (w *workload) insertTemplates() []func() string {
 				base, 1+w.r.IntN(w.nextItem), w.narrowUserPred("u"))
 		},
 	}
+}
+
+// merge deletes and updates through MERGE (PostgreSQL 15 has no RETURNING
+// for it). Values are inline: a parameter in VALUES has no type to infer.
+// NOT MATCHED inserts only fresh ids: a soft-deleted row keeps its key.
+func (w *workload) merge() string {
+	ids := func(max int) string {
+		return fmt.Sprintf("(VALUES (%d), (%d), (%d)) s(id)", 1+w.r.IntN(max), 1+w.r.IntN(max), 1+w.r.IntN(max))
+	}
+	switch w.r.IntN(3) {
+	case 0:
+		return fmt.Sprintf("MERGE INTO users u USING (SELECT DISTINCT id FROM %s) s ON u.user_id = s.id WHEN MATCHED AND u.score > %d THEN DELETE WHEN MATCHED THEN UPDATE SET score = (u.score + 1) %% 10",
+			ids(w.nextUser), w.r.IntN(10))
+	case 1:
+		return fmt.Sprintf("MERGE INTO orders o USING users s ON o.user_id = s.user_id AND s.user_id IN (%d, %d) WHEN MATCHED AND o.qty > %d THEN DELETE",
+			1+w.r.IntN(w.nextUser), 1+w.r.IntN(w.nextUser), w.r.IntN(5))
+	default:
+		fresh := w.nextTeam
+		w.nextTeam++
+		return fmt.Sprintf("MERGE INTO teams t USING (VALUES (%d), (%d)) s(id) ON t.team_id = s.id WHEN MATCHED THEN DELETE WHEN NOT MATCHED AND s.id >= %d THEN INSERT (team_id, tname, region) VALUES (s.id, 'team' || s.id, 2)",
+			1+w.r.IntN(fresh-1), fresh, fresh)
+	}
+}
+
+// copyTo reads a table or a query with COPY ... TO STDOUT.
+func (w *workload) copyTo() string {
+	return pick(w.r, "COPY users TO STDOUT", "COPY orders (order_id, user_id, qty) TO STDOUT WITH (FORMAT csv)", "COPY teams TO STDOUT",
+		"COPY (SELECT t.team_id, count(u.user_id) FROM teams t LEFT JOIN users u USING (team_id) GROUP BY t.team_id) TO STDOUT",
+		"COPY (SELECT o.order_id, u.uname FROM orders o JOIN users u ON u.user_id = o.user_id WHERE o.qty > 2) TO STDOUT WITH (FORMAT csv, HEADER)")
 }
