@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -183,32 +182,29 @@ func Load(path string) (*File, error) {
 
 var varRe = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
-// expand replaces ${VAR} and ${VAR:-default} from the environment. A
-// variable that is unset and has no default is an error: silently using an
-// empty upstream or password hides mistakes.
-func expand(data []byte, path string) ([]byte, error) {
-	var errs []error
-	lines := bytes.Split(data, []byte("\n"))
-	for i, line := range lines {
-		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] == '#' {
-			continue
+// expand replaces ${VAR} and ${VAR:-default} in one value from the
+// environment. It runs on parsed values, not on the file's text, so a
+// variable's value is never read as YAML (a "#" in it does not start a
+// comment) and a comment may mention ${VAR} freely. A variable that is
+// unset and has no default is an error: silently using an empty value
+// hides mistakes.
+func expand(value string) (string, error) {
+	var missing []string
+	out := varRe.ReplaceAllStringFunc(value, func(m string) string {
+		sm := varRe.FindStringSubmatch(m)
+		if v, ok := os.LookupEnv(sm[1]); ok {
+			return v
 		}
-		lines[i] = varRe.ReplaceAllFunc(line, func(m []byte) []byte {
-			sm := varRe.FindSubmatch(m)
-			if v, ok := os.LookupEnv(string(sm[1])); ok {
-				return []byte(v)
-			}
-			if sm[2] != nil {
-				return sm[3]
-			}
-			errs = append(errs, &Error{Path: path, Line: i + 1, Msg: fmt.Sprintf("environment variable %s is not set (write ${%s:-default} to allow that)", sm[1], sm[1])})
-			return m
-		})
+		if sm[2] != "" {
+			return sm[3]
+		}
+		missing = append(missing, sm[1])
+		return m
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("environment variable %s is not set (write ${%s:-default} to allow that)", missing[0], missing[0])
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return bytes.Join(lines, []byte("\n")), nil
+	return out, nil
 }
 
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -216,10 +212,6 @@ var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // Parse validates configuration bytes; path is used in error messages only.
 // It reports every problem it finds, each naming its key and line.
 func Parse(data []byte, path string) (*File, error) {
-	data, err := expand(data, path)
-	if err != nil {
-		return nil, err
-	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, syntaxError(err, path)
@@ -273,6 +265,16 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) {
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // "key:" with no value keeps the default
+	}
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "${") {
+		v, err := expand(n.Value)
+		if err != nil {
+			d.fail(n, key, "%v", err)
+			return
+		}
+		expanded := *n // the tree is not ours to change
+		expanded.Value = v
+		n = &expanded
 	}
 	switch {
 	case reflect.PointerTo(v.Type()).Implements(unmarshalerType):

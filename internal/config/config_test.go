@@ -59,8 +59,8 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"bad log format", "log:\n  format: xml\n", []string{`c.yaml:2: log.format: "xml" is not json or text`}},
 		{"bad log level", "log:\n  level: loud\n", []string{`c.yaml:2: log.level: "loud" is not debug, info, warn or error`}},
 		{"yaml syntax", "listen: [\n", []string{"c.yaml:1: YAML syntax:"}},
-		{"unset variable", "upstream: ${TOMBSTONE_TEST_UNSET_VAR}\n",
-			[]string{"c.yaml:1: environment variable TOMBSTONE_TEST_UNSET_VAR is not set"}},
+		{"unset variable", "listen: 127.0.0.1:6432\nupstream: ${TOMBSTONE_TEST_UNSET_VAR}\n",
+			[]string{"c.yaml:2: upstream: environment variable TOMBSTONE_TEST_UNSET_VAR is not set (write ${TOMBSTONE_TEST_UNSET_VAR:-default} to allow that)"}},
 		{"every problem reported at once", "mode: x\nlog:\n  level: loud\nfoo: 1\n",
 			[]string{"c.yaml:4: foo: unknown key"}},
 		{"every validation problem reported at once", "mode: x\nlog:\n  level: loud\n",
@@ -161,17 +161,25 @@ tables:
 
 func TestEnvironmentExpansion(t *testing.T) {
 	t.Setenv("TOMBSTONE_TEST_UPSTREAM", "db.internal:5433")
+	// A value with YAML syntax in it stays a value: expansion happens
+	// after parsing.
+	t.Setenv("TOMBSTONE_TEST_ROLE", "ops # team: a")
 	f, err := Parse([]byte(`
 # a comment may mention ${TOMBSTONE_TEST_NOT_SET} without failing
 upstream: ${TOMBSTONE_TEST_UPSTREAM}
-listen: ${TOMBSTONE_TEST_NOT_SET:-0.0.0.0:7432}
-privileged_roles: ["${TOMBSTONE_TEST_NOT_SET:-}admin"]
+listen: ${TOMBSTONE_TEST_NOT_SET:-0.0.0.0:7432}   # and so may ${TOMBSTONE_TEST_NOT_SET} here
+privileged_roles: ["${TOMBSTONE_TEST_NOT_SET:-}admin", "${TOMBSTONE_TEST_ROLE}"]
+shutdown_timeout: ${TOMBSTONE_TEST_NOT_SET:-5s}
+max_message_size: ${TOMBSTONE_TEST_NOT_SET:-2MiB}
 `), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Upstream != "db.internal:5433" || f.Listen != "0.0.0.0:7432" || len(f.PrivilegedRoles) != 1 || f.PrivilegedRoles[0] != "admin" {
-		t.Fatalf("upstream %q, listen %q, privileged_roles %q", f.Upstream, f.Listen, f.PrivilegedRoles)
+	if f.Upstream != "db.internal:5433" || f.Listen != "0.0.0.0:7432" || len(f.PrivilegedRoles) != 2 ||
+		f.PrivilegedRoles[0] != "admin" || f.PrivilegedRoles[1] != "ops # team: a" ||
+		f.ShutdownTimeout != 5*time.Second || f.MaxMessageSize != 2<<20 {
+		t.Fatalf("upstream %q, listen %q, privileged_roles %q, shutdown_timeout %v, max_message_size %d",
+			f.Upstream, f.Listen, f.PrivilegedRoles, f.ShutdownTimeout, f.MaxMessageSize)
 	}
 }
 
