@@ -117,7 +117,8 @@ func TestRewriteDryRun(t *testing.T) {
 	}{
 		{"delete becomes a soft delete", "", []string{"--config", enforce, "DELETE FROM contacts WHERE id = 1"}, []string{
 			"UPDATE contacts SET deleted_at = now() WHERE id = 1 AND contacts.deleted_at IS NULL",
-			"-- applied: delete on contacts"}},
+			"-- applied: delete on contacts",
+			"-- the client sees the command tag DELETE n, not UPDATE n"}},
 		{"statement read from stdin", "SELECT name FROM contacts", []string{"--config", enforce, "-"}, []string{
 			"SELECT name FROM contacts WHERE contacts.deleted_at IS NULL",
 			"-- applied: select on contacts"}},
@@ -131,10 +132,12 @@ func TestRewriteDryRun(t *testing.T) {
 		{"membership is not checked offline", "", []string{"--config", enforce, "--role", "bob", "DELETE FROM contacts"}, []string{
 			"UPDATE contacts SET deleted_at = now() WHERE contacts.deleted_at IS NULL",
 			"-- applied: delete on contacts",
+			"-- the client sees the command tag DELETE n, not UPDATE n",
 			`-- note: role "bob" is privileged if it is a member of bypass; that is resolved at login and not checked here`}},
 		{"shadow mode says what it would do", "", []string{"--config", shadow, "DELETE FROM contacts"}, []string{
 			"UPDATE contacts SET deleted_at = now() WHERE contacts.deleted_at IS NULL",
 			"-- applied: delete on contacts",
+			"-- the client sees the command tag DELETE n, not UPDATE n",
 			"-- note: mode is shadow: the proxy sends the statement unchanged and only logs and counts the above"}},
 	}
 	for _, c := range cases {

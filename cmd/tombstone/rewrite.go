@@ -62,6 +62,12 @@ SQL "-" reads the statement from standard input.`, std)
 		for _, a := range res.Applied {
 			fmt.Fprintf(std.out, "-- applied: %s on %s\n", a.Kind, a.Table.QualifiedName())
 		}
+		for _, st := range res.Statements {
+			if st.DeleteTag {
+				fmt.Fprintln(std.out, "-- the client sees the command tag DELETE n, not UPDATE n")
+				break
+			}
+		}
 	}
 	notes(std.out, cfg, p, *role, refusal != nil || (res != nil && res.Changed))
 	return nil

@@ -19,6 +19,7 @@ import (
 func serve(std stdio, args []string) error {
 	fs := newFlags("serve", "serve --config FILE\n\nRuns the proxy. SIGHUP or POST /-/reload reloads the configuration;\nSIGTERM and SIGINT shut down gracefully.", std)
 	path := configFlag(fs)
+	profiling := fs.Bool("pprof", false, "also serve Go's profiler (/debug/pprof/) on metrics.listen, for benchmarks and diagnosis (make bench uses it)")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -39,7 +40,7 @@ func serve(std stdio, args []string) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := server.Start(cfg, server.Options{Registry: reg, Logger: logger, Level: level})
+	srv, err := server.Start(cfg, server.Options{Registry: reg, Logger: logger, Level: level, Profiling: *profiling})
 	if err != nil {
 		return fmt.Errorf("cannot start: %w", err)
 	}
