@@ -19,7 +19,7 @@ import (
 // business, not a unit test's.
 func TestQuickSuiteProducesRatios(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs pgbench for about 30s; skipped with -short")
+		t.Skip("runs pgbench for about 40s; skipped with -short")
 	}
 	if _, err := exec.LookPath("pgbench"); err != nil {
 		t.Skip("pgbench is not on PATH: install the postgresql-client package (make deps does)")
@@ -31,7 +31,9 @@ func TestQuickSuiteProducesRatios(t *testing.T) {
 		t.Skipf("the tombstone binary cannot be built yet, so there is nothing to measure:\n%s", out)
 	}
 
-	opts := Options{Binary: bin, Duration: time.Second, Rounds: 1, Scale: 1, IdleConns: 20,
+	// 2s runs: on a loaded 2-core machine a 1s write-mix run can end
+	// before its clients have connected and prepared.
+	opts := Options{Binary: bin, Duration: 2 * time.Second, Rounds: 1, Scale: 1, IdleConns: 20,
 		SkipPgBouncer: true, Out: t.TempDir()} // PgBouncer would add a third of the time
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -60,6 +62,14 @@ func TestQuickSuiteProducesRatios(t *testing.T) {
 		l, ok := report.latency(ep)
 		if !ok || l.samples == 0 || !(l.median > 0) || l.p99 < l.median {
 			t.Errorf("latency via %s: %+v, want samples with 0 < median <= p99", ep, l)
+		}
+	}
+	if len(report.Profiles) != 2 {
+		t.Errorf("CPU profiles %v, want one per read-only mode", report.Profiles)
+	}
+	for _, p := range report.Profiles {
+		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
+			t.Errorf("CPU profile %s is missing or empty (%v)", p, err)
 		}
 	}
 	if m := report.Memory; m == nil || m.conns != opts.IdleConns || m.afterKiB <= 0 {

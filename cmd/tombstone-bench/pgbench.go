@@ -69,11 +69,6 @@ func runPgbench(ctx context.Context, ep endpoint, r pgbenchRun) (pgbenchResult, 
 		return pgbenchResult{}, fmt.Errorf("pgbench %s via %s failed: %w\n%s", filepath.Base(r.script), ep.name, err, tail(report, 20))
 	}
 	var res pgbenchResult
-	m := tpsRe.FindStringSubmatch(report)
-	if m == nil {
-		return res, fmt.Errorf("pgbench %s via %s printed no tps line:\n%s", filepath.Base(r.script), ep.name, tail(report, 20))
-	}
-	res.tps, _ = strconv.ParseFloat(m[1], 64)
 	if m := txnsRe.FindStringSubmatch(report); m != nil {
 		res.transactions, _ = strconv.ParseInt(m[1], 10, 64)
 	}
@@ -81,8 +76,14 @@ func runPgbench(ctx context.Context, ep endpoint, r pgbenchRun) (pgbenchResult, 
 		return res, fmt.Errorf("pgbench %s via %s: %s transactions failed:\n%s", filepath.Base(r.script), ep.name, m[1], tail(report, 20))
 	}
 	if res.transactions == 0 {
-		return res, fmt.Errorf("pgbench %s via %s processed no transaction:\n%s", filepath.Base(r.script), ep.name, tail(report, 20))
+		return res, fmt.Errorf("pgbench %s via %s processed no transaction in %ds (run too short for this machine's load? raise --duration):\n%s",
+			filepath.Base(r.script), ep.name, r.seconds, tail(report, 20))
 	}
+	m := tpsRe.FindStringSubmatch(report)
+	if m == nil {
+		return res, fmt.Errorf("pgbench %s via %s printed no tps line:\n%s", filepath.Base(r.script), ep.name, tail(report, 20))
+	}
+	res.tps, _ = strconv.ParseFloat(m[1], 64)
 	return res, nil
 }
 

@@ -25,7 +25,8 @@ type tombstone struct {
 
 // startTombstone writes a configuration that makes pgbench_accounts and
 // pgbench_history soft-delete tables and starts `tombstone serve` with it,
-// listening on TCP and reaching PostgreSQL over its Unix socket (or TCP).
+// listening on TCP and reaching PostgreSQL over its Unix socket (or TCP),
+// with Go's profiler on the metrics listener.
 func startTombstone(ctx context.Context, binary string, pg *pgcluster.Server, upstreamTCP bool, dir string) (*tombstone, error) {
 	listen, err := freeAddr()
 	if err != nil {
@@ -55,7 +56,7 @@ log:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(binary, "serve", "--config", cfgPath)
+	cmd := exec.Command(binary, "serve", "--config", cfgPath, "--pprof")
 	p, err := startProcess(ctx, "tombstone", cmd, listen, filepath.Join(dir, "tombstone.log"))
 	if err != nil {
 		return nil, err
@@ -116,7 +117,7 @@ func (s metricsSnapshot) sum(name string, labels ...string) float64 {
 }
 
 // errNoProfiler means the serve command exposes no pprof endpoint.
-var errNoProfiler = errors.New("the tombstone metrics listener serves no /debug/pprof/profile")
+var errNoProfiler = errors.New("the tombstone metrics listener serves no /debug/pprof/profile (serve --pprof)")
 
 // profileCPU records a CPU profile of the proxy for seconds through the
 // pprof endpoint on its metrics listener and writes it to path.
