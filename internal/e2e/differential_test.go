@@ -15,7 +15,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/tombstone-proxy/tombstone/internal/pgtest"
 	"github.com/tombstone-proxy/tombstone/internal/proxytest"
 )
 
@@ -252,5 +251,4 @@ func TestWorkloadReplays(t *testing.T) {
 			t.Fatalf("statement %d differs for the same seed:\n%s %v\n%s %v", i, x.SQL, x.Args, y.SQL, y.Args)
 		}
 	}
-	_ = pgtest.Main // the package's TestMain starts no server for this test
 }
