@@ -64,12 +64,19 @@ func (e *engine) apply(t *policy.Table, kind string) {
 
 func (e *engine) mark(rv *pg.RangeVar) { e.handled[rv] = struct{}{} }
 
-// table resolves a RangeVar to a configured table, unless an unqualified
-// name is a CTE in scope.
+// table resolves a RangeVar that is read to a configured table, unless an
+// unqualified name is a CTE in scope.
 func (e *engine) table(rv *pg.RangeVar, sc *scope) (*policy.Table, bool) {
 	if rv.Schemaname == "" && sc.has(rv.Relname) {
 		return nil, false
 	}
+	return e.target(rv)
+}
+
+// target resolves the target of DELETE, UPDATE, MERGE or COPY. Postgres
+// never resolves those to a CTE, so a CTE of the same name does not shadow
+// the table here.
+func (e *engine) target(rv *pg.RangeVar) (*policy.Table, bool) {
 	return e.policy.Lookup(rv.Schemaname, rv.Relname)
 }
 
@@ -249,7 +256,7 @@ func (e *engine) deleteStmt(n *pg.Node, d *pg.DeleteStmt, sc *scope) (bool, erro
 	if err := e.exprs(sc, d.ReturningList); err != nil {
 		return false, err
 	}
-	t, ok := e.table(d.Relation, sc)
+	t, ok := e.target(d.Relation)
 	if !ok {
 		if len(pending) > 0 {
 			if isCurrentOf(d.WhereClause) {
@@ -298,7 +305,7 @@ func (e *engine) updateStmt(u *pg.UpdateStmt, sc *scope) error {
 	if err := e.expr(u.WhereClause, sc); err != nil {
 		return err
 	}
-	t, ok := e.table(u.Relation, sc)
+	t, ok := e.target(u.Relation)
 	if isCurrentOf(u.WhereClause) {
 		if len(pending) > 0 {
 			return unsupported("UPDATE ... FROM with WHERE CURRENT OF", t)
@@ -368,7 +375,7 @@ func (e *engine) mergeStmt(m *pg.MergeStmt, sc *scope) error {
 	if err := e.exprs(sc, m.ReturningList); err != nil {
 		return err
 	}
-	t, ok := e.table(m.Relation, sc)
+	t, ok := e.target(m.Relation)
 	for _, w := range m.MergeWhenClauses {
 		wc := w.GetMergeWhenClause()
 		if wc == nil {
@@ -411,7 +418,7 @@ func (e *engine) copyStmt(c *pg.CopyStmt, sc *scope) error {
 		return nil
 	}
 	e.mark(c.Relation)
-	t, ok := e.table(c.Relation, sc)
+	t, ok := e.target(c.Relation)
 	if c.IsFrom || !ok {
 		return nil
 	}
@@ -450,7 +457,7 @@ func (e *engine) truncateStmt(s *pg.TruncateStmt) error {
 			continue
 		}
 		e.mark(rv)
-		if t, ok := e.policy.Lookup(rv.Schemaname, rv.Relname); ok {
+		if t, ok := e.target(rv); ok {
 			return &Refusal{
 				Reason:  ReasonTruncate,
 				Code:    "42501",

@@ -66,7 +66,7 @@ func bracketDepth(sql string, backslashQuotes bool) int {
 				continue // $1 parameters and identifiers containing $
 			}
 			tagEnd := i + 1
-			for tagEnd < len(sql) && identByte(sql[tagEnd]) && !(tagEnd == i+1 && sql[tagEnd] >= '0' && sql[tagEnd] <= '9') {
+			for tagEnd < len(sql) && sql[tagEnd] != '$' && identByte(sql[tagEnd]) && !(tagEnd == i+1 && sql[tagEnd] >= '0' && sql[tagEnd] <= '9') {
 				tagEnd++
 			}
 			if tagEnd >= len(sql) || sql[tagEnd] != '$' {

@@ -1,0 +1,277 @@
+package rewrite
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func mustRewrite(t *testing.T, r *Rewriter, sql string) *Result {
+	t.Helper()
+	res, _, err := r.Rewrite(sql)
+	if err != nil {
+		t.Fatalf("Rewrite(%q): %v", sql, err)
+	}
+	if res == nil {
+		t.Fatalf("Rewrite(%q): prefilter skipped a statement it must parse", sql)
+	}
+	return res
+}
+
+func TestStatementsOnePerTopLevelStatement(t *testing.T) {
+	r := New(testPolicy(t), 1<<20)
+	for _, tc := range []struct {
+		sql  string
+		want []Statement
+	}{
+		{"DELETE FROM contacts WHERE id = 1; SELECT 1; DELETE FROM notes; delete from orders",
+			[]Statement{{DeleteTag: true}, {}, {}, {DeleteTag: true}}},
+		{"PREPARE d(int) AS DELETE FROM contacts WHERE id = $1", []Statement{{Prepare: "d", DeleteTag: true}}},
+		{"PREPARE s AS SELECT * FROM contacts", []Statement{{Prepare: "s"}}},
+		{"PREPARE n AS DELETE FROM notes WHERE body = 'orders'", []Statement{{Prepare: "n"}}},
+		{"EXECUTE d(1)", []Statement{{Execute: "d"}}},
+		{"DEALLOCATE d", []Statement{{Deallocate: "d"}}},
+		{"DEALLOCATE ALL", []Statement{{DeallocateAll: true}}},
+		{"DISCARD ALL", []Statement{{DeallocateAll: true}}},
+		{"DISCARD PLANS", []Statement{{}}},
+		{"EXPLAIN ANALYZE DELETE FROM contacts", []Statement{{}}},
+		{"WITH g AS (DELETE FROM contacts RETURNING id) SELECT count(*) FROM g", []Statement{{}}},
+		{"WITH g AS (SELECT 1) DELETE FROM contacts", []Statement{{DeleteTag: true}}},
+		{"MERGE INTO contacts c USING notes n ON n.id = c.id WHEN MATCHED THEN DELETE", []Statement{{}}},
+	} {
+		res := mustRewrite(t, r, tc.sql)
+		if !slices.Equal(res.Statements, tc.want) {
+			t.Errorf("%s:\n got  %+v\n want %+v", tc.sql, res.Statements, tc.want)
+		}
+	}
+}
+
+func TestAppliedKinds(t *testing.T) {
+	p := testPolicy(t)
+	r := New(p, 1<<20)
+	for _, tc := range []struct {
+		sql  string
+		want []string // table:kind
+	}{
+		{"SELECT * FROM contacts c JOIN orders o ON o.contact_id = c.id JOIN contacts c2 ON true", []string{"contacts:select", "orders:select"}},
+		{"DELETE FROM orders WHERE contact_id IN (SELECT id FROM contacts)", []string{"contacts:select", "orders:delete"}},
+		{"UPDATE s1.accounts SET balance = 0", []string{"s1.accounts:update"}},
+		{"MERGE INTO contacts c USING notes n ON n.id = c.id WHEN MATCHED THEN DELETE", []string{"contacts:delete", "contacts:merge"}},
+		{"COPY orders TO STDOUT", []string{"orders:copy"}},
+		{"SELECT * FROM notes WHERE body = 'contacts'", nil},
+	} {
+		res := mustRewrite(t, r, tc.sql)
+		var got []string
+		for _, a := range res.Applied {
+			got = append(got, a.Table.QualifiedName()+":"+a.Kind)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: applied %v, want %v", tc.sql, got, tc.want)
+		}
+		if res.Changed != (len(tc.want) > 0) {
+			t.Errorf("%s: Changed = %v", tc.sql, res.Changed)
+		}
+	}
+}
+
+func TestPrefilter(t *testing.T) {
+	r := New(testPolicy(t), 1<<20)
+	skip := []string{
+		"SELECT * FROM orgs WHERE id = 1",
+		"",
+		"INSERT INTO notes VALUES (1, 2, 'hello')",
+		"SELECT 'contact' || 'orders_' FROM ledger", // "orders_" holds "orders": must parse, see below
+	}
+	for _, sql := range skip[:3] {
+		if res, _, err := r.Rewrite(sql); res != nil || err != nil {
+			t.Errorf("%q: prefilter should skip the parser, got %+v, %v", sql, res, err)
+		}
+	}
+	parse := []string{
+		skip[3],
+		"select * from CONTACTS",
+		`SELECT * FROM "Orders"`,
+		"SELECT * FROM ACCOUNTS",
+		`SELECT * FROM U&"\0063ontacts"`,
+		`select * from u&"x"`,
+		"ExEcUtE p",
+		"DEALLOCATE ALL",
+		"discard all",
+		strings.Repeat("x ", 700) + "contacts",
+	}
+	for _, sql := range parse {
+		res, _, err := r.Rewrite(sql)
+		if res == nil && err == nil {
+			t.Errorf("%.60q: prefilter skipped a text it must parse", sql)
+		}
+	}
+	// Every alignment of the name against the skip windows.
+	for n := 0; n <= 40; n++ {
+		sql := strings.Repeat(" ", n) + "CoNtAcTs"
+		if !r.filter.mayMatch(sql) {
+			t.Errorf("name at offset %d not found", n)
+		}
+	}
+}
+
+func refusal(t *testing.T, r *Rewriter, sql string) *Refusal {
+	t.Helper()
+	_, _, err := r.Rewrite(sql)
+	var ref *Refusal
+	if !errors.As(err, &ref) {
+		t.Fatalf("%.80q: want a refusal, got %v", sql, err)
+	}
+	return ref
+}
+
+func TestRefusals(t *testing.T) {
+	r := New(testPolicy(t), 1<<20)
+
+	long := "SELECT * FROM contacts WHERE name = '" + strings.Repeat("x", MaxStatementBytes) + "'"
+	if f := refusal(t, r, long); f.Reason != ReasonTooLong || f.Code != "54000" {
+		t.Errorf("too long: %+v", f)
+	}
+
+	deep := "SELECT * FROM contacts WHERE id = " + strings.Repeat("(", MaxNestingDepth+1) + "1" + strings.Repeat(")", MaxNestingDepth+1)
+	if f := refusal(t, r, deep); f.Reason != ReasonTooDeep || f.Code != "54001" {
+		t.Errorf("too deep: %+v", f)
+	}
+	ok := "SELECT * FROM contacts WHERE id = " + strings.Repeat("(", MaxNestingDepth) + "1" + strings.Repeat(")", MaxNestingDepth)
+	mustRewrite(t, r, ok)
+
+	f := refusal(t, r, "DELETE FROM contacts WHERE")
+	if f.Reason != ReasonUnparseable || f.Code != "42601" ||
+		!strings.Contains(f.Message, "could not parse the statement") || !strings.Contains(f.Message, "syntax error at end of input") {
+		t.Errorf("unparseable: %+v", f)
+	}
+
+	f = refusal(t, r, "TRUNCATE TABLE notes, contacts")
+	if f.Reason != ReasonTruncate || f.Code != "42501" || f.Table != "contacts" ||
+		f.Message != "tombstone: TRUNCATE of soft-delete table contacts refused" || !strings.Contains(f.Hint, "privileged role") {
+		t.Errorf("truncate: %+v", f)
+	}
+
+	f = refusal(t, r, "CREATE RULE r AS ON UPDATE TO orders DO ALSO NOTIFY x")
+	if f.Reason != ReasonUnsupported || f.Code != "0A000" || !strings.Contains(f.Message, "RULE") || f.Table != "orders" {
+		t.Errorf("unsupported: %+v", f)
+	}
+}
+
+func TestNestingDepthIgnoresQuotedBrackets(t *testing.T) {
+	parens := strings.Repeat("(", 300)
+	for _, tc := range []struct {
+		sql  string
+		want int
+	}{
+		{"SELECT ((1))", 2},
+		{"SELECT '" + parens + "'", 0},
+		{`SELECT "` + parens + `"`, 0},
+		{"SELECT 1 -- " + parens + "\n, (2)", 1},
+		{"SELECT /* /* " + parens + " */ */ (1)", 1},
+		{"SELECT $$" + parens + "$$", 0},
+		{"SELECT $tag$" + parens + "$tag$", 0},
+		{"SELECT 'it''s' || (" + "'x')", 1},
+		// With standard_conforming_strings off, \' does not end the
+		// literal; measured both ways the deeper reading wins.
+		{`SELECT 'a\' , ` + parens + " 'b'", 300},
+		{`SELECT E'a\'` + parens + "'", 0},
+		{"SELECT ARRAY[[1]]", 2},
+		{"SELECT $1::int[]", 1},
+		{"SELECT '" + parens, 300}, // unterminated: count
+	} {
+		if got := nestingDepth(tc.sql); got != tc.want {
+			t.Errorf("nestingDepth(%.40q...) = %d, want %d", tc.sql, got, tc.want)
+		}
+	}
+}
+
+func TestCacheAnswersRepeatsAndRefusals(t *testing.T) {
+	r := New(testPolicy(t), 1<<20)
+	sql := "SELECT * FROM contacts"
+	first, hit, _ := r.Rewrite(sql)
+	if hit {
+		t.Fatal("first call reported a cache hit")
+	}
+	second, hit, _ := r.Rewrite(sql)
+	if !hit || second != first {
+		t.Fatalf("second call: hit=%v same=%v", hit, second == first)
+	}
+	if _, hit, err := r.Rewrite("TRUNCATE contacts"); hit || err == nil {
+		t.Fatalf("refusal: hit=%v err=%v", hit, err)
+	}
+	if _, hit, err := r.Rewrite("TRUNCATE contacts"); !hit || err == nil {
+		t.Fatalf("cached refusal: hit=%v err=%v", hit, err)
+	}
+	// The answer is a function of the text: another Rewriter agrees.
+	other := mustRewrite(t, New(testPolicy(t), 0), sql)
+	if other.SQL != first.SQL {
+		t.Fatalf("two rewriters disagree: %q vs %q", other.SQL, first.SQL)
+	}
+}
+
+func TestCacheStaysWithinItsByteBound(t *testing.T) {
+	const limit = 64 << 10
+	r := New(testPolicy(t), limit)
+	for i := range 2000 {
+		mustRewrite(t, r, fmt.Sprintf("SELECT * FROM contacts WHERE id = %d", i))
+	}
+	var total int64
+	entries := 0
+	for i := range r.cache.shards {
+		s := &r.cache.shards[i]
+		var sum int64
+		for k, e := range s.m {
+			sum += e.cost
+			if e.cost != entryCost(k, e) {
+				t.Fatalf("entry cost drifted")
+			}
+		}
+		if sum != s.bytes || s.bytes > s.limit {
+			t.Fatalf("shard %d: accounted %d, actual %d, limit %d", i, s.bytes, sum, s.limit)
+		}
+		total += s.bytes
+		entries += len(s.m)
+	}
+	if total > limit || entries == 0 || entries >= 2000 {
+		t.Fatalf("cache holds %d entries in %d bytes (limit %d): it must evict yet keep some", entries, total, limit)
+	}
+}
+
+func TestConcurrentRewritesAgree(t *testing.T) {
+	r := New(testPolicy(t), 32<<10)
+	want := map[string]string{}
+	var texts []string
+	for i := range 50 {
+		sql := fmt.Sprintf("DELETE FROM orders WHERE id = %d", i)
+		texts = append(texts, sql)
+		want[sql] = mustRewrite(t, New(testPolicy(t), 0), sql).SQL
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 400 {
+				sql := texts[(i*7+g)%len(texts)]
+				res, _, err := r.Rewrite(sql)
+				if err != nil || res == nil || res.SQL != want[sql] {
+					select {
+					case errs <- fmt.Sprintf("%s: %+v %v", sql, res, err):
+					default:
+					}
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
