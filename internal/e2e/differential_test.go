@@ -20,7 +20,7 @@ import (
 
 var (
 	seedFlag       = flag.Uint64("seed", 0, "seed of TestDifferential's workload (0: $TOMBSTONE_DIFF_SEED, else random)")
-	statementsFlag = flag.Int("statements", 2500, "statements in TestDifferential's workload")
+	statementsFlag = flag.Int("statements", 2200, "statements in TestDifferential's workload")
 )
 
 func diffSeed(t *testing.T) uint64 {

@@ -67,7 +67,7 @@ func newDB(t testing.TB) (pg *pgtest.Server, db string) {
 	pg = pgtest.Shared(t)
 	ensureAppRole(t, pg)
 	db = pgtest.CreateDB(t, pg)
-	pgtest.Exec(t, pg, db, schema+`GRANT ALL ON ALL TABLES IN SCHEMA public TO `+appUser)
+	pgtest.Exec(t, pg, db, schema+`GRANT ALL ON ALL TABLES IN SCHEMA public TO `+appUser+`; GRANT CREATE ON SCHEMA public TO `+appUser)
 	return pg, db
 }
 

@@ -34,7 +34,8 @@ type statement struct {
 type workload struct {
 	r                                       *rand.Rand
 	nextTeam, nextUser, nextOrder, nextItem int
-	txLeft                                  int // statements left in the open transaction; 0 = none open
+	txLeft                                  int      // statements left in the open transaction; 0 = none open
+	setup                                   []string // statements to run first, in order
 	params                                  bool
 	args                                    []any
 	queries, deletes, updates, inserts      []func() string
@@ -47,6 +48,14 @@ func newWorkload(seed uint64) *workload {
 	w.deletes = w.deleteTemplates()
 	w.updates = w.updateTemplates()
 	w.inserts = w.insertTemplates()
+	// Views and tables created through Tombstone store the rewritten,
+	// filtered query: later reads of them (which name no soft-delete
+	// table) must still see live rows only.
+	w.setup = []string{
+		"CREATE TEMP VIEW team_sizes AS SELECT t.team_id, t.tname, count(u.user_id) AS n FROM teams t LEFT JOIN users u USING (team_id) GROUP BY t.team_id, t.tname",
+		"CREATE MATERIALIZED VIEW user_orders AS SELECT u.user_id, u.team_id, count(o.order_id) AS n FROM users u LEFT JOIN orders o ON o.user_id = u.user_id GROUP BY u.user_id, u.team_id",
+		"CREATE TEMP TABLE first_users AS SELECT user_id, uname FROM users WHERE score > 4",
+	}
 	return w
 }
 
@@ -60,6 +69,10 @@ func (w *workload) next() statement {
 	w.args = nil
 	w.params = w.r.IntN(4) == 0
 	st := statement{Mode: modes[w.r.IntN(len(modes))]}
+	if len(w.setup) > 0 {
+		st.SQL, st.Class, w.setup = w.setup[0], "setup", w.setup[1:]
+		return st
+	}
 	switch {
 	case w.txLeft == 1:
 		w.txLeft = 0
@@ -433,6 +446,53 @@ func (w *workload) queryTemplates() []func() string {
 		func() string {
 			return "SELECT o.order_id, u.user_id FROM orders o JOIN users u ON u.user_id = o.user_id WHERE " + w.orderPred("o") + " FOR UPDATE OF o"
 		},
+		// Join aliases and column-alias lists hide the table's own name.
+		func() string {
+			return "SELECT j.team_id, j.uname, o.order_id FROM (users u JOIN teams t USING (team_id)) AS j LEFT JOIN orders o ON o.user_id = j.user_id WHERE " + pick(w.r, "j.score > 3", "j.region = 2", "true")
+		},
+		func() string {
+			return "SELECT x.a, x.c, t.tname FROM users AS x(a, b, c, d) LEFT JOIN teams t ON t.team_id = x.b WHERE x.d > " + w.num(0, 9)
+		},
+		func() string {
+			return "SELECT public.users.user_id, public.teams.tname FROM public.users LEFT JOIN public.teams ON public.teams.team_id = public.users.team_id"
+		},
+		// Subqueries in ON, ORDER BY, function arguments, row comparisons, ALL.
+		func() string {
+			return "SELECT u.user_id, t.team_id FROM users u LEFT JOIN teams t ON t.team_id = u.team_id AND EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.user_id AND " + w.orderPred("o") + ")"
+		},
+		func() string {
+			return ordered("SELECT u.user_id FROM users u ORDER BY (SELECT count(*) FROM orders o WHERE o.user_id = u.user_id) DESC, u.user_id LIMIT " + w.num(3, 12))
+		},
+		func() string {
+			return "SELECT t.team_id, coalesce((SELECT max(u.score) FROM users u WHERE u.team_id = t.team_id), -1) FROM teams t"
+		},
+		func() string {
+			return "SELECT u.user_id FROM users u WHERE (u.team_id, u.score) IN (SELECT team_id, max(score) FROM users GROUP BY team_id)"
+		},
+		func() string {
+			return "SELECT u.user_id FROM users u WHERE u.score > ALL (SELECT x.score FROM users x WHERE x.team_id = " + w.team() + ")"
+		},
+		func() string {
+			return "SELECT t.team_id, g FROM teams t, LATERAL generate_series(1, t.region) g WHERE " + w.teamPred("t")
+		},
+		func() string {
+			return "TABLE teams EXCEPT SELECT * FROM teams WHERE " + w.teamPred("teams")
+		},
+		// CTE scoping: in WITH RECURSIVE the CTE's own name means the CTE
+		// inside its body; a later sibling CTE sees an earlier one.
+		func() string {
+			return "WITH RECURSIVE users AS (SELECT 1 AS user_id UNION ALL SELECT user_id + 1 FROM users WHERE user_id < " + w.num(2, 6) + ") SELECT * FROM users"
+		},
+		func() string {
+			return "WITH teams AS (SELECT * FROM teams WHERE " + w.teamPred("teams") + "), x AS (SELECT team_id FROM teams) SELECT x.team_id, u.user_id FROM x LEFT JOIN users u USING (team_id)"
+		},
+		// Views and tables made through Tombstone in the workload's setup.
+		func() string { return "SELECT * FROM team_sizes WHERE n > " + w.num(0, 4) },
+		func() string { return "SELECT team_id, sum(n) FROM user_orders GROUP BY team_id" },
+		func() string { return "REFRESH MATERIALIZED VIEW user_orders" },
+		func() string {
+			return "SELECT f.user_id, u.score FROM first_users f LEFT JOIN users u USING (user_id)"
+		},
 		// Not a soft-delete table at all.
 		func() string {
 			return "SELECT i.item_id, i.iname, count(o.order_id) FROM items i LEFT JOIN orders o ON o.item_id = i.item_id GROUP BY i.item_id, i.iname"
@@ -475,6 +535,10 @@ func (w *workload) deleteTemplates() []func() string {
 			return "WITH d AS (DELETE FROM orders o WHERE " + w.narrowOrderPred("o") + " RETURNING o.order_id, o.qty) SELECT count(*), coalesce(sum(qty), 0) FROM d"
 		},
 		func() string { return "DELETE FROM ONLY orders WHERE order_id = " + w.num(1, w.nextOrder) },
+		// An outer join in USING: the nullable side's filter belongs in ON.
+		func() string {
+			return "DELETE FROM orders o USING users u LEFT JOIN teams t ON t.team_id = u.team_id WHERE o.user_id = u.user_id AND t.team_id IS NULL AND " + w.narrowOrderPred("o")
+		},
 		func() string { return "DELETE FROM public.users WHERE user_id = " + w.user() },
 		func() string {
 			return "DELETE FROM orders WHERE order_id IN (SELECT order_id FROM orders WHERE " + w.orderPred("orders") + " ORDER BY order_id LIMIT 2)"
@@ -494,6 +558,9 @@ func (w *workload) updateTemplates() []func() string {
 		},
 		func() string {
 			return "UPDATE users SET team_id = " + w.team() + " WHERE user_id = " + w.user() + " RETURNING user_id, team_id, uname"
+		},
+		func() string {
+			return "UPDATE orders o SET qty = 1 FROM users u LEFT JOIN teams t ON t.team_id = u.team_id WHERE o.user_id = u.user_id AND t.team_id IS NULL AND " + w.orderPred("o")
 		},
 		func() string {
 			return "UPDATE teams SET region = " + w.num(1, 3) + " WHERE team_id IN (SELECT team_id FROM users WHERE " + w.userPred("users") + ")"
