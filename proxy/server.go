@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tombstone-proxy/tombstone/internal/config"
 	"github.com/tombstone-proxy/tombstone/metrics"
@@ -26,9 +27,10 @@ type Options struct {
 	// ClientTLS, when set, is offered to clients that send SSLRequest;
 	// nil answers 'N'.
 	ClientTLS *tls.Config
-	// MaxMessageSize bounds a client message (header included is not
-	// counted: it is the length field minus 4). A larger one ends the
-	// session with ErrorResponse 08P01. Zero means config.DefaultMaxMessageSize.
+	// MaxMessageSize bounds a client message's body in bytes (its length
+	// field minus 4). A larger one ends the session with ErrorResponse
+	// FATAL 08P01. Zero means config.DefaultMaxMessageSize. Server
+	// messages are streamed and have no such bound.
 	MaxMessageSize int
 	Logger         *slog.Logger // nil discards logs
 	Metrics        *metrics.Metrics
@@ -145,22 +147,31 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
+	const minDelay, maxDelay = 5 * time.Millisecond, time.Second
+	delay := minDelay
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			s.mu.Lock()
 			closing := s.closing
-			delete(s.listeners, ln)
+			if closing || errors.Is(err, net.ErrClosed) {
+				delete(s.listeners, ln)
+			}
 			s.mu.Unlock()
 			if closing {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
 			}
-			return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
+			// Out of file descriptors and the like: wait and retry, as
+			// net/http does, rather than stop serving every client.
+			s.log.Error("accept failed; retrying", "listen", ln.Addr().String(), "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			delay = min(2*delay, maxDelay)
+			continue
 		}
+		delay = minDelay
 		if !s.track(c) {
 			c.Close()
 		}

@@ -163,44 +163,60 @@ func (s *session) relay() {
 // clientToServer forwards client messages upstream and returns why it
 // stopped (never nil).
 func (s *session) clientToServer() *pgError {
-	r, w := s.cr, s.uw
-	maxSize := s.srv.opts.MaxMessageSize
 	for {
-		typ, n, err := readHeader(r)
-		if err != nil {
+		typ, err := s.forwardClientMessage()
+		if err == nil {
+			if typ == 'X' {
+				return errTerminated
+			}
+			continue
+		}
+		var tooBig *pgError
+		var we *writeError
+		switch {
+		case errors.As(err, &tooBig):
+			return tooBig
+		case errors.As(err, &we):
+			return errUpstreamLost
+		default:
 			return s.clientReadFailed(err)
-		}
-		if n > maxSize {
-			s.log.Warn("client message exceeds max_message_size", "type", string(typ), "bytes", n, "max", maxSize)
-			return &pgError{Severity: "FATAL", Code: "08P01",
-				Message: fmt.Sprintf("tombstone: message of %d bytes exceeds max_message_size (%d bytes)", n, maxSize),
-				Hint:    "Send smaller messages, or raise max_message_size in the Tombstone configuration."}
-		}
-		if s.privileged {
-			if typ == 'Q' || typ == 'P' {
-				s.srv.met.Statement(metrics.ActionBypassed)
-			}
-			err = copyMessage(w, r, n)
-		} else {
-			err = s.clientMessage(typ, n)
-		}
-		if err != nil {
-			var we *writeError
-			if errors.As(err, &we) {
-				return errUpstreamLost
-			}
-			return s.clientReadFailed(err)
-		}
-		if typ == 'X' {
-			_ = w.Flush()
-			return errTerminated
-		}
-		if r.Buffered() == 0 {
-			if err := w.Flush(); err != nil {
-				return errUpstreamLost
-			}
 		}
 	}
+}
+
+// forwardClientMessage forwards one client message and flushes upstream
+// when the client has sent nothing more, so a pipeline goes out in one
+// write. It returns the message type; a *pgError for a message over
+// max_message_size, a *writeError when the upstream fails.
+func (s *session) forwardClientMessage() (byte, error) {
+	r, w := s.cr, s.uw
+	typ, n, err := readHeader(r)
+	if err != nil {
+		return 0, err
+	}
+	if maxSize := s.srv.opts.MaxMessageSize; n > maxSize {
+		s.log.Warn("client message exceeds max_message_size", "type", string(typ), "bytes", n, "max", maxSize)
+		return typ, &pgError{Severity: "FATAL", Code: "08P01",
+			Message: fmt.Sprintf("tombstone: message of %d bytes exceeds max_message_size (%d bytes)", n, maxSize),
+			Hint:    "Send smaller messages, or raise max_message_size in the Tombstone configuration."}
+	}
+	if s.privileged {
+		if typ == 'Q' || typ == 'P' {
+			s.srv.met.Statement(metrics.ActionBypassed)
+		}
+		err = copyMessage(w, r, n)
+	} else {
+		err = s.clientMessage(typ, n)
+	}
+	if err != nil {
+		return typ, err
+	}
+	if typ == 'X' || r.Buffered() == 0 {
+		if err := w.Flush(); err != nil {
+			return typ, &writeError{err}
+		}
+	}
+	return typ, nil
 }
 
 // clientReadFailed handles a client that went away without Terminate:
@@ -223,24 +239,33 @@ func (s *session) clientReadFailed(err error) *pgError {
 // mid reports that it stopped inside a message, when no ErrorResponse can
 // be appended.
 func (s *session) serverToClient() (mid bool, err error) {
-	r, w := s.ur, s.cw
 	for {
-		typ, n, err := readHeader(r)
-		if err != nil {
-			return r.Buffered() > 0, err
-		}
-		if s.privileged {
-			err = copyMessage(w, r, n)
-		} else {
-			err = s.serverMessage(typ, n)
-		}
-		if err != nil {
-			return true, err
-		}
-		if r.Buffered() == 0 {
-			if err := w.Flush(); err != nil {
-				return false, &writeError{err}
-			}
+		if mid, err := s.forwardServerMessage(); err != nil {
+			return mid, err
 		}
 	}
+}
+
+// forwardServerMessage forwards one server message and flushes to the
+// client when the server has sent nothing more.
+func (s *session) forwardServerMessage() (mid bool, err error) {
+	r, w := s.ur, s.cw
+	typ, n, err := readHeader(r)
+	if err != nil {
+		return r.Buffered() > 0, err
+	}
+	if s.privileged {
+		err = copyMessage(w, r, n)
+	} else {
+		err = s.serverMessage(typ, n)
+	}
+	if err != nil {
+		return true, err
+	}
+	if r.Buffered() == 0 {
+		if err := w.Flush(); err != nil {
+			return false, &writeError{err}
+		}
+	}
+	return false, nil
 }

@@ -197,8 +197,8 @@ func (s *session) authenticate() (bool, error) {
 		if err != nil {
 			return false, s.upstreamFailed(err)
 		}
-		if n > s.srv.opts.MaxMessageSize {
-			return false, s.upstreamFailed(fmt.Errorf("server message %q of %d bytes during startup", typ, n))
+		if n > maxDecodedServer {
+			return false, s.upstreamFailed(fmt.Errorf("server message %q of %d bytes during startup: not a PostgreSQL server, or a broken one", typ, n))
 		}
 		body, err := readMessage(s.ur, n, nil)
 		if err != nil {
@@ -383,6 +383,9 @@ func (s *session) ask(q string) (string, error) {
 		typ, n, err := readHeader(s.ur)
 		if err != nil {
 			return "", err
+		}
+		if n > maxDecodedServer {
+			return "", fmt.Errorf("server message %q of %d bytes in answer to the proxy's own query", typ, n)
 		}
 		body, err := readMessage(s.ur, n, nil)
 		if err != nil {

@@ -196,7 +196,12 @@ func (s *session) rewrite(text []byte) (res *rewrite.Result, refusal *rewrite.Re
 	start := time.Now()
 	res, hit, err := rw.Rewrite(string(text))
 	if err != nil {
-		if !errors.As(err, &refusal) {
+		// A local target for errors.As: taking the named result's address
+		// would move it to the heap on every call.
+		var r *rewrite.Refusal
+		if errors.As(err, &r) {
+			refusal = r
+		} else {
 			// The rewriter's contract is a *Refusal; anything else is a bug
 			// there, and refusing is the safe answer.
 			refusal = &rewrite.Refusal{Reason: rewrite.ReasonUnsupported, Code: "XX000",
@@ -267,6 +272,12 @@ func fingerprint(text []byte, reason string) string {
 // serverMessage forwards one server message of a non-privileged session,
 // matching answers to what the client sent.
 func (s *session) serverMessage(typ byte, n int) error {
+	if n > maxDecodedServer {
+		if typ == 'C' || typ == 'E' {
+			s.log.Warn("server message too large to inspect, forwarded as is", "type", string(typ), "bytes", n)
+		}
+		return copyMessage(s.cw, s.ur, n)
+	}
 	switch typ {
 	case 'C':
 		body, err := s.readServer(n)

@@ -19,6 +19,11 @@ const (
 	upstreamWrite   = 8 << 10
 	// maxStartupPacket is PostgreSQL's own MAX_STARTUP_PACKET_LENGTH.
 	maxStartupPacket = 10000
+	// maxDecodedServer bounds a server message the proxy reads whole to
+	// inspect (CommandComplete, ErrorResponse, startup messages). Real
+	// ones are tiny; a larger one is forwarded untouched instead of being
+	// buffered.
+	maxDecodedServer = 1 << 20
 	// keepBuf is the largest message buffer a session keeps between
 	// messages; a larger one (a huge Query) is released after use.
 	keepBuf = 64 << 10
@@ -83,16 +88,19 @@ func readMessage(r *bufio.Reader, n int, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// writeMessage writes a message of type typ with the given body.
+// writeMessage writes a message of type typ with the given body. The
+// header goes byte by byte: a [5]byte handed to Write would escape to the
+// heap, one allocation per message.
 func writeMessage(w *bufio.Writer, typ byte, body ...[]byte) error {
 	n := 4
 	for _, b := range body {
 		n += len(b)
 	}
-	var h [5]byte
-	h[0] = typ
-	binary.BigEndian.PutUint32(h[1:], uint32(n))
-	if _, err := w.Write(h[:]); err != nil {
+	_ = w.WriteByte(typ)
+	_ = w.WriteByte(byte(n >> 24))
+	_ = w.WriteByte(byte(n >> 16))
+	_ = w.WriteByte(byte(n >> 8))
+	if err := w.WriteByte(byte(n)); err != nil {
 		return &writeError{err}
 	}
 	for _, b := range body {
