@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -347,5 +348,67 @@ func TestShadowPrivilegedAndReload(t *testing.T) {
 	}
 	if live, deleted := liveAndDeleted(t, pg, db); live != 18 || deleted != 0 {
 		t.Fatalf("after the hard delete: live %d deleted %d, want 18 and 0", live, deleted)
+	}
+}
+
+// libpq runs COPY in the extended protocol as Parse, Bind, Execute, Sync,
+// and sends a second Sync after CopyDone; the server ignores the first
+// (it arrives in copy-in mode). The proxy must not wait for an answer to
+// it, or every later tag would be matched to the wrong statement.
+func TestDeleteTagAfterExtendedProtocolCopy(t *testing.T) {
+	pg, p, db := softDeleteDB(t, softDeleteYAML)
+	pgtest.Exec(t, pg, db, "CREATE TABLE imports (v text); GRANT INSERT ON imports TO app_user")
+	c := connect(t, p.DSN("app_user", "app", db))
+	fe := c.PgConn().Frontend()
+	receiveUntil := func(stop func(pgproto3.BackendMessage) bool) []string {
+		var got []string
+		for {
+			msg, err := fe.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch m := msg.(type) {
+			case *pgproto3.CommandComplete:
+				got = append(got, string(m.CommandTag))
+			case *pgproto3.ErrorResponse:
+				t.Fatalf("error: %s", m.Message)
+			}
+			if stop(msg) {
+				return got
+			}
+		}
+	}
+	for round := 0; round < 2; round++ {
+		fe.Send(&pgproto3.Parse{Query: "COPY imports FROM STDIN"})
+		fe.Send(&pgproto3.Bind{})
+		fe.Send(&pgproto3.Execute{})
+		fe.Send(&pgproto3.Sync{})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		receiveUntil(func(m pgproto3.BackendMessage) bool { _, ok := m.(*pgproto3.CopyInResponse); return ok })
+		fe.Send(&pgproto3.CopyData{Data: []byte("a\nb\n")})
+		fe.Send(&pgproto3.CopyDone{})
+		fe.Send(&pgproto3.Sync{})
+		fe.Send(&pgproto3.Parse{Query: "DELETE FROM contacts WHERE id = $1", ParameterOIDs: []uint32{23}})
+		fe.Send(&pgproto3.Bind{Parameters: [][]byte{[]byte(fmt.Sprint(round + 1))}})
+		fe.Send(&pgproto3.Execute{})
+		fe.Send(&pgproto3.Sync{})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		ready := 0
+		got := receiveUntil(func(m pgproto3.BackendMessage) bool {
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				ready++
+			}
+			return ready == 2
+		})
+		if s := strings.Join(got, ","); s != "COPY 2,DELETE 1" {
+			t.Fatalf("round %d: tags %s, want COPY 2,DELETE 1", round, s)
+		}
+	}
+	if live, deleted := liveAndDeleted(t, pg, db); live != 18 || deleted != 2 {
+		t.Fatalf("live %d deleted %d, want 18 and 2", live, deleted)
 	}
 }
