@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"fmt"
+	"strings"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 
@@ -34,6 +35,8 @@ func (r *Rewriter) Policy() *policy.Policy { return r.policy }
 //
 // The answer depends only on the text and the policy, so a given text (and
 // so a prepared statement's name) always maps to the same rewritten text.
+// sql may alias a buffer the caller reuses once Rewrite returns: what the
+// Rewriter keeps (cache key, Result.SQL) is its own copy.
 func (r *Rewriter) Rewrite(sql string) (res *Result, hit bool, err error) {
 	if !r.filter.mayMatch(sql) {
 		return nil, false, nil
@@ -44,6 +47,7 @@ func (r *Rewriter) Rewrite(sql string) (res *Result, hit bool, err error) {
 		}
 		return e.res, true, nil
 	}
+	sql = strings.Clone(sql)
 	res, refusal := r.rewrite(sql)
 	r.cache.put(sql, cacheEntry{res: res, refusal: refusal})
 	if refusal != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 func mustRewrite(t *testing.T, r *Rewriter, sql string) *Result {
@@ -273,5 +274,22 @@ func TestConcurrentRewritesAgree(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// The proxy may hand Rewrite a string that aliases its read buffer; the
+// cache and the Result must not change when that buffer is reused.
+func TestRewriteKeepsItsOwnCopy(t *testing.T) {
+	r := New(testPolicy(t), 1<<20)
+	buf := []byte("SELECT id FROM notes WHERE body = 'contacts'")
+	sql := unsafe.String(&buf[0], len(buf))
+	res := mustRewrite(t, r, sql)
+	copy(buf, "XXXXXX")
+	if res.SQL != "SELECT id FROM notes WHERE body = 'contacts'" {
+		t.Fatalf("Result.SQL changed with the caller's buffer: %q", res.SQL)
+	}
+	again, hit, _ := r.Rewrite("SELECT id FROM notes WHERE body = 'contacts'")
+	if !hit || again != res {
+		t.Fatalf("cache key changed with the caller's buffer: hit=%v", hit)
 	}
 }
