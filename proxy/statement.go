@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -226,8 +228,9 @@ func (s *session) rewrite(text []byte) (res *rewrite.Result, refusal *rewrite.Re
 		met.Statement(metrics.ActionRewritten)
 	default:
 		met.Statement(metrics.ActionPassthrough)
-		if res != nil && res.Changed {
-			s.log.Info("shadow mode: statement would have been rewritten", "user", s.user, "fingerprint", fingerprint(text, ""))
+		// Fingerprinting parses again: only when someone reads the log.
+		if res != nil && res.Changed && s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("shadow mode: statement would have been rewritten", "user", s.user, "fingerprint", fingerprint(text, ""))
 		}
 	}
 	return res, refusal, mode

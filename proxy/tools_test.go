@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tombstone-proxy/tombstone/internal/pgtest"
+	"github.com/tombstone-proxy/tombstone/internal/proxytest"
 )
 
 // libpqEnv turns a postgres:// URL into PG* variables for psql and
@@ -123,4 +125,33 @@ func TestPgbenchThroughProxy(t *testing.T) {
 		summary.WriteString(run(t, env, dir, "psql", "-X", "-A", "-t", "-c", "SELECT count(*) FROM pgbench_history"))
 		return summary.String()
 	})
+}
+
+// Ctrl-C in psql sends a CancelRequest to the address psql connected to:
+// the proxy must forward it to the backend running the query.
+func TestPsqlCtrlCCancelsThroughProxy(t *testing.T) {
+	pg := pgtest.Shared(t)
+	p := proxytest.Start(t, pg, "")
+	path, err := exec.LookPath("psql")
+	if err != nil {
+		t.Skip("psql not installed")
+	}
+	cmd := exec.CommandContext(testCtx(t), path, "-X", "-c", "SELECT pg_sleep(60)")
+	cmd.Env = append(libpqEnv(t, p.DSN(pg.User, pg.Password, "")), "PGAPPNAME=psql_ctrl_c")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the query to start", func(ctx context.Context) bool {
+		n, err := activeBackends(t, ctx, pg, "psql_ctrl_c")
+		return err == nil && n == 1
+	})
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait() // psql exits 1 after a cancelled query
+	if !strings.Contains(out.String(), "canceling statement due to user request") {
+		t.Fatalf("psql output after Ctrl-C: %q", out.String())
+	}
 }
