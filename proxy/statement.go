@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
@@ -196,7 +197,9 @@ func (s *session) rewrite(text []byte) (res *rewrite.Result, refusal *rewrite.Re
 	mode = rw.Policy().Mode()
 	met := s.srv.met
 	start := time.Now()
-	res, hit, err := rw.Rewrite(string(text))
+	// text aliases the session's reused read buffer: no copy per
+	// statement. Rewrite documents that it keeps only its own copies.
+	res, hit, err := rw.Rewrite(unsafe.String(unsafe.SliceData(text), len(text)))
 	if err != nil {
 		// A local target for errors.As: taking the named result's address
 		// would move it to the heap on every call.
