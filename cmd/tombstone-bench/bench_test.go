@@ -64,8 +64,8 @@ func TestQuickSuiteProducesRatios(t *testing.T) {
 			t.Errorf("latency via %s: %+v, want samples with 0 < median <= p99", ep, l)
 		}
 	}
-	if len(report.Profiles) != 2 {
-		t.Errorf("CPU profiles %v, want one per read-only mode", report.Profiles)
+	if len(report.Profiles) != 3 {
+		t.Errorf("profiles %v, want a CPU profile per read-only mode and a heap profile", report.Profiles)
 	}
 	for _, p := range report.Profiles {
 		if st, err := os.Stat(p); err != nil || st.Size() == 0 {

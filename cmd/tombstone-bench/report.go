@@ -183,9 +183,14 @@ func (r *Report) print(w io.Writer) {
 		} else {
 			fmt.Fprintf(w, "; the %s target is not judged on a shorter span (raise --duration or --rounds)\n", rssWindow)
 		}
+		fmt.Fprintf(w, "RSS samples (time since start MiB):")
+		for _, r := range r.RSS {
+			fmt.Fprintf(w, " %s %.0f", r.at.Round(time.Second), float64(r.kib)/1024)
+		}
+		fmt.Fprintln(w)
 	}
 	for _, p := range r.Profiles {
-		fmt.Fprintf(w, "CPU profile: %s\n", p)
+		fmt.Fprintf(w, "Profile: %s\n", p)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "%s\n", n)

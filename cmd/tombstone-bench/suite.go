@@ -133,7 +133,7 @@ func Run(ctx context.Context, opts Options, stdout io.Writer) (*Report, error) {
 		{"warm-up", s.warmUp},
 		{"throughput", s.measureThroughput},
 		{"latency", s.measureLatency},
-		{"CPU profile", s.captureProfiles},
+		{"profiles", s.captureProfiles},
 		{"idle-connection memory", s.measureMemory},
 	}
 	for _, step := range steps {
@@ -298,18 +298,18 @@ func (s *suite) measureLatency(ctx context.Context) error {
 }
 
 // captureProfiles records a CPU profile of the proxy under the read-only
-// load in each mode, through the serve command's pprof endpoint, and saves
-// it (plus a `go tool pprof -top` summary when Go is installed) in opts.Out.
+// load in each mode, and then a heap profile, through the serve command's
+// pprof endpoint, and saves them in opts.Out.
 func (s *suite) captureProfiles(ctx context.Context) error {
 	secs := s.opts.pgbenchSeconds()
-	s.printf("\nCPU profile of the proxy: read-only load, %ds per mode\n", secs)
+	s.printf("\nProfiles of the proxy: CPU under the read-only load (%ds per mode), then the heap\n", secs)
 	for _, w := range workloads {
 		if w.script != "readonly" {
 			continue
 		}
 		path := filepath.Join(s.opts.Out, "cpu-readonly-"+w.mode+".pprof")
 		profErr := make(chan error, 1)
-		go func() { profErr <- s.tombstone.profileCPU(ctx, secs, path) }()
+		go func() { profErr <- s.tombstone.profile(ctx, fmt.Sprintf("profile?seconds=%d", secs), path) }()
 		// pgbench runs a second longer than the profile so that the
 		// whole profile window is under load.
 		_, err := s.pgbench(ctx, w, s.tombstone.endpoint(true), clients, threads, secs+1, "")
@@ -324,22 +324,29 @@ func (s *suite) captureProfiles(ctx context.Context) error {
 		if perr != nil {
 			return perr
 		}
-		s.report.Profiles = append(s.report.Profiles, path)
-		if top := pprofTop(s.opts.Binary, path); top != "" {
-			_ = os.WriteFile(path+".top.txt", []byte(top), 0o644)
-			s.printf("  %s (top functions in %s.top.txt)\n", path, path)
-		}
+		s.keepProfile(path)
 	}
+	// What holds the proxy's memory after all the load: the figure behind
+	// the RSS samples.
+	path := filepath.Join(s.opts.Out, "heap-after-load.pprof")
+	if err := s.tombstone.profile(ctx, "heap?gc=1", path); err != nil {
+		return err
+	}
+	s.keepProfile(path)
 	return nil
 }
 
-// pprofTop is `go tool pprof -top` of a profile, or "" when Go is missing.
-func pprofTop(binary, profile string) string {
-	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=25", binary, profile).Output()
+// keepProfile lists a saved profile in the report and writes `go tool pprof
+// -top` of it beside it when Go is installed.
+func (s *suite) keepProfile(path string) {
+	s.report.Profiles = append(s.report.Profiles, path)
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=25", s.opts.Binary, path).Output()
 	if err != nil {
-		return ""
+		s.printf("  %s\n", path)
+		return
 	}
-	return string(out)
+	_ = os.WriteFile(path+".top.txt", out, 0o644)
+	s.printf("  %s (top functions in %s.top.txt)\n", path, filepath.Base(path))
 }
 
 // measureMemory opens idle connections through a fresh Tombstone process,

@@ -117,12 +117,13 @@ func (s metricsSnapshot) sum(name string, labels ...string) float64 {
 }
 
 // errNoProfiler means the serve command exposes no pprof endpoint.
-var errNoProfiler = errors.New("the tombstone metrics listener serves no /debug/pprof/profile (serve --pprof)")
+var errNoProfiler = errors.New("the tombstone metrics listener serves no /debug/pprof/ (serve --pprof)")
 
-// profileCPU records a CPU profile of the proxy for seconds through the
-// pprof endpoint on its metrics listener and writes it to path.
-func (t *tombstone) profileCPU(ctx context.Context, seconds int, path string) error {
-	body, status, err := httpGet(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", t.metricsAddr, seconds))
+// profile fetches /debug/pprof/<what> from the proxy's metrics listener
+// (for example "profile?seconds=10" for a CPU profile, "heap?gc=1") and
+// writes it to path.
+func (t *tombstone) profile(ctx context.Context, what, path string) error {
+	body, status, err := httpGet(ctx, fmt.Sprintf("http://%s/debug/pprof/%s", t.metricsAddr, what))
 	if err != nil {
 		return err
 	}
@@ -132,7 +133,7 @@ func (t *tombstone) profileCPU(ctx context.Context, seconds int, path string) er
 	}
 	if status != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(body, 512))
-		return fmt.Errorf("CPU profile: HTTP %d: %s", status, msg)
+		return fmt.Errorf("profile %s: HTTP %d: %s", what, status, msg)
 	}
 	f, err := os.Create(path)
 	if err != nil {
