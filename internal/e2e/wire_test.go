@@ -139,6 +139,32 @@ func TestWireScriptsMatchPostgres(t *testing.T) {
 			&pgproto3.Query{String: "DELETE FROM users WHERE user_id < 8; ROLLBACK"},
 			&pgproto3.Query{String: "SELECT count(*) FROM users"},
 		},
+		// A statement or portal name that stood for a DELETE and now
+		// stands for an UPDATE must get UPDATE's tag, and interleaved
+		// portals each keep their own.
+		"names reused and portals interleaved": {
+			&pgproto3.Parse{Name: "s", Query: "DELETE FROM orders WHERE order_id = $1"},
+			&pgproto3.Parse{Name: "u", Query: "UPDATE orders SET qty = 1 WHERE order_id = $1"},
+			&pgproto3.Bind{DestinationPortal: "pd", PreparedStatement: "s", Parameters: [][]byte{[]byte("70")}},
+			&pgproto3.Bind{DestinationPortal: "pu", PreparedStatement: "u", Parameters: [][]byte{[]byte("71")}},
+			&pgproto3.Execute{Portal: "pu"},
+			&pgproto3.Execute{Portal: "pd"},
+			&pgproto3.Bind{PreparedStatement: "s", Parameters: [][]byte{[]byte("72")}},
+			&pgproto3.Bind{PreparedStatement: "u", Parameters: [][]byte{[]byte("73")}},
+			&pgproto3.Execute{},
+			&pgproto3.Close{ObjectType: 'S', Name: "s"},
+			&pgproto3.Parse{Name: "s", Query: "UPDATE orders SET qty = 2 WHERE order_id = $1"},
+			&pgproto3.Bind{PreparedStatement: "s", Parameters: [][]byte{[]byte("74")}},
+			&pgproto3.Execute{},
+			&pgproto3.Parse{Query: "DELETE FROM orders WHERE order_id = 75"},
+			&pgproto3.Parse{Query: "UPDATE orders SET qty = 3 WHERE order_id = 76"},
+			&pgproto3.Bind{},
+			&pgproto3.Execute{},
+			&pgproto3.Sync{},
+			&pgproto3.Query{String: "PREPARE x AS DELETE FROM orders WHERE order_id = 77; EXECUTE x; DEALLOCATE x; PREPARE x AS UPDATE orders SET qty = 4 WHERE order_id = 78; EXECUTE x"},
+			&pgproto3.Query{String: "DISCARD ALL"},
+			&pgproto3.Query{String: "SELECT count(*) FROM orders WHERE order_id BETWEEN 70 AND 78"},
+		},
 		"several statements in one Query": {
 			&pgproto3.Query{String: "DELETE FROM orders WHERE order_id = 50; SELECT count(*) FROM orders; DELETE FROM orders WHERE order_id IN (50, 51, 52)"},
 			&pgproto3.Query{String: "DELETE FROM orders WHERE order_id = 60; SELECT 1 / 0; DELETE FROM orders WHERE order_id = 61"},
