@@ -22,6 +22,7 @@ type endpoint struct {
 	host    string
 	port    int
 	proxied bool
+	proc    *process // nil for PostgreSQL itself
 }
 
 // pgbenchRun is one pgbench invocation.

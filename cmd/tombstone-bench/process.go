@@ -64,7 +64,7 @@ func startProcess(ctx context.Context, name string, cmd *exec.Cmd, addr, logPath
 func (p *process) endpoint(proxied bool) endpoint {
 	host, port, _ := net.SplitHostPort(p.addr)
 	n, _ := strconv.Atoi(port)
-	return endpoint{name: p.name, host: host, port: n, proxied: proxied}
+	return endpoint{name: p.name, host: host, port: n, proxied: proxied, proc: p}
 }
 
 // alive reports an error when the process has exited, so a crash mid-run is
@@ -85,12 +85,63 @@ func (p *process) rssKiB() (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read %s memory: %w", p.name, err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+	kib := procField(strings.ReplaceAll(string(data), " kB", ""), "VmRSS:")
+	if kib == 0 {
+		return 0, errors.New("no VmRSS line in /proc status (not Linux?)")
+	}
+	return kib, nil
+}
+
+// counters are cumulative kernel counters of a process. reads and writes
+// are its read(2)- and write(2)-family calls (/proc/PID/io, all threads,
+// including reads that found nothing and returned EAGAIN); switches are the
+// context switches of its threads (/proc/PID/task/*/status): each is a
+// thread going to sleep or being preempted, so it counts wake-ups.
+type counters struct {
+	reads, writes, switches int64
+}
+
+func (c counters) minus(o counters) counters {
+	return counters{c.reads - o.reads, c.writes - o.writes, c.switches - o.switches}
+}
+
+func (c counters) plus(o counters) counters {
+	return counters{c.reads + o.reads, c.writes + o.writes, c.switches + o.switches}
+}
+
+func (p *process) counters() (counters, error) {
+	var c counters
+	dir := fmt.Sprintf("/proc/%d", p.cmd.Process.Pid)
+	io, err := os.ReadFile(dir + "/io")
+	if err != nil {
+		return c, fmt.Errorf("read %s I/O counters: %w", p.name, err)
+	}
+	c.reads = procField(string(io), "syscr:")
+	c.writes = procField(string(io), "syscw:")
+	tasks, err := os.ReadDir(dir + "/task")
+	if err != nil {
+		return c, fmt.Errorf("list %s threads: %w", p.name, err)
+	}
+	for _, t := range tasks {
+		st, err := os.ReadFile(dir + "/task/" + t.Name() + "/status")
+		if err != nil {
+			continue // the thread has exited
+		}
+		c.switches += procField(string(st), "voluntary_ctxt_switches:") + procField(string(st), "nonvoluntary_ctxt_switches:")
+	}
+	return c, nil
+}
+
+// procField is the integer after key at the start of a line of a /proc
+// file, 0 when absent.
+func procField(text, key string) int64 {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, key); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
 		}
 	}
-	return 0, errors.New("no VmRSS line in /proc status (not Linux?)")
+	return 0
 }
 
 // stop asks the process to shut down (SIGTERM) and kills it after 10s.

@@ -100,7 +100,8 @@ func (a activity) String() string {
 type latencyResult struct {
 	endpoint    string
 	samples     int
-	median, p99 float64 // microseconds per transaction
+	median, p99 float64  // microseconds per transaction
+	work        counters // the proxy process's counters over its runs; zero for direct
 }
 
 type rssSample struct {
@@ -157,6 +158,20 @@ func (r *Report) print(w io.Writer) {
 			fmt.Fprintf(w, "%-10s %9d %9.1f %9.1f", l.endpoint, l.samples, l.median, l.p99)
 			if l.endpoint != "direct" {
 				fmt.Fprintf(w, " %+12.1f %+12.1f", l.median-d.median, l.p99-d.p99)
+			}
+			fmt.Fprintln(w)
+		}
+		for _, l := range r.Latency {
+			if l.work == (counters{}) || l.samples == 0 {
+				continue
+			}
+			n := float64(l.samples)
+			fmt.Fprintf(w, "%s per transaction: %.1f context switches", l.endpoint, float64(l.work.switches)/n)
+			// /proc/PID/io counts read(2) and write(2), which Go uses on
+			// sockets; PgBouncer's recv(2) and send(2) do not show there.
+			if l.work.reads > 0 {
+				fmt.Fprintf(w, ", %.1f read(2) and %.1f write(2) calls (reads that found nothing included)",
+					float64(l.work.reads)/n, float64(l.work.writes)/n)
 			}
 			fmt.Fprintln(w)
 		}

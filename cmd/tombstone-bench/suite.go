@@ -262,7 +262,8 @@ func (s *suite) measureThroughput(ctx context.Context) error {
 
 // measureLatency runs the read-only workload with one client in prepared
 // mode (one round trip per transaction) against each endpoint, rounds
-// alternating, and pools pgbench's per-transaction latencies.
+// alternating, and pools pgbench's per-transaction latencies. It also
+// counts the proxies' system calls and context switches over their runs.
 func (s *suite) measureLatency(ctx context.Context) error {
 	w := workload{name: "read-only", mode: "prepared", script: "readonly"}
 	s.printf("\nLatency: 1 client, -M prepared, read-only, %ds per run, %d rounds\n", s.opts.pgbenchSeconds(), s.opts.Rounds)
@@ -272,14 +273,28 @@ func (s *suite) measureLatency(ctx context.Context) error {
 	}
 	defer os.RemoveAll(logs) // tens of MB of per-transaction lines
 	lat := map[string][]float64{}
+	work := map[string]counters{} // the proxies' syscalls and context switches during their runs
 	for round := 1; round <= s.opts.Rounds; round++ {
 		s.printf("  round %d/%d:", round, s.opts.Rounds)
 		for _, ep := range s.endpoints() {
+			var before counters
+			if ep.proc != nil {
+				if before, err = ep.proc.counters(); err != nil {
+					return err
+				}
+			}
 			prefix := filepath.Join(logs, ep.name+"-"+strconv.Itoa(round))
 			res, err := s.pgbench(ctx, w, ep, 1, 1, s.opts.pgbenchSeconds(), prefix)
 			if err != nil {
 				s.printf("\n")
 				return err
+			}
+			if ep.proc != nil {
+				after, err := ep.proc.counters()
+				if err != nil {
+					return err
+				}
+				work[ep.name] = work[ep.name].plus(after.minus(before))
 			}
 			l, err := readLatencies(prefix)
 			if err != nil {
@@ -291,8 +306,8 @@ func (s *suite) measureLatency(ctx context.Context) error {
 		s.printf("\n")
 	}
 	for _, ep := range s.endpoints() {
-		s.report.Latency = append(s.report.Latency, latencyResult{endpoint: ep.name,
-			samples: len(lat[ep.name]), median: percentile(lat[ep.name], 0.50), p99: percentile(lat[ep.name], 0.99)})
+		s.report.Latency = append(s.report.Latency, latencyResult{endpoint: ep.name, samples: len(lat[ep.name]),
+			median: percentile(lat[ep.name], 0.50), p99: percentile(lat[ep.name], 0.99), work: work[ep.name]})
 	}
 	return nil
 }
