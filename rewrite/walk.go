@@ -40,6 +40,10 @@ func (e *engine) walkValue(m protoreflect.Message, sc *scope) error {
 		// Left unhandled: a table named outside a FROM list is for the
 		// final check to judge.
 		return nil
+	case *pg.Node:
+		if isLeaf(x) {
+			return nil
+		}
 	}
 	var err error
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
@@ -47,6 +51,17 @@ func (e *engine) walkValue(m protoreflect.Message, sc *scope) error {
 		return err == nil
 	})
 	return err
+}
+
+// isLeaf reports the most common expression nodes that can hold neither a
+// subquery nor a table: skipping them saves most of the reflection.
+func isLeaf(n *pg.Node) bool {
+	switch n.Node.(type) {
+	case *pg.Node_ColumnRef, *pg.Node_AConst, *pg.Node_ParamRef, *pg.Node_String_,
+		*pg.Node_Integer, *pg.Node_AStar, *pg.Node_SqlvalueFunction, *pg.Node_TypeName:
+		return true
+	}
+	return false
 }
 
 // eachMessage calls f for the message, or each message of the list, that
@@ -69,8 +84,13 @@ func eachMessage(fd protoreflect.FieldDescriptor, v protoreflect.Value, f func(p
 
 // rangeVars calls f for every RangeVar in the tree under m.
 func rangeVars(m protoreflect.Message, f func(*pg.RangeVar) error) error {
-	if rv, ok := m.Interface().(*pg.RangeVar); ok {
-		return f(rv)
+	switch x := m.Interface().(type) {
+	case *pg.RangeVar:
+		return f(x)
+	case *pg.Node:
+		if isLeaf(x) {
+			return nil
+		}
 	}
 	var err error
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
