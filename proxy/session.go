@@ -141,16 +141,19 @@ func (s *session) relay() {
 	}()
 	mid, err := s.serverToClient()
 	if s.reason.Load() == nil {
-		if we := (*writeError)(nil); errors.As(err, &we) {
+		var we *writeError
+		if errors.As(err, &we) {
 			s.terminate(errClientGone)
 		} else {
-			s.log.Warn("upstream connection lost", "err", err)
+			s.log.Warn("upstream connection lost", "user", s.user, "err", err)
 			s.terminate(errUpstreamLost)
 		}
 	}
-	if reason := s.reason.Load(); !mid {
+	reason := s.reason.Load()
+	switch {
+	case !mid:
 		s.sendFatal(reason)
-	} else if reason.Code != "" {
+	case reason.Code != "":
 		s.log.Warn("session ended in the middle of a server message; the client cannot be told why", "reason", reason.Message)
 	}
 	s.mu.Lock()
@@ -158,6 +161,18 @@ func (s *session) relay() {
 	s.upstream.Close()
 	s.mu.Unlock()
 	<-c2sDone
+	s.log.Debug("session ended", "user", s.user, "reason", reasonText(reason))
+}
+
+// reasonText names why a session ended, for the log.
+func reasonText(e *pgError) string {
+	switch e {
+	case errClientGone:
+		return "client disconnected"
+	case errTerminated:
+		return "client sent Terminate"
+	}
+	return e.Code + " " + e.Message
 }
 
 // clientToServer forwards client messages upstream and returns why it

@@ -40,8 +40,7 @@ func (s *session) startup() (ok bool, err error) {
 		}
 		return false, err
 	}
-	params := startupParams(pkt[8:])
-	s.user = params["user"]
+	s.user = startupParam(pkt[8:], "user")
 
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	up, err := s.srv.dialUpstream(ctx)
@@ -169,9 +168,9 @@ func readStartupPacket(r *bufio.Reader) ([]byte, error) {
 	return pkt, nil
 }
 
-// startupParams decodes the name/value pairs of a StartupMessage body.
-func startupParams(b []byte) map[string]string {
-	m := map[string]string{}
+// startupParam finds one parameter in a StartupMessage body (name/value
+// pairs of NUL-terminated strings, then a NUL).
+func startupParam(b []byte, name string) string {
 	for len(b) > 0 && b[0] != 0 {
 		k, rest, ok := cstring(b)
 		if !ok {
@@ -181,10 +180,12 @@ func startupParams(b []byte) map[string]string {
 		if !ok {
 			break
 		}
-		m[string(k)] = string(v)
+		if string(k) == name {
+			return string(v)
+		}
 		b = rest
 	}
-	return m
+	return ""
 }
 
 // authenticate relays the authentication exchange, unchanged except that
@@ -276,6 +277,11 @@ func (s *session) relayAuthResponse(saslInitial bool) error {
 		// psql hangs up here to prompt for a password, then reconnects.
 		s.reason.CompareAndSwap(nil, errClientGone)
 		return err
+	}
+	if typ == 'X' {
+		// A client that gives up at the password prompt may say goodbye.
+		s.reason.CompareAndSwap(nil, errTerminated)
+		return errors.New("client sent Terminate during authentication")
 	}
 	if typ != 'p' {
 		return s.protocolError(fmt.Sprintf("expected an authentication response, got message type %q", typ))
