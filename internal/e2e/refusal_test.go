@@ -104,3 +104,36 @@ func TestUnparseableStatements(t *testing.T) {
 		t.Errorf("after refusals the session sees %d users, want 40", n)
 	}
 }
+
+// A refusal inside a simple Query holding several statements must behave
+// like an error raised by Postgres at that statement: the statements before
+// it run (BEGIN opens the transaction, the DELETE deletes), the refusal
+// aborts the transaction, and the client's next statements get 25P02 until
+// it rolls back. Refusing the whole message instead would leave the session
+// outside any transaction, so the client's next statements would commit one
+// by one where Postgres would have refused them.
+func TestRefusalInMultiStatementQuery(t *testing.T) {
+	p := newPair(t, proxyConfig)
+	got := wire(t, p.softDSN(appUser, appPassword),
+		&pgproto3.Query{String: "BEGIN; DELETE FROM orders WHERE order_id = 81; TRUNCATE users; DELETE FROM orders WHERE order_id = 82"},
+		&pgproto3.Query{String: "DELETE FROM orders WHERE order_id = 83"},
+		&pgproto3.Query{String: "ROLLBACK"})
+	// What Postgres answers when the third statement fails; the direct
+	// side shows the same shape with a division by zero there.
+	want := []string{"CommandComplete BEGIN", "CommandComplete DELETE 1", "ErrorResponse 42501", "ReadyForQuery E",
+		"ErrorResponse 25P02", "ReadyForQuery E",
+		"CommandComplete ROLLBACK", "ReadyForQuery I"}
+	direct := wire(t, p.realDSN(),
+		&pgproto3.Query{String: "BEGIN; DELETE FROM orders WHERE order_id = 81; SELECT 1 / 0; DELETE FROM orders WHERE order_id = 82"},
+		&pgproto3.Query{String: "DELETE FROM orders WHERE order_id = 83"},
+		&pgproto3.Query{String: "ROLLBACK"})
+	if strings.Join(direct, "|") != strings.Replace(strings.Join(want, "|"), "42501", "22012", 1) {
+		t.Fatalf("Postgres itself answers %q; the expectation below is wrong", direct)
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("refused TRUNCATE inside a multi-statement Query:\n got  %q\n want %q", got, want)
+	}
+	if n := scalar[int](t, p.super(t), "SELECT count(*) FROM orders WHERE order_id IN (81, 82, 83) AND gone_at IS NULL"); n != 3 {
+		t.Errorf("%d of orders 81-83 are live after the rolled-back transaction, want 3", n)
+	}
+}
