@@ -223,6 +223,37 @@ func TestBatchedDeletes(t *testing.T) {
 	}
 }
 
+// A pipeline far longer than any buffer: 600 DELETEs before one Sync,
+// every one answered with its own tag, in order.
+func TestLongPipelineOfDeletes(t *testing.T) {
+	p := newPair(t, proxyConfig)
+	ctx := testCtx(t)
+	conn := connect(t, p.softDSN(appUser, appPassword))
+	b := &pgx.Batch{}
+	for i := range 600 {
+		b.Queue("DELETE FROM orders WHERE order_id = $1", 1+i%150) // orders above 120 do not exist; each existing one is deleted once
+	}
+	br := conn.SendBatch(ctx, b)
+	deleted := 0
+	for i := range b.Len() {
+		tag, err := br.Exec()
+		want := "DELETE 0"
+		if i < 120 {
+			want = "DELETE 1"
+		}
+		if err != nil || tag.String() != want {
+			t.Fatalf("statement %d of the pipeline: %q, %v; want %s", i, tag, err, want)
+		}
+		deleted += int(tag.RowsAffected())
+	}
+	if err := br.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := scalar[int](t, p.super(t), "SELECT count(*) FROM orders WHERE gone_at IS NOT NULL"); n != deleted || deleted != 120 {
+		t.Errorf("%d orders reported deleted, %d marked on disk; want 120 and 120", deleted, n)
+	}
+}
+
 // A named prepared statement is parsed once and executed many times; each
 // execution must report DELETE with its own count.
 func TestNamedPreparedDeleteReused(t *testing.T) {

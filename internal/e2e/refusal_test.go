@@ -137,3 +137,24 @@ func TestRefusalInMultiStatementQuery(t *testing.T) {
 		t.Errorf("%d of orders 81-83 are live after the rolled-back transaction, want 3", n)
 	}
 }
+
+// A statement that names a soft-delete table but is too long or too deeply
+// nested to parse safely is refused (54000, 54001); the same sizes without
+// a soft-delete table reach Postgres.
+func TestOversizedStatementsRefused(t *testing.T) {
+	p := newPair(t, proxyConfig)
+	ctx := testCtx(t)
+	conn := connect(t, p.softDSN(appUser, appPassword))
+	long := "SELECT count(*) FROM users WHERE user_id IN (" + strings.Repeat("1, ", 400_000) + "1)"
+	deep := "SELECT count(*) FROM users WHERE user_id = " + strings.Repeat("(", 1000) + "1" + strings.Repeat(")", 1000)
+	for _, c := range []struct{ name, sql, code string }{{"too long", long, "54000"}, {"too deep", deep, "54001"}} {
+		_, err := conn.Exec(ctx, c.sql, pgx.QueryExecModeSimpleProtocol)
+		if pe := pgErr(err); pe == nil || pe.Code != c.code {
+			t.Errorf("%s (%d bytes): got %v, want SQLSTATE %s", c.name, len(c.sql), err, c.code)
+		}
+		other := strings.Replace(c.sql, "FROM users WHERE user_id", "FROM items WHERE item_id", 1)
+		if _, err := conn.Exec(ctx, other, pgx.QueryExecModeSimpleProtocol); pgErr(err) != nil && pgErr(err).Code == c.code {
+			t.Errorf("%s without a soft-delete table was refused too: %v", c.name, err)
+		}
+	}
+}

@@ -60,10 +60,11 @@ func newWorkload(seed uint64) *workload {
 }
 
 // modes: the simple protocol, pgx's default (named prepared statements,
-// cached per connection, so the same text reuses one statement), and the
-// unnamed statement of the extended protocol.
+// cached per connection, so the same text reuses one statement), the
+// unnamed statement of the extended protocol in one round trip, and the
+// unnamed statement described first and executed in a second round trip.
 var modes = []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement,
-	pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec}
+	pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec, pgx.QueryExecModeDescribeExec}
 
 func (w *workload) next() statement {
 	w.args = nil
