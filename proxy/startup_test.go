@@ -92,3 +92,19 @@ func TestPingUpstream(t *testing.T) {
 		t.Fatalf("ping a dead upstream: want an error naming %s, got %v", pg.Addr(), err)
 	}
 }
+
+// A client asking for protocol 3.2 gets whatever the server negotiates
+// (PostgreSQL 15 answers NegotiateProtocolVersion with 3.0): the proxy
+// relays the startup exchange without taking part in it, and the cancel
+// key it records is whatever length the server sent.
+func TestProtocolNegotiationPassesThrough(t *testing.T) {
+	pg := pgtest.Shared(t)
+	compare(t, targets(t, pg, ""), func(t *testing.T, dsn string) []any {
+		c := connect(t, dsn+"&max_protocol_version=3.2")
+		var n int
+		if err := c.QueryRow(testCtx(t), "SELECT 7").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return []any{n, len(c.PgConn().SecretKey())}
+	})
+}
