@@ -69,20 +69,48 @@ func (f *prefilter) mayMatch(sql string) bool {
 		}
 		i += 1 + next
 	}
-	m := f.minLen
-	if m < 2 {
+	if f.minLen < 2 {
 		return f.scan(sql)
 	}
-	for end := m - 1; end < len(sql); {
+	// Each step waits on the table load of the step before it, so two
+	// halves of the text are searched in the same loop: their steps do
+	// not depend on each other and the CPU overlaps them.
+	m := f.minLen
+	lim := min(len(sql)/2+m-1, len(sql)) // windows ending before lim belong to the first half
+	a, b := m-1, lim
+	for a < lim && b < len(sql) {
+		sa := f.shift[block(sql[a-1], sql[a])]
+		sb := f.shift[block(sql[b-1], sql[b])]
+		if sa == 0 {
+			if f.verify(sql, a-m+1) {
+				return true
+			}
+			sa = 1
+		}
+		if sb == 0 {
+			if f.verify(sql, b-m+1) {
+				return true
+			}
+			sb = 1
+		}
+		a += int(sa)
+		b += int(sb)
+	}
+	return f.search(sql, a, lim) || f.search(sql, b, len(sql))
+}
+
+// search runs the skip loop over the windows ending in [end, limit).
+func (f *prefilter) search(sql string, end, limit int) bool {
+	m := f.minLen
+	for end < limit {
 		s := f.shift[block(sql[end-1], sql[end])]
-		if s > 0 {
-			end += int(s)
-			continue
+		if s == 0 {
+			if f.verify(sql, end-m+1) {
+				return true
+			}
+			s = 1
 		}
-		if f.verify(sql, end-m+1) {
-			return true
-		}
-		end++
+		end += int(s)
 	}
 	return false
 }

@@ -293,3 +293,20 @@ func TestRewriteKeepsItsOwnCopy(t *testing.T) {
 		t.Fatalf("cache key changed with the caller's buffer: hit=%v", hit)
 	}
 }
+
+// The two-halves search must find a name wherever it sits, in texts of
+// every length around the split.
+func TestPrefilterFindsNamesAnywhere(t *testing.T) {
+	f := newPrefilter(testPolicy(t).TableNames())
+	for n := 0; n < 80; n++ {
+		for pos := 0; pos <= n; pos++ {
+			sql := strings.Repeat("x", pos) + "OrDeRs" + strings.Repeat("y", n-pos)
+			if !f.mayMatch(sql) {
+				t.Fatalf("missed the name at %d in %d bytes", pos, len(sql))
+			}
+		}
+		if f.mayMatch(strings.Repeat("z", n)) {
+			t.Fatalf("matched %d bytes of z", n)
+		}
+	}
+}
