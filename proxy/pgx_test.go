@@ -163,14 +163,7 @@ func TestPgxBatchPipelineMatchesDirect(t *testing.T) {
 			}
 			batch.Queue("SELECT count(*) FROM b")
 			batch.Queue("DELETE FROM b WHERE id % 2 = 0")
-			br := c.SendBatch(ctx, batch)
-			for i := 0; i < batch.Len(); i++ {
-				tag, err := br.Exec()
-				o.Results = append(o.Results, tag.String()+"|"+pgCode(err))
-			}
-			if err := br.Close(); err != nil && !failing {
-				t.Fatal(err)
-			}
+			o.Results = append(o.Results, batchResults(ctx, c, batch)...)
 		}
 		rows, _ := c.Query(ctx, "SELECT id::text || v FROM b ORDER BY id")
 		o.Final, _ = pgx.CollectRows(rows, pgx.RowTo[string])
@@ -179,6 +172,19 @@ func TestPgxBatchPipelineMatchesDirect(t *testing.T) {
 	if len(got.Final) != 25 {
 		t.Fatalf("want 25 rows left (the failing batch rolled back), got %d: %v", len(got.Final), got.Final)
 	}
+}
+
+// batchResults sends a batch as one pipeline and returns "tag|SQLSTATE"
+// for each statement.
+func batchResults(ctx context.Context, c *pgx.Conn, batch *pgx.Batch) []string {
+	br := c.SendBatch(ctx, batch)
+	defer br.Close()
+	got := make([]string, batch.Len())
+	for i := range got {
+		tag, err := br.Exec()
+		got[i] = tag.String() + "|" + pgCode(err)
+	}
+	return got
 }
 
 func boolInt(b bool) int {

@@ -102,16 +102,7 @@ func TestDeleteTagInPipelineWithErrorsAndSQLPrepare(t *testing.T) {
 	batch.Queue("SELECT count(*) FROM contacts")
 	batch.Queue("UPDATE contacts SET name = $1 WHERE id = 2", "y")
 	batch.Queue("DELETE FROM contacts WHERE id IN ($1, $2)", 3, 4)
-	br := c.SendBatch(ctx, batch)
-	var got []string
-	for i := 0; i < batch.Len(); i++ {
-		tag, err := br.Exec()
-		got = append(got, tag.String()+pgCode(err))
-	}
-	if err := br.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if s := strings.Join(got, ","); s != "DELETE 1,SELECT 1,UPDATE 1,DELETE 2" {
+	if s := strings.Join(batchResults(ctx, c, batch), ","); s != "DELETE 1|,SELECT 1|,UPDATE 1|,DELETE 2|" {
 		t.Fatalf("pipeline tags: %s", s)
 	}
 	// An error mid-pipeline: the server skips to Sync, and the tags of
@@ -122,14 +113,7 @@ func TestDeleteTagInPipelineWithErrorsAndSQLPrepare(t *testing.T) {
 		batch.Queue("DELETE FROM contacts WHERE id = $1", 5)
 		batch.Queue("SELECT 1/0")
 		batch.Queue("DELETE FROM contacts WHERE id = $1", 6)
-		br := c.SendBatch(ctx, batch)
-		var got []string
-		for i := 0; i < batch.Len(); i++ {
-			tag, err := br.Exec()
-			got = append(got, tag.String()+"|"+pgCode(err))
-		}
-		br.Close()
-		return strings.Join(got, ",")
+		return strings.Join(batchResults(ctx, c, batch), ",")
 	}
 	plain := pgtest.CreateDB(t, pg)
 	pgtest.Exec(t, pg, plain, "CREATE TABLE contacts AS SELECT g AS id FROM generate_series(1, 20) g")
@@ -268,14 +252,7 @@ func TestRefusalTravelsThroughTheServer(t *testing.T) {
 			batch.Queue("SELECT 1")
 			batch.Queue(failing)
 			batch.Queue("DELETE FROM contacts WHERE id = 2")
-			br := c.SendBatch(ctx, batch)
-			var got []string
-			for i := 0; i < batch.Len(); i++ {
-				tag, err := br.Exec()
-				got = append(got, tag.String()+"|"+pgCode(err))
-			}
-			br.Close()
-			return strings.Join(got, ",")
+			return strings.Join(batchResults(ctx, c, batch), ",")
 		}
 		c.Config().DefaultQueryExecMode = mode
 		direct.Config().DefaultQueryExecMode = mode
