@@ -76,6 +76,13 @@ func TestShadowModePassesThroughAndCounts(t *testing.T) {
 	if got := metricValue(t, p.proxy, "tombstone_rewrites_total", "table", "users", "kind", "select"); got < 1 {
 		t.Errorf("tombstone_rewrites_total{table=users,kind=select} = %v, want >= 1", got)
 	}
+	// What enforce mode would refuse runs, and is counted as a refusal.
+	if tag, err := app.Exec(ctx, "TRUNCATE orders"); err != nil || tag.String() != "TRUNCATE TABLE" {
+		t.Errorf("TRUNCATE in shadow mode: %q, %v; want it passed through", tag, err)
+	}
+	if got := metricValue(t, p.proxy, "tombstone_refusals_total", "reason", "truncate"); got != 1 {
+		t.Errorf("tombstone_refusals_total{reason=truncate} = %v in shadow mode, want 1", got)
+	}
 	if got := metricValue(t, p.proxy, "tombstone_statements_total", "action", "rewritten"); got != 0 {
 		t.Errorf("tombstone_statements_total{action=rewritten} = %v in shadow mode, want 0", got)
 	}
