@@ -74,6 +74,15 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 			Hint:    "Flatten the nested expressions or subqueries.",
 		}
 	}
+	if strings.IndexByte(sql, 0) >= 0 {
+		// The C parser would stop at the NUL and judge only the text
+		// before it.
+		return nil, &Refusal{
+			Reason:  ReasonUnparseable,
+			Code:    "42601",
+			Message: "tombstone: could not parse the statement, so it was refused: it contains a NUL byte",
+		}
+	}
 	tree, err := pg.Parse(sql)
 	if err != nil {
 		return nil, &Refusal{

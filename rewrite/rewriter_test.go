@@ -150,6 +150,12 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("unparseable: %+v", f)
 	}
 
+	// The parser reads a C string: it must not judge only the part
+	// before a NUL.
+	if f := refusal(t, r, "SELECT 1;\x00 DELETE FROM contacts"); f.Reason != ReasonUnparseable {
+		t.Errorf("NUL byte: %+v", f)
+	}
+
 	f = refusal(t, r, "TRUNCATE TABLE notes, contacts")
 	if f.Reason != ReasonTruncate || f.Code != "42501" || f.Table != "contacts" ||
 		f.Message != "tombstone: TRUNCATE of soft-delete table contacts refused" || !strings.Contains(f.Hint, "privileged role") {
