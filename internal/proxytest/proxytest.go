@@ -3,9 +3,7 @@ package proxytest
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -116,15 +114,6 @@ func (p *Proxy) DSN(user, password, db string) string {
 		return u.String()
 	}
 	return pgcluster.URL(p.Addr, user, password, db)
-}
-
-// HostPort splits a TCP Addr, for tools that take host and port separately.
-func (p *Proxy) HostPort() (string, string) {
-	h, port, err := net.SplitHostPort(p.Addr)
-	if err != nil {
-		panic(fmt.Sprintf("proxytest: %s is not host:port", p.Addr))
-	}
-	return h, port
 }
 
 // Logs returns what the proxy has logged so far (text format, debug level).
