@@ -235,6 +235,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.mu.Lock()
+	s.log.Warn("shutdown deadline reached; closing open sessions with 57P01", "sessions", len(s.sessions))
 	for sess := range s.sessions {
 		sess.terminate(errShutdown)
 	}
