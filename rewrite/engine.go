@@ -38,15 +38,19 @@ func (s *scope) has(name string) bool {
 
 func (s *scope) with(name string) *scope { return &scope{name: name, parent: s} }
 
+// unsupported refuses a construct that reads a soft-delete table in a way
+// no rule can filter exactly; t is nil when the table is only known to be
+// among those the statement reads.
 func unsupported(construct string, t *policy.Table) *Refusal {
-	name := ""
+	name, on := "", "a soft-delete table"
 	if t != nil {
 		name = t.QualifiedName()
+		on = "soft-delete table " + name
 	}
 	return &Refusal{
 		Reason:  ReasonUnsupported,
 		Code:    "0A000",
-		Message: fmt.Sprintf("tombstone: %s on soft-delete table %s cannot be rewritten safely, so it was refused", construct, name),
+		Message: fmt.Sprintf("tombstone: %s on %s cannot be rewritten safely, so it was refused", construct, on),
 		Hint:    "Rewrite the statement without this construct, or run it as a privileged role.",
 		Table:   name,
 	}
@@ -361,13 +365,10 @@ func (e *engine) mergeStmt(m *pg.MergeStmt, sc *scope) error {
 	e.mark(m.Relation)
 	// A filter on the source cannot go into the join condition (a deleted
 	// source row would then count as NOT MATCHED and be inserted), so
-	// every configured source is replaced by its live rows.
-	pending, err := e.fromItem(m.SourceRelation, sc, true)
-	if err != nil {
+	// every configured source is replaced by its live rows: inline mode
+	// leaves no pending filter.
+	if _, err := e.fromItem(m.SourceRelation, sc, true); err != nil {
 		return err
-	}
-	if len(pending) > 0 {
-		return unsupported("MERGE source", nil)
 	}
 	if err := e.expr(m.JoinCondition, sc); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -100,7 +101,7 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 			err = e.verify(raw.Stmt)
 		}
 		if err != nil {
-			return nil, err.(*Refusal)
+			return nil, asRefusal(err)
 		}
 		stmts = append(stmts, st)
 	}
@@ -116,4 +117,14 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 		}
 	}
 	return &Result{SQL: out, Changed: true, Statements: stmts, Applied: e.applied}, nil
+}
+
+// asRefusal returns the engine's refusal. The engine only fails with
+// *Refusal; anything else would be a bug, and refusing is the safe answer.
+func asRefusal(err error) *Refusal {
+	var ref *Refusal
+	if errors.As(err, &ref) {
+		return ref
+	}
+	return &Refusal{Reason: ReasonUnsupported, Code: "XX000", Message: "tombstone: internal rewrite error, statement refused: " + err.Error()}
 }
