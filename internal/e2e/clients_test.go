@@ -41,7 +41,7 @@ func psql(t *testing.T, dsn string, args ...string) string {
 // PREPARE/EXECUTE.
 func TestPsqlShowsDeleteTags(t *testing.T) {
 	p := newPair(t, proxyConfig)
-	soft, real := p.softDSN(appUser, appPassword), p.realDSN()
+	soft, direct := p.softDSN(appUser, appPassword), p.realDSN()
 
 	c := "DELETE FROM users WHERE user_id IN (10, 11)"
 	if got := psql(t, soft, "-c", c); got != "DELETE 2\n" {
@@ -50,10 +50,10 @@ func TestPsqlShowsDeleteTags(t *testing.T) {
 	if got, want := psql(t, soft, "-c", c), "DELETE 0\n"; got != want {
 		t.Errorf("deleting the same rows again printed %q, want %q (a deleted row stays deleted)", got, want)
 	}
-	psql(t, real, "-c", c)
+	psql(t, direct, "-c", c)
 
 	multi := "DELETE FROM orders WHERE order_id = 1; DELETE FROM orders WHERE order_id IN (2, 3); SELECT count(*) FROM orders"
-	gotSoft, gotReal := psql(t, soft, "-c", multi), psql(t, real, "-c", multi)
+	gotSoft, gotReal := psql(t, soft, "-c", multi), psql(t, direct, "-c", multi)
 	if gotSoft != gotReal || !strings.HasPrefix(gotSoft, "DELETE 1\nDELETE 2\n") {
 		t.Errorf("psql -c with three statements:\nthrough Tombstone:\n%s\ndirect:\n%s", gotSoft, gotReal)
 	}
@@ -78,7 +78,7 @@ WITH gone AS (DELETE FROM orders WHERE order_id BETWEEN 7 AND 9 RETURNING order_
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	gotSoft, gotReal = psql(t, soft, "-f", script), psql(t, real, "-f", script)
+	gotSoft, gotReal = psql(t, soft, "-f", script), psql(t, direct, "-f", script)
 	if gotSoft != gotReal {
 		t.Errorf("psql -f through Tombstone:\n%s\ndirect:\n%s", gotSoft, gotReal)
 	}
@@ -99,13 +99,13 @@ WITH gone AS (DELETE FROM orders WHERE order_id BETWEEN 7 AND 9 RETURNING order_
 func TestPgxDeleteTagEveryMode(t *testing.T) {
 	p := newPair(t, proxyConfig)
 	ctx := testCtx(t)
-	soft, real := connect(t, p.softDSN(appUser, appPassword)), connect(t, p.realDSN())
+	soft, direct := connect(t, p.softDSN(appUser, appPassword)), connect(t, p.realDSN())
 	modes := []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement,
 		pgx.QueryExecModeCacheDescribe, pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec}
 	for i, mode := range modes {
 		id := 20 + i
 		for _, want := range []int64{1, 0} { // the second delete finds the row already gone
-			for side, conn := range map[string]*pgx.Conn{"Tombstone": soft, "direct": real} {
+			for side, conn := range map[string]*pgx.Conn{"Tombstone": soft, "direct": direct} {
 				tag, err := conn.Exec(ctx, "DELETE FROM users WHERE user_id = $1", mode, id)
 				if err != nil {
 					t.Fatalf("%s, %v: %v", side, mode, err)
@@ -318,7 +318,7 @@ func TestSQLPrepareExecuteDelete(t *testing.T) {
 func TestDeleteInDataModifyingCTE(t *testing.T) {
 	p := newPair(t, proxyConfig)
 	ctx := testCtx(t)
-	soft, real := connect(t, p.softDSN(appUser, appPassword)), connect(t, p.realDSN())
+	soft, direct := connect(t, p.softDSN(appUser, appPassword)), connect(t, p.realDSN())
 	for _, c := range []struct{ sql, tag string }{
 		{"WITH d AS (DELETE FROM orders WHERE order_id BETWEEN 10 AND 14 RETURNING order_id) SELECT count(*) FROM d", "SELECT 1"},
 		{"WITH d AS (DELETE FROM users WHERE user_id IN (7, 8) RETURNING user_id, uname) INSERT INTO items SELECT 1000 + user_id, uname, 1 FROM d", "INSERT 0 2"},
@@ -327,7 +327,7 @@ func TestDeleteInDataModifyingCTE(t *testing.T) {
 	} {
 		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
 			st := statement{SQL: c.sql, Mode: mode, Ordered: true}
-			a, b := execute(ctx, soft, st), execute(ctx, real, st)
+			a, b := execute(ctx, soft, st), execute(ctx, direct, st)
 			if d := a.diff(b, true); d != "" {
 				t.Errorf("%s (%v):\n%s", c.sql, mode, d)
 			}

@@ -13,7 +13,7 @@ import (
 func TestCursorDeleteAndExplainAnalyze(t *testing.T) {
 	p := newPair(t, proxyConfig)
 	ctx := testCtx(t)
-	soft, real := connect(t, p.softDSN(appUser, appPassword)), connect(t, p.realDSN())
+	soft, direct := connect(t, p.softDSN(appUser, appPassword)), connect(t, p.realDSN())
 	steps := []string{
 		"DELETE FROM users WHERE user_id = 2", // the cursor must skip it
 		"BEGIN",
@@ -29,7 +29,7 @@ func TestCursorDeleteAndExplainAnalyze(t *testing.T) {
 	}
 	for _, sql := range steps {
 		st := statement{SQL: sql, Mode: pgx.QueryExecModeSimpleProtocol, Ordered: true, SoftReturning: true}
-		if d := execute(ctx, soft, st).diff(execute(ctx, real, st), true); d != "" {
+		if d := execute(ctx, soft, st).diff(execute(ctx, direct, st), true); d != "" {
 			t.Errorf("%s:\n%s", sql, d)
 		}
 	}
@@ -39,7 +39,7 @@ func TestCursorDeleteAndExplainAnalyze(t *testing.T) {
 	}
 
 	explain := "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) DELETE FROM users WHERE user_id = 4"
-	for _, conn := range []*pgx.Conn{soft, real} {
+	for _, conn := range []*pgx.Conn{soft, direct} {
 		if _, err := conn.Exec(ctx, explain); err != nil {
 			t.Fatalf("%s: %v", explain, err)
 		}

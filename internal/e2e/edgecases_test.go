@@ -49,14 +49,14 @@ var edgeCases = []string{
 func TestEdgeCasesMatchPostgres(t *testing.T) {
 	p := newPair(t, proxyConfig)
 	ctx := testCtx(t)
-	soft, real := connect(t, p.softDSN(appUser, appPassword)), connect(t, p.realDSN())
+	soft, direct := connect(t, p.softDSN(appUser, appPassword)), connect(t, p.realDSN())
 	for _, sql := range edgeCases {
 		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
 			st := statement{SQL: sql, Mode: mode, SoftReturning: true}
 			if strings.HasPrefix(sql, "COPY") {
 				st.Class = "copy"
 			}
-			if d := execute(ctx, soft, st).diff(execute(ctx, real, st), false); d != "" {
+			if d := execute(ctx, soft, st).diff(execute(ctx, direct, st), false); d != "" {
 				t.Errorf("%s (%v):\n%s", sql, mode, d)
 			}
 		}

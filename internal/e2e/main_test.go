@@ -114,28 +114,28 @@ func testCtx(t testing.TB) context.Context {
 type pair struct {
 	pg     *pgtest.Server
 	proxy  *proxytest.Proxy
-	soft   string // database name
-	real   string // database name
+	softDB string // database name
+	realDB string // database name
 	config string
 }
 
 func newPair(t testing.TB, config string) *pair {
 	t.Helper()
 	pg, soft := newDB(t)
-	_, real := newDB(t)
-	return &pair{pg: pg, proxy: proxytest.Start(t, pg, config), soft: soft, real: real, config: config}
+	_, realDB := newDB(t)
+	return &pair{pg: pg, proxy: proxytest.Start(t, pg, config), softDB: soft, realDB: realDB, config: config}
 }
 
 // softDSN reaches the soft-delete database through Tombstone as user.
-func (p *pair) softDSN(user, password string) string { return p.proxy.DSN(user, password, p.soft) }
+func (p *pair) softDSN(user, password string) string { return p.proxy.DSN(user, password, p.softDB) }
 
 // realDSN reaches the real-delete database directly as the application role.
-func (p *pair) realDSN() string { return directDSN(p.pg, appUser, appPassword, p.real) }
+func (p *pair) realDSN() string { return directDSN(p.pg, appUser, appPassword, p.realDB) }
 
 // super connects to the soft-delete database directly as the superuser, to
 // look at what is really on disk.
 func (p *pair) super(t testing.TB) *pgx.Conn {
-	return connect(t, directDSN(p.pg, p.pg.User, p.pg.Password, p.soft))
+	return connect(t, directDSN(p.pg, p.pg.User, p.pg.Password, p.softDB))
 }
 
 // scalar runs a one-value query.

@@ -77,20 +77,20 @@ func TestTruncateRefused(t *testing.T) {
 func TestUnparseableStatements(t *testing.T) {
 	p := newPair(t, proxyConfig)
 	ctx := testCtx(t)
-	soft, real := connect(t, p.softDSN(appUser, appPassword)), connect(t, p.realDSN())
+	soft, direct := connect(t, p.softDSN(appUser, appPassword)), connect(t, p.realDSN())
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
 		for _, stmt := range []string{"DELETE FROM users WHERE", "SELECT * FORM orders", "UPDATE teams SET region = WHERE team_id = 1"} {
 			_, err := soft.Exec(ctx, stmt, mode)
-			_, direct := real.Exec(ctx, stmt, mode)
-			pe, de := pgErr(err), pgErr(direct)
+			_, directErr := direct.Exec(ctx, stmt, mode)
+			pe, de := pgErr(err), pgErr(directErr)
 			if pe == nil || de == nil || pe.Code != "42601" || !strings.Contains(strings.ToLower(pe.Message), "tombstone") || pe.Message == de.Message {
-				t.Errorf("%q (%v): through Tombstone %v, direct %v; want Tombstone's own 42601 refusal", stmt, mode, err, direct)
+				t.Errorf("%q (%v): through Tombstone %v, direct %v; want Tombstone's own 42601 refusal", stmt, mode, err, directErr)
 			}
 		}
 		for _, stmt := range []string{"SELEC 1", "SELECT (1", "CREATE TABEL x (a int)"} {
 			_, err := soft.Exec(ctx, stmt, mode)
-			_, direct := real.Exec(ctx, stmt, mode)
-			pe, de := pgErr(err), pgErr(direct)
+			_, directErr := direct.Exec(ctx, stmt, mode)
+			pe, de := pgErr(err), pgErr(directErr)
 			if pe == nil || de == nil || pe.Code != de.Code || pe.Message != de.Message || pe.Position != de.Position {
 				t.Errorf("%q (%v): through Tombstone %+v, direct %+v; want Postgres' own error", stmt, mode, pe, de)
 			}

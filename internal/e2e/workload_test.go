@@ -16,13 +16,15 @@ type statement struct {
 	// Ordered: the query's ORDER BY is a total order on a unique key, so
 	// the row order must match too; otherwise rows compare as multisets.
 	Ordered bool
-	// SoftReturning: a DELETE ... RETURNING (possibly of a soft-delete
-	// table). Tombstone turns it into an UPDATE whose RETURNING shows the
+	// SoftReturning: a DELETE ... RETURNING. On a soft-delete table
+	// Tombstone turns it into an UPDATE whose RETURNING shows the
 	// row after the soft delete, with deleted_at and deleted_by set, while
 	// a real DELETE returns the row as it was (those columns NULL). Only
 	// the other columns can be compared.
 	SoftReturning bool
-	Class         string // query, delete, update, merge, copy, insert or tx, for the run's statistics
+	// Class is setup, query, delete, update, merge, copy, insert or tx, for
+	// the run's statistics; execute runs the copy class with COPY TO STDOUT.
+	Class string
 }
 
 // workload generates a deterministic stream of statements from a seed. It
@@ -36,8 +38,8 @@ type workload struct {
 	nextTeam, nextUser, nextOrder, nextItem int
 	txLeft                                  int      // statements left in the open transaction; 0 = none open
 	setup                                   []string // statements to run first, in order
-	params                                  bool
-	args                                    []any
+	params                                  bool     // the statement being built may use $n parameters
+	args                                    []any    // the values of its $n parameters so far
 	queries, deletes, updates, inserts      []func() string
 }
 
