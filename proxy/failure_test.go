@@ -31,16 +31,26 @@ func waitFor(t *testing.T, what string, cond func(ctx context.Context) bool) {
 	}
 }
 
-// activeBackends counts backends of an application running a query.
-func activeBackends(t *testing.T, ctx context.Context, pg *pgtest.Server, app string) (int, error) {
+// backends counts the server backends of an application; with running,
+// only those executing a query now.
+func backends(ctx context.Context, pg *pgtest.Server, app string, running bool) (int, error) {
 	c, err := pgx.Connect(ctx, pg.DSN(""))
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close(context.Background())
 	var n int
-	err = c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app).Scan(&n)
+	err = c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND (state = 'active' OR NOT $2)", app, running).Scan(&n)
 	return n, err
+}
+
+// waitForQuery waits until a backend of the application runs a query.
+func waitForQuery(t *testing.T, pg *pgtest.Server, app string) {
+	t.Helper()
+	waitFor(t, "the query of "+app+" to start", func(ctx context.Context) bool {
+		n, err := backends(ctx, pg, app, true)
+		return err == nil && n == 1
+	})
 }
 
 func TestUpstreamKilledMidQuery(t *testing.T) {
@@ -52,10 +62,7 @@ func TestUpstreamKilledMidQuery(t *testing.T) {
 		_, err := c.Exec(testCtx(t), "SELECT pg_sleep(60)")
 		errc <- err
 	}()
-	waitFor(t, "the query to start", func(ctx context.Context) bool {
-		n, err := activeBackends(t, ctx, pg, "doomed")
-		return err == nil && n == 1
-	})
+	waitForQuery(t, pg, "doomed")
 	pg.Kill()
 	err := <-errc // the test context bounds this: a hang fails the test
 	var pe *pgconn.PgError
@@ -86,14 +93,11 @@ func TestClientKilledMidQueryEndsBackend(t *testing.T) {
 			t.Fatal(err)
 		}
 		go func() { _, _ = c.Exec(context.Background(), "SELECT pg_sleep(120)") }()
-		waitFor(t, "the query to start", func(ctx context.Context) bool {
-			n, err := activeBackends(t, ctx, pg, app)
-			return err == nil && n == 1
-		})
+		waitForQuery(t, pg, app)
 		// Drop the client's socket without Terminate, as a crashed process would.
 		c.PgConn().Conn().Close()
 		waitFor(t, "the backend to go away", func(ctx context.Context) bool {
-			n, err := activeBackends(t, ctx, pg, app)
+			n, err := backends(ctx, pg, app, false)
 			return err == nil && n == 0
 		})
 	}

@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"os"
@@ -143,10 +142,7 @@ func TestPsqlCtrlCCancelsThroughProxy(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the query to start", func(ctx context.Context) bool {
-		n, err := activeBackends(t, ctx, pg, "psql_ctrl_c")
-		return err == nil && n == 1
-	})
+	waitForQuery(t, pg, "psql_ctrl_c")
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
