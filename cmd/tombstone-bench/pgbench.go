@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -42,6 +43,11 @@ type pgbenchResult struct {
 	transactions int64
 }
 
+// errNoTransactions: the run ended before any transaction completed,
+// typically because connecting took the whole (short) run on a loaded
+// machine.
+var errNoTransactions = errors.New("processed no transaction")
+
 var (
 	tpsRe   = regexp.MustCompile(`(?m)^tps = ([0-9.]+)`)
 	txnsRe  = regexp.MustCompile(`(?m)^number of transactions actually processed: ([0-9]+)`)
@@ -77,8 +83,8 @@ func runPgbench(ctx context.Context, ep endpoint, r pgbenchRun) (pgbenchResult, 
 		return res, fmt.Errorf("pgbench %s via %s: %s transactions failed:\n%s", filepath.Base(r.script), ep.name, m[1], tail(report, 20))
 	}
 	if res.transactions == 0 {
-		return res, fmt.Errorf("pgbench %s via %s processed no transaction in %ds (run too short for this machine's load? raise --duration):\n%s",
-			filepath.Base(r.script), ep.name, r.seconds, tail(report, 20))
+		return res, fmt.Errorf("pgbench %s via %s %w in %ds (run too short for this machine's load? raise --duration):\n%s",
+			filepath.Base(r.script), ep.name, errNoTransactions, r.seconds, tail(report, 20))
 	}
 	m := tpsRe.FindStringSubmatch(report)
 	if m == nil {
