@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,27 +56,10 @@ func TestDifferential(t *testing.T) {
 	soft := connect(t, proxytest.Start(t, pg, proxyConfig).DSN(appUser, appPassword, dbSoft))
 	direct := connect(t, directDSN(pg, appUser, appPassword, dbReal))
 
-	w := newWorkload(seed)
-	stats := map[string]int{}
-	for i := range *statementsFlag {
-		st := w.next()
-		a, b := execute(ctx, soft, st), execute(ctx, direct, st)
-		if d := a.diff(b, st.Ordered); d != "" {
-			t.Fatalf("seed %d, statement %d (%s, mode %v) differs:\n  %s\n  args %v\n%s\nreplay: go test ./internal/e2e -run 'TestDifferential$' -seed %d -statements %d",
-				seed, i, st.Class, st.Mode, st.SQL, st.Args, d, seed, i+1)
-		}
-		stats[st.Class]++
-		switch {
-		case strings.HasPrefix(b.tag, "DELETE ") && b.tag != "DELETE 0":
-			stats["delete removing rows"]++
-		case st.Class == "query" && len(b.rows) > 0:
-			stats["query returning rows"]++
-		}
-		if st.Mode == pgx.QueryExecModeSimpleProtocol {
-			stats["simple protocol"]++
-		} else {
-			stats["extended protocol"]++
-		}
+	stats, failure := compareRun(ctx, soft, direct, newWorkload(seed), *statementsFlag)
+	if failure != "" {
+		t.Fatalf("seed %d, %s\nreplay: go test ./internal/e2e -run 'TestDifferential$' -seed %d -statements %d",
+			seed, failure, seed, stats["statements"])
 	}
 	t.Logf("statements by kind: %v", stats)
 
@@ -110,6 +94,59 @@ func TestDifferential(t *testing.T) {
 	if marked == 0 || wrongBy != 0 {
 		t.Errorf("after the workload, %d rows are marked deleted (want > 0) and %d users lack removed_by = %s (want 0)", marked, wrongBy, appUser)
 	}
+}
+
+// compareRun runs n statements of w on both connections, statement by
+// statement, and stops at the first difference, which failure describes.
+// stats counts what the run exercised; stats["statements"] is how many
+// statements ran, the failing one included.
+func compareRun(ctx context.Context, soft, direct *pgx.Conn, w *workload, n int) (stats map[string]int, failure string) {
+	stats = map[string]int{}
+	for i := range n {
+		st := w.next()
+		stats["statements"]++
+		a, b := execute(ctx, soft, st), execute(ctx, direct, st)
+		if d := a.diff(b, st.Ordered); d != "" {
+			return stats, fmt.Sprintf("statement %d (%s, mode %v) differs:\n  %s\n  args %v\n%s", i, st.Class, st.Mode, st.SQL, st.Args, d)
+		}
+		stats[st.Class]++
+		switch {
+		case strings.HasPrefix(b.tag, "DELETE ") && b.tag != "DELETE 0":
+			stats["delete removing rows"]++
+		case st.Class == "query" && len(b.rows) > 0:
+			stats["query returning rows"]++
+		}
+		if st.Mode == pgx.QueryExecModeSimpleProtocol {
+			stats["simple protocol"]++
+		} else {
+			stats["extended protocol"]++
+		}
+	}
+	return stats, ""
+}
+
+// Several sessions share one proxy, and so its rewrite cache: two pairs run
+// the same seed, so identical texts are rewritten and looked up
+// concurrently. Each session must still see exactly what Postgres shows it.
+func TestDifferentialConcurrentSessions(t *testing.T) {
+	pg, _ := newDB(t)
+	proxy := proxytest.Start(t, pg, proxyConfig)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	seed := diffSeed(t)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		_, dbSoft := newDB(t)
+		_, dbReal := newDB(t)
+		soft := connect(t, proxy.DSN(appUser, appPassword, dbSoft))
+		direct := connect(t, directDSN(pg, appUser, appPassword, dbReal))
+		wg.Go(func() {
+			if _, failure := compareRun(ctx, soft, direct, newWorkload(seed+uint64(g%2)), 400); failure != "" {
+				t.Errorf("session %d, seed %d, %s", g, seed+uint64(g%2), failure)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // outcome is what one side answered to one statement.
