@@ -43,6 +43,16 @@ var edgeCases = []string{
 	"DELETE FROM users* WHERE user_id = 10",
 	"DELETE FROM users WHERE team_id IS NULL RETURNING (SELECT count(*) FROM teams)",
 	"MERGE INTO users u USING teams t ON u.team_id = t.team_id AND t.team_id = 4 WHEN MATCHED THEN DELETE",
+	// Reads of soft-delete tables hidden in VALUES, RETURNING, ON CONFLICT,
+	// LIMIT and window clauses of statements about other tables.
+	"VALUES ((SELECT count(*) FROM users)), ((SELECT max(team_id) FROM teams))",
+	"INSERT INTO items VALUES (900, (SELECT min(uname) FROM users WHERE user_id < 6), (SELECT count(*) FROM users)) ON CONFLICT (item_id) DO UPDATE SET iname = excluded.iname, price = excluded.price RETURNING *",
+	"INSERT INTO items VALUES (1, 'y', 1) ON CONFLICT (item_id) DO UPDATE SET price = (SELECT count(*) FROM users) RETURNING price, (SELECT count(*) FROM teams)",
+	"UPDATE items SET price = (SELECT count(*) FROM users) WHERE item_id = 2 RETURNING price",
+	"DELETE FROM items WHERE item_id IN (SELECT team_id FROM teams) RETURNING item_id",
+	"SELECT user_id FROM users ORDER BY user_id LIMIT (SELECT count(*) FROM teams)",
+	"SELECT t.team_id, count(*) OVER (ORDER BY (SELECT count(*) FROM users u WHERE u.team_id = t.team_id), t.team_id) FROM teams t",
+	"SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM users u WHERE u.team_id = t.team_id)) FROM teams t",
 	"SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM teams), (SELECT count(*) FROM orders)",
 }
 
