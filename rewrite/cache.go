@@ -26,9 +26,11 @@ type cacheShard struct {
 
 // cacheEntry holds either a result or a refusal (refusals are cached too:
 // a client retrying a refused statement must not cost a parse each time).
+// In the template cache it holds a template or a refusal instead.
 type cacheEntry struct {
 	res     *Result
 	refusal *Refusal
+	tmpl    *template
 	cost    int64
 }
 
@@ -58,6 +60,19 @@ func (c *cache) get(sql string) (cacheEntry, bool) {
 	s := c.shard(sql)
 	s.mu.RLock()
 	e, ok := s.m[sql]
+	s.mu.RUnlock()
+	return e, ok
+}
+
+// getBytes is get for a key being built in a reused buffer: hashing the
+// bytes and indexing the map with string(key) do not copy them.
+func (c *cache) getBytes(key []byte) (cacheEntry, bool) {
+	if c == nil {
+		return cacheEntry{}, false
+	}
+	s := &c.shards[maphash.Bytes(c.seed, key)%cacheShards]
+	s.mu.RLock()
+	e, ok := s.m[string(key)]
 	s.mu.RUnlock()
 	return e, ok
 }
@@ -100,6 +115,10 @@ func entryCost(sql string, e cacheEntry) int64 {
 		for _, st := range r.Statements {
 			n += int64(len(st.Prepare) + len(st.Execute) + len(st.Deallocate))
 		}
+	}
+	if t := e.tmpl; t != nil {
+		// segments are substrings of res.SQL, counted above
+		n += int64(len(t.segments))*16 + int64(len(t.order))*8
 	}
 	if f := e.refusal; f != nil {
 		n += int64(len(f.Message) + len(f.Detail) + len(f.Hint) + len(f.Table))

@@ -6,18 +6,20 @@ import (
 
 // FROM trees. Each node returns the "pending" filters that must hold above
 // it. A configured table's RangeVar returns [ref.deleted_at IS NULL]. An
-// inner or cross join passes both children's filters up. An outer join
-// ANDs the nullable side's filters into its ON (in WHERE they would turn
-// it into an inner join) and passes the other side's up. A FULL join does
-// both: inside ON the filters keep deleted rows from matching, and above
-// it they drop the NULL-extended rows built from a deleted row. At the top
-// of a FROM list the filters go into WHERE.
+// inner or cross join passes both children's filters up. A LEFT or RIGHT
+// join ANDs the nullable side's filters into its ON (in WHERE they would
+// turn it into an inner join) and passes the other side's up. At the top of
+// a FROM list the filters go into WHERE.
 //
 // Where no ON exists to take a filter (NATURAL and USING joins), where a
-// join alias hides the table names from the level above, and where a
-// column-alias list or a MERGE source rules a qualified filter out, the
-// table is replaced by (SELECT * FROM t WHERE deleted_at IS NULL) AS t:
-// "inline" mode.
+// join alias hides the table names from the level above, where a
+// column-alias list or a MERGE source rules a qualified filter out, and on
+// both sides of a FULL join, the table is replaced by
+// (SELECT * FROM t WHERE deleted_at IS NULL) AS t: "inline" mode.
+// PostgreSQL runs a FULL JOIN only on merge- or hash-joinable conditions,
+// so a filter ANDed into its ON can make a valid statement (ON true,
+// say) fail; the live-rows subquery is exact whatever the condition, and
+// the planner flattens it.
 
 // fromList rewrites a FROM (or USING) list and returns the filters to AND
 // into the statement's WHERE.
@@ -94,15 +96,15 @@ func (e *engine) join(j *pg.JoinExpr, sc *scope, inline bool) ([]*pg.Node, error
 	// them above this join.
 	inline = inline || j.Alias != nil
 	leftInline, rightInline := inline, inline
-	if j.IsNatural || len(j.UsingClause) > 0 {
+	if j.Jointype == pg.JoinType_JOIN_FULL {
+		leftInline, rightInline = true, true
+	} else if j.IsNatural || len(j.UsingClause) > 0 {
 		// No ON clause to take the nullable side's filters.
 		switch j.Jointype {
 		case pg.JoinType_JOIN_LEFT:
 			rightInline = true
 		case pg.JoinType_JOIN_RIGHT:
 			leftInline = true
-		case pg.JoinType_JOIN_FULL:
-			leftInline, rightInline = true, true
 		}
 	}
 	left, err := e.fromItem(j.Larg, sc, leftInline)
@@ -122,10 +124,7 @@ func (e *engine) join(j *pg.JoinExpr, sc *scope, inline bool) ([]*pg.Node, error
 		up, on = left, right
 	case pg.JoinType_JOIN_RIGHT:
 		up, on = right, left
-	case pg.JoinType_JOIN_FULL:
-		both := append(append([]*pg.Node(nil), left...), right...)
-		up, on = both, both
-	default: // inner and cross joins
+	default: // inner and cross joins; FULL joins have inlined both sides
 		up = append(left, right...)
 	}
 	if len(on) > 0 {

@@ -45,7 +45,7 @@ func bracketDepth(sql string, backslashQuotes bool) int {
 			}
 		case '/':
 			if i+1 < len(sql) && sql[i+1] == '*' {
-				i = skipBlockComment(sql, i)
+				i, _ = skipBlockComment(sql, i)
 			}
 		case '\'':
 			backslash := backslashQuotes || i > 0 && (sql[i-1] == 'e' || sql[i-1] == 'E') && (i < 2 || !identByte(sql[i-2]))
@@ -84,8 +84,8 @@ func bracketDepth(sql string, backslashQuotes bool) int {
 }
 
 // skipBlockComment returns the index of the last byte of the (nestable)
-// comment starting at i, or len(sql)-1 when it is not closed.
-func skipBlockComment(sql string, i int) int {
+// comment starting at i, or len(sql)-1 and false when it is not closed.
+func skipBlockComment(sql string, i int) (int, bool) {
 	level := 0
 	for ; i+1 < len(sql); i++ {
 		switch {
@@ -96,11 +96,11 @@ func skipBlockComment(sql string, i int) int {
 			level--
 			i++
 			if level == 0 {
-				return i
+				return i, true
 			}
 		}
 	}
-	return len(sql) - 1
+	return len(sql) - 1, false
 }
 
 // skipString returns the index of the quote closing the literal that opens

@@ -14,15 +14,23 @@ import (
 // results. A configuration reload builds a new Rewriter. It is safe for
 // concurrent use.
 type Rewriter struct {
-	policy *policy.Policy
-	filter *prefilter
-	cache  *cache
+	policy    *policy.Policy
+	filter    *prefilter
+	cache     *cache // by exact text
+	templates *cache // by template text (template.go)
 }
 
-// New returns a Rewriter for p whose cache holds about cacheBytes of
-// statement text and results (0 disables the cache).
+// New returns a Rewriter for p whose caches hold about cacheBytes of
+// statement text and results (0 disables caching and templates). An eighth
+// of it goes to templates: one per statement shape, so far fewer entries
+// than texts.
 func New(p *policy.Policy, cacheBytes int64) *Rewriter {
-	return &Rewriter{policy: p, filter: newPrefilter(p.TableNames()), cache: newCache(cacheBytes)}
+	return &Rewriter{
+		policy:    p,
+		filter:    newPrefilter(p.TableNames()),
+		cache:     newCache(cacheBytes - cacheBytes/8),
+		templates: newCache(cacheBytes / 8),
+	}
 }
 
 // Policy is the policy this Rewriter applies.
@@ -32,7 +40,9 @@ func (r *Rewriter) Policy() *policy.Policy { return r.policy }
 // message's query). res is nil when the text cannot mention any configured
 // table nor any statement the proxy must track (the prefilter skipped the
 // parser): send it unchanged. hit reports whether the answer came from the
-// cache. A *Refusal error means the statement must not be sent.
+// cache, by exact text or by template (a text whose literals were
+// replaced by placeholders, see template.go). A *Refusal error means the
+// statement must not be sent.
 //
 // The answer depends only on the text and the policy, so a given text (and
 // so a prepared statement's name) always maps to the same rewritten text.
@@ -47,6 +57,12 @@ func (r *Rewriter) Rewrite(sql string) (res *Result, hit bool, err error) {
 			return nil, true, e.refusal
 		}
 		return e.res, true, nil
+	}
+	if res, hit, refusal, ok := r.viaTemplate(sql); ok {
+		if refusal != nil {
+			return nil, hit, refusal
+		}
+		return res, hit, nil
 	}
 	sql = strings.Clone(sql)
 	res, refusal := r.rewrite(sql)

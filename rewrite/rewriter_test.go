@@ -223,28 +223,38 @@ func TestCacheAnswersRepeatsAndRefusals(t *testing.T) {
 func TestCacheStaysWithinItsByteBound(t *testing.T) {
 	const limit = 64 << 10
 	r := New(testPolicy(t), limit)
+	// Each alias is a new shape, so both the exact (no literal) and the
+	// template cache (a literal) fill up.
 	for i := range 2000 {
-		mustRewrite(t, r, fmt.Sprintf("SELECT * FROM contacts WHERE id = %d", i))
+		mustRewrite(t, r, fmt.Sprintf("SELECT * FROM contacts c%d", i))
+		mustRewrite(t, r, fmt.Sprintf("SELECT * FROM contacts c%d WHERE id = 1", i))
 	}
 	var total int64
-	entries := 0
-	for i := range r.cache.shards {
-		s := &r.cache.shards[i]
-		var sum int64
-		for k, e := range s.m {
-			sum += e.cost
-			if e.cost != entryCost(k, e) {
-				t.Fatalf("entry cost drifted")
+	for _, c := range []*cache{r.cache, r.templates} {
+		var bytes int64
+		entries := 0
+		for i := range c.shards {
+			s := &c.shards[i]
+			var sum int64
+			for k, e := range s.m {
+				sum += e.cost
+				if e.cost != entryCost(k, e) {
+					t.Fatalf("entry cost drifted")
+				}
 			}
+			if sum != s.bytes || s.bytes > s.limit {
+				t.Fatalf("shard %d: accounted %d, actual %d, limit %d", i, s.bytes, sum, s.limit)
+			}
+			bytes += s.bytes
+			entries += len(s.m)
 		}
-		if sum != s.bytes || s.bytes > s.limit {
-			t.Fatalf("shard %d: accounted %d, actual %d, limit %d", i, s.bytes, sum, s.limit)
+		if entries == 0 || entries >= 2000 {
+			t.Fatalf("a cache holds %d entries in %d bytes: it must evict yet keep some", entries, bytes)
 		}
-		total += s.bytes
-		entries += len(s.m)
+		total += bytes
 	}
-	if total > limit || entries == 0 || entries >= 2000 {
-		t.Fatalf("cache holds %d entries in %d bytes (limit %d): it must evict yet keep some", entries, total, limit)
+	if total > limit {
+		t.Fatalf("caches hold %d bytes (limit %d)", total, limit)
 	}
 }
 
@@ -287,16 +297,24 @@ func TestConcurrentRewritesAgree(t *testing.T) {
 // cache and the Result must not change when that buffer is reused.
 func TestRewriteKeepsItsOwnCopy(t *testing.T) {
 	r := New(testPolicy(t), 1<<20)
-	buf := []byte("SELECT id FROM notes WHERE body = 'contacts'")
-	sql := unsafe.String(&buf[0], len(buf))
-	res := mustRewrite(t, r, sql)
-	copy(buf, "XXXXXX")
-	if res.SQL != "SELECT id FROM notes WHERE body = 'contacts'" {
-		t.Fatalf("Result.SQL changed with the caller's buffer: %q", res.SQL)
-	}
-	again, hit, _ := r.Rewrite("SELECT id FROM notes WHERE body = 'contacts'")
-	if !hit || again != res {
-		t.Fatalf("cache key changed with the caller's buffer: hit=%v", hit)
+	// The first text is cached by exact text, the others by template (the
+	// second unchanged, the third rewritten).
+	for _, text := range []string{"SELECT id FROM notes AS contacts", "SELECT id FROM notes WHERE body = 'contacts'", "SELECT id FROM contacts WHERE name = 'x'"} {
+		buf := []byte(text)
+		sql := unsafe.String(&buf[0], len(buf))
+		res := mustRewrite(t, r, sql)
+		want := res.SQL
+		if !res.Changed && want != text {
+			t.Fatalf("unchanged Result.SQL is %q, not the input", want)
+		}
+		copy(buf, "XXXXXX")
+		if res.SQL != want || !res.Changed && res.SQL != text {
+			t.Fatalf("Result.SQL changed with the caller's buffer: %q", res.SQL)
+		}
+		again, hit, _ := r.Rewrite(text)
+		if !hit || again.SQL != want {
+			t.Fatalf("%s: cache key changed with the caller's buffer: hit=%v, %q", text, hit, again.SQL)
+		}
 	}
 }
 

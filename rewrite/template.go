@@ -1,0 +1,180 @@
+package rewrite
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Templates: a client that writes values into its statements (the simple
+// protocol, ORMs that interpolate) sends a new text for every statement, so
+// the exact-text cache misses and each one would pay a parse and a deparse.
+// The rules never look at a literal's value, so texts that differ only in
+// literals rewrite alike: the rewriter replaces each string and numeric
+// literal with a placeholder $k, rewrites that template once, and for every
+// later text of the same shape splices the text's own literal bytes into
+// the cached output.
+//
+// The output equals the exact path's up to how a literal is spelled (the
+// text's own bytes rather than pg_query's reprint of them): the same
+// statement for PostgreSQL. A shape is not templated when the lexer is
+// unsure of a token, when the text already holds parameters, when the
+// template does not parse or is refused for a reason that could depend on a
+// literal (INTERVAL $1 is not SQL), or when the deparsed template does not
+// carry each placeholder exactly once. Such a text takes the exact path,
+// and the shape is remembered so the next text of it goes there directly.
+
+// template is a cached rewrite of a template text.
+type template struct {
+	// res is the template's rewrite; nil means the shape takes the exact
+	// path. Its Statements and Applied are shared by every spliced Result.
+	res *Result
+	// segments is res.SQL cut around its placeholders (len(order)+1
+	// pieces) when res.Changed; literal order[k] goes between segments k
+	// and k+1.
+	segments []string
+	order    []int
+}
+
+// exactOnly marks a shape that is not templated.
+var exactOnly = &template{}
+
+// literalSpan is the byte range of one literal in the input text.
+type literalSpan struct{ start, end int }
+
+// templateScratch holds one text's template and literal ranges while it
+// is looked up; pooled, so that a template hit allocates only its Result.
+type templateScratch struct {
+	text  []byte
+	spans []literalSpan
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(templateScratch) }}
+
+// scan builds sql's template in sc and reports whether sql may be
+// templated: it holds at least one literal, no parameter and nothing the
+// lexer is unsure of.
+func (sc *templateScratch) scan(sql string) bool {
+	sc.text, sc.spans = sc.text[:0], sc.spans[:0]
+	if strings.IndexByte(sql, 0) >= 0 {
+		return false // refused by the exact path, whose message must not depend on where the NUL is
+	}
+	l := lexer{s: sql}
+	last := 0
+	for {
+		kind, start, end := l.next()
+		switch kind {
+		case tokEnd:
+			sc.text = append(sc.text, sql[last:]...)
+			return len(sc.spans) > 0
+		case tokString, tokNumber:
+			sc.spans = append(sc.spans, literalSpan{start, end})
+			sc.text = append(sc.text, sql[last:start]...)
+			sc.text = append(sc.text, '$')
+			sc.text = strconv.AppendInt(sc.text, int64(len(sc.spans)), 10)
+			last = end
+		default: // a parameter: the numbering is the client's; or unsure
+			return false
+		}
+	}
+}
+
+// viaTemplate answers sql through its template. ok is false when sql must
+// take the exact path; hit reports that the template was cached.
+func (r *Rewriter) viaTemplate(sql string) (res *Result, hit bool, refusal *Refusal, ok bool) {
+	if r.templates == nil || len(sql) > MaxStatementBytes {
+		// Too long is refused by the exact path, with the text's length.
+		return nil, false, nil, false
+	}
+	sc := scratchPool.Get().(*templateScratch)
+	defer scratchPool.Put(sc)
+	if !sc.scan(sql) {
+		return nil, false, nil, false
+	}
+	e, hit := r.templates.getBytes(sc.text)
+	if !hit {
+		key := string(sc.text)
+		e = r.compileTemplate(key, len(sc.spans))
+		r.templates.put(key, e)
+	}
+	switch {
+	case e.refusal != nil:
+		return nil, hit, e.refusal, true
+	case e.tmpl.res == nil:
+		return nil, false, nil, false
+	}
+	return e.tmpl.splice(sql, sc.spans), hit, nil, true
+}
+
+// compileTemplate rewrites a template text of n placeholders and cuts its
+// output for splicing.
+func (r *Rewriter) compileTemplate(text string, n int) cacheEntry {
+	res, refusal := r.rewrite(text)
+	switch {
+	case refusal != nil && refusal.Reason == ReasonTruncate:
+		return cacheEntry{refusal: refusal} // a statement kind: no literal changes it
+	case refusal != nil:
+		// Unparseable (often because of a placeholder), too deep, or a
+		// construct refused: let the text itself decide.
+		return cacheEntry{tmpl: exactOnly}
+	case !res.Changed:
+		return cacheEntry{tmpl: &template{res: res}}
+	}
+	segments, order, ok := cutAtPlaceholders(res.SQL, n)
+	if !ok {
+		return cacheEntry{tmpl: exactOnly}
+	}
+	return cacheEntry{tmpl: &template{res: res, segments: segments, order: order}}
+}
+
+// cutAtPlaceholders splits the deparsed template around $1..$n, which must
+// each occur exactly once. The deparser may move a placeholder (a filter
+// pushed into an ON clause), so the order is recorded.
+func cutAtPlaceholders(out string, n int) (segments []string, order []int, ok bool) {
+	seen := make([]bool, n)
+	l := lexer{s: out}
+	last := 0
+	for {
+		kind, start, end := l.next()
+		switch kind {
+		case tokEnd:
+			return append(segments, out[last:]), order, len(order) == n
+		case tokNumber: // a constant the rules wrote
+			continue
+		case tokParam:
+			k, err := strconv.Atoi(out[start+1 : end])
+			if err != nil || k < 1 || k > n || seen[k-1] {
+				return nil, nil, false
+			}
+			seen[k-1] = true
+			segments = append(segments, out[last:start])
+			order = append(order, k-1)
+			last = end
+		default: // a string the template did not have, or anything unsure
+			return nil, nil, false
+		}
+	}
+}
+
+// splice builds the rewrite of sql from the template's output and sql's
+// own literals: one allocation for the text, one for the Result.
+func (t *template) splice(sql string, spans []literalSpan) *Result {
+	if !t.res.Changed {
+		return &Result{SQL: strings.Clone(sql), Statements: t.res.Statements}
+	}
+	size := 0
+	for _, s := range t.segments {
+		size += len(s)
+	}
+	for _, sp := range spans {
+		size += sp.end - sp.start
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for k, lit := range t.order {
+		b.WriteString(t.segments[k])
+		b.WriteString(sql[spans[lit].start:spans[lit].end])
+	}
+	b.WriteString(t.segments[len(t.order)])
+	return &Result{SQL: b.String(), Changed: true, Statements: t.res.Statements, Applied: t.res.Applied}
+}
