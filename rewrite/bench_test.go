@@ -45,7 +45,7 @@ func BenchmarkCacheHit(b *testing.B) {
 		sql := goldenSQL(b, bc.file, bc.name)
 		var sc templateScratch
 		if sc.scan(sql) {
-			sql = string(sc.text)
+			sql = sc.template()
 		}
 		b.Run(bc.label, func(b *testing.B) {
 			if _, _, err := r.Rewrite(sql); err != nil {

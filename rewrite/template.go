@@ -1,9 +1,12 @@
 package rewrite
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
 // Templates: a client that writes values into its statements (the simple
@@ -42,20 +45,29 @@ var exactOnly = &template{}
 // literalSpan is the byte range of one literal in the input text.
 type literalSpan struct{ start, end int }
 
-// templateScratch holds one text's template and literal ranges while it
-// is looked up; pooled, so that a template hit allocates only its Result.
+// templateScratch holds one text's template key and literal ranges while
+// it is looked up; pooled, so that a template hit allocates only its
+// Result. The key is the template text, a NUL (no template holds one) and
+// one kind letter per literal: the grammar accepts a string where it
+// rejects a number (a typed literal: date '2020-01-01' but not date 1) and
+// an int4-sized integer where it rejects a larger one or a decimal
+// (int[3]), while pg_query's grammar accepts a placeholder in all of those
+// places. Texts whose literals differ in kind are different shapes.
 type templateScratch struct {
-	text  []byte
-	spans []literalSpan
+	key     []byte
+	textLen int // key[:textLen] is the template text
+	spans   []literalSpan
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(templateScratch) }}
 
-// scan builds sql's template in sc and reports whether sql may be
+func (sc *templateScratch) template() string { return string(sc.key[:sc.textLen]) }
+
+// scan builds sql's template key in sc and reports whether sql may be
 // templated: it holds at least one literal, no parameter and nothing the
 // lexer is unsure of.
 func (sc *templateScratch) scan(sql string) bool {
-	sc.text, sc.spans = sc.text[:0], sc.spans[:0]
+	sc.key, sc.spans = sc.key[:0], sc.spans[:0]
 	if strings.IndexByte(sql, 0) >= 0 {
 		return false // refused by the exact path, whose message must not depend on where the NUL is
 	}
@@ -65,18 +77,40 @@ func (sc *templateScratch) scan(sql string) bool {
 		kind, start, end := l.next()
 		switch kind {
 		case tokEnd:
-			sc.text = append(sc.text, sql[last:]...)
+			sc.key = append(sc.key, sql[last:]...)
+			sc.textLen = len(sc.key)
+			sc.key = append(sc.key, 0)
+			for _, sp := range sc.spans {
+				sc.key = append(sc.key, literalKind(sql[sp.start:sp.end]))
+			}
 			return len(sc.spans) > 0
 		case tokString, tokNumber:
 			sc.spans = append(sc.spans, literalSpan{start, end})
-			sc.text = append(sc.text, sql[last:start]...)
-			sc.text = append(sc.text, '$')
-			sc.text = strconv.AppendInt(sc.text, int64(len(sc.spans)), 10)
+			sc.key = append(sc.key, sql[last:start]...)
+			sc.key = append(sc.key, '$')
+			sc.key = strconv.AppendInt(sc.key, int64(len(sc.spans)), 10)
 			last = end
 		default: // a parameter: the numbering is the client's; or unsure
 			return false
 		}
 	}
+}
+
+// literalKind is the token PostgreSQL's scanner makes of a literal:
+// 's' a string (SCONST), 'i' an integer that fits int4 (ICONST), 'f' any
+// other number (FCONST).
+func literalKind(lit string) byte {
+	if lit[0] == '\'' {
+		return 's'
+	}
+	if strings.Trim(lit, "0123456789") != "" {
+		return 'f'
+	}
+	digits := strings.TrimLeft(lit, "0")
+	if len(digits) < 10 || len(digits) == 10 && digits <= "2147483647" {
+		return 'i'
+	}
+	return 'f'
 }
 
 // viaTemplate answers sql through its template. ok is false when sql must
@@ -91,24 +125,45 @@ func (r *Rewriter) viaTemplate(sql string) (res *Result, hit bool, refusal *Refu
 	if !sc.scan(sql) {
 		return nil, false, nil, false
 	}
-	e, hit := r.templates.getBytes(sc.text)
+	e, hit := r.templates.getBytes(sc.key)
 	if !hit {
-		key := string(sc.text)
-		e = r.compileTemplate(key, len(sc.spans))
-		r.templates.put(key, e)
+		e, res, refusal = r.compileTemplate(sql, sc.template(), sc.spans)
+		r.templates.put(string(sc.key), e)
+		return res, false, refusal, true
 	}
 	switch {
 	case e.refusal != nil:
-		return nil, hit, e.refusal, true
+		return nil, true, e.refusal, true
 	case e.tmpl.res == nil:
 		return nil, false, nil, false
 	}
-	return e.tmpl.splice(sql, sc.spans), hit, nil, true
+	return e.tmpl.splice(sql, sc.spans), true, nil, true
 }
 
-// compileTemplate rewrites a template text of n placeholders and cuts its
+// compileTemplate rewrites the template of sql (text, with one placeholder
+// per span) and returns its cache entry with the exact path's answer for
+// sql itself. The spliced answer for sql must be that answer, or the shape
+// takes the exact path: one parse more per shape, in exchange for never
+// trusting a template the engine treated differently from its text.
+func (r *Rewriter) compileTemplate(sql, text string, spans []literalSpan) (cacheEntry, *Result, *Refusal) {
+	want, wantRef := r.rewrite(strings.Clone(sql))
+	e := r.templateEntry(text, len(spans))
+	switch {
+	case e.refusal != nil:
+		if wantRef == nil || wantRef.Reason != e.refusal.Reason || wantRef.Table != e.refusal.Table {
+			e = cacheEntry{tmpl: exactOnly}
+		}
+	case e.tmpl.res != nil:
+		if wantRef != nil || !sameResult(e.tmpl.splice(sql, spans), want) {
+			e = cacheEntry{tmpl: exactOnly}
+		}
+	}
+	return e, want, wantRef
+}
+
+// templateEntry rewrites a template text of n placeholders and cuts its
 // output for splicing.
-func (r *Rewriter) compileTemplate(text string, n int) cacheEntry {
+func (r *Rewriter) templateEntry(text string, n int) cacheEntry {
 	res, refusal := r.rewrite(text)
 	switch {
 	case refusal != nil && refusal.Reason == ReasonTruncate:
@@ -125,6 +180,29 @@ func (r *Rewriter) compileTemplate(text string, n int) cacheEntry {
 		return cacheEntry{tmpl: exactOnly}
 	}
 	return cacheEntry{tmpl: &template{res: res, segments: segments, order: order}}
+}
+
+// sameResult reports whether two answers for one text agree: the same
+// facts, and SQL that is the same statement (equal after pg_query prints
+// both; the spliced text spells literals as the client did).
+func sameResult(a, b *Result) bool {
+	if a.Changed != b.Changed || !slices.Equal(a.Statements, b.Statements) || !slices.Equal(a.Applied, b.Applied) {
+		return false
+	}
+	if a.SQL == b.SQL {
+		return true
+	}
+	ca, errA := reprint(a.SQL)
+	cb, errB := reprint(b.SQL)
+	return errA == nil && errB == nil && ca == cb
+}
+
+func reprint(sql string) (string, error) {
+	tree, err := pg.Parse(sql)
+	if err != nil {
+		return "", err
+	}
+	return pg.Deparse(tree)
 }
 
 // cutAtPlaceholders splits the deparsed template around $1..$n, which must

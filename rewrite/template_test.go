@@ -62,9 +62,9 @@ func TestTemplateLexer(t *testing.T) {
 		var sc templateScratch
 		got := ""
 		if sc.scan(c.sql) {
-			got = string(sc.text)
+			got = sc.template()
 			// Every span is a literal the template replaced, in order.
-			rebuilt := string(sc.text)
+			rebuilt := sc.template()
 			for k := len(sc.spans); k >= 1; k-- {
 				sp := sc.spans[k-1]
 				rebuilt = strings.Replace(rebuilt, "$"+strconv.Itoa(k), c.sql[sp.start:sp.end], 1)
@@ -131,7 +131,7 @@ var templateCases = []string{
 
 // templateCorpus is every golden case's SQL, the fuzz seed corpus and
 // templateCases.
-func templateCorpus(t *testing.T) []string {
+func templateCorpus(t testing.TB) []string {
 	t.Helper()
 	var texts []string
 	for _, f := range loadGolden(t) {
@@ -216,6 +216,26 @@ func TestTemplateMatchesExactPath(t *testing.T) {
 	}
 }
 
+// FuzzTemplateMatchesExactPath is TestTemplateMatchesExactPath on any
+// text: the text and a copy with other literals get the exact path's
+// answer. The Rewriter is shared, so texts of one shape meet its template.
+func FuzzTemplateMatchesExactPath(f *testing.F) {
+	for _, sql := range templateCorpus(f) {
+		f.Add(sql)
+	}
+	p := testPolicy(f)
+	exact, templated := New(p, 0), New(p, 1<<20)
+	f.Fuzz(func(t *testing.T, sql string) {
+		for _, s := range []string{sql, otherLiterals(sql)} {
+			want, _, wantErr := exact.Rewrite(s)
+			got, _, gotErr := templated.Rewrite(s)
+			if msg := sameAnswer(want, wantErr, got, gotErr); msg != "" {
+				t.Fatalf("%s\n sql: %q", msg, s)
+			}
+		}
+	})
+}
+
 func sameAnswer(want *Result, wantErr error, got *Result, gotErr error) string {
 	var wr, gr *Refusal
 	switch {
@@ -276,7 +296,7 @@ func TestTemplateRemembersExactOnlyShapes(t *testing.T) {
 	if !sc.scan("CREATE TABLE x AS SELECT name::varchar(20) FROM contacts") {
 		t.Fatal("not templated")
 	}
-	e, ok := r.templates.getBytes(sc.text)
+	e, ok := r.templates.getBytes(sc.key)
 	if !ok || e.tmpl != exactOnly {
 		t.Fatalf("varchar($1) shape not remembered as exact-only: %+v %v", e, ok)
 	}
@@ -308,5 +328,29 @@ func TestCutAtPlaceholders(t *testing.T) {
 		if ok != c.ok || ok && !slices.Equal(segs, c.segs) {
 			t.Errorf("%q: ok=%v segments %q", c.out, ok, segs)
 		}
+	}
+}
+
+func TestLiteralKind(t *testing.T) {
+	for lit, want := range map[string]byte{
+		"'x'": 's', "''": 's', "5": 'i', "007": 'i', "2147483647": 'i', "0002147483647": 'i',
+		"2147483648": 'f', "99999999999": 'f', "1.5": 'f', "1.": 'f', ".5": 'f', "1e3": 'f',
+	} {
+		if got := literalKind(lit); got != want {
+			t.Errorf("%s: kind %c, want %c", lit, got, want)
+		}
+	}
+	// A number where only a string is valid (a typed literal) is a shape
+	// of its own, which the exact path answers.
+	r := New(testPolicy(t), 1<<20)
+	for _, sql := range []string{"SELECT * FROM contacts WHERE d > date 1", "SELECT * FROM contacts WHERE d > date 2"} {
+		var ref *Refusal
+		if _, _, err := r.Rewrite(sql); !errors.As(err, &ref) || ref.Reason != ReasonUnparseable {
+			t.Fatalf("%s: %v, want an unparseable refusal", sql, err)
+		}
+	}
+	res := mustRewrite(t, r, "SELECT * FROM contacts WHERE d > date '2020-01-01'")
+	if !strings.Contains(res.SQL, "'2020-01-01'") || !strings.Contains(res.SQL, "deleted_at IS NULL") {
+		t.Fatalf("typed string literal: %s", res.SQL)
 	}
 }
