@@ -104,11 +104,21 @@ func (s *session) query(body []byte) error {
 	switch {
 	case refusal != nil:
 		sentinel := s.refuse(refusal, text, mode)
-		if sentinel != nil {
-			e.refusals = s.refusals.last()
-			s.exp.push(e)
-			return writeMessage(s.uw, 'Q', sentinel, []byte{0})
+		if sentinel == nil {
+			break
 		}
+		var before []byte
+		if b := refusal.Before; b != nil {
+			for i, st := range b.Statements {
+				if s.statementDeletes(st) {
+					e.setDelete(i)
+				}
+			}
+			before = []byte(b.SQL + ";\n")
+		}
+		e.refusals = s.refusals.last()
+		s.exp.push(e)
+		return writeMessage(s.uw, 'Q', before, sentinel, []byte{0})
 	case res != nil && mode == config.ModeEnforce:
 		for i, st := range res.Statements {
 			if s.statementDeletes(st) {

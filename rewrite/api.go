@@ -63,6 +63,12 @@ type Refusal struct {
 	Detail  string
 	Hint    string
 	Table   string // configured table involved, if known
+	// Before is set when a later statement of a multi-statement text is
+	// refused: the rewrite of the statements ahead of it, which
+	// PostgreSQL would run before reaching the failing one. The proxy
+	// sends them followed by the refusal, so a BEGIN among them opens the
+	// transaction that the refusal then aborts, as any error would.
+	Before *Result
 }
 
 func (r *Refusal) Error() string { return r.Message }

@@ -58,7 +58,9 @@ func (r *Rewriter) Rewrite(sql string) (res *Result, hit bool, err error) {
 		}
 		return e.res, true, nil
 	}
-	if res, hit, refusal, ok := r.viaTemplate(sql); ok {
+	// A refusal with statements before it cannot come from a template:
+	// those statements would carry placeholders, not the client's values.
+	if res, hit, refusal, ok := r.viaTemplate(sql); ok && (refusal == nil || refusal.Before == nil) {
 		if refusal != nil {
 			return nil, hit, refusal
 		}
@@ -111,17 +113,42 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 	}
 	e := &engine{policy: r.policy, handled: make(map[*pg.RangeVar]struct{})}
 	stmts := make([]Statement, 0, len(tree.Stmts))
-	for _, raw := range tree.Stmts {
+	for i, raw := range tree.Stmts {
+		changedBefore, appliedBefore := e.changed, len(e.applied)
 		st, err := e.topLevel(raw.Stmt)
 		if err == nil {
 			err = e.verify(raw.Stmt)
 		}
-		if err != nil {
-			return nil, asRefusal(err)
+		if err == nil {
+			stmts = append(stmts, st)
+			continue
 		}
-		stmts = append(stmts, st)
+		ref := asRefusal(err)
+		if i == 0 {
+			return nil, ref
+		}
+		// PostgreSQL runs a simple Query's statements one by one: those
+		// ahead of the refused one run (and may open a transaction that
+		// the refusal must then abort). They go to the proxy in Before.
+		last := tree.Stmts[i-1]
+		before, bad := result(sql[:last.StmtLocation+last.StmtLen],
+			&pg.ParseResult{Version: tree.Version, Stmts: tree.Stmts[:i]},
+			changedBefore, stmts, e.applied[:appliedBefore])
+		if bad != nil {
+			return nil, bad
+		}
+		withBefore := *ref
+		withBefore.Before = before
+		return nil, &withBefore
 	}
-	if !e.changed {
+	return result(sql, tree, e.changed, stmts, e.applied)
+}
+
+// result is the Result for parsed text: the text itself when no rule
+// changed it (never a deparse, which would drop comments), else the
+// deparsed tree.
+func result(sql string, tree *pg.ParseResult, changed bool, stmts []Statement, applied []Applied) (*Result, *Refusal) {
+	if !changed {
 		return &Result{SQL: sql, Statements: stmts}, nil
 	}
 	out, err := pg.Deparse(tree)
@@ -132,7 +159,7 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 			Message: "tombstone: could not print the rewritten statement, so it was refused: " + err.Error(),
 		}
 	}
-	return &Result{SQL: out, Changed: true, Statements: stmts, Applied: e.applied}, nil
+	return &Result{SQL: out, Changed: true, Statements: stmts, Applied: applied}, nil
 }
 
 // asRefusal returns the engine's refusal. The engine only fails with

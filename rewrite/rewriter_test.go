@@ -334,3 +334,35 @@ func TestPrefilterFindsNamesAnywhere(t *testing.T) {
 		}
 	}
 }
+
+// A refused statement after others keeps the ones ahead of it, rewritten
+// and with literals intact, so the proxy can run them before the refusal
+// as PostgreSQL would; a refusal of the first statement, or of the whole
+// text, has nothing before it.
+func TestRefusalKeepsStatementsBefore(t *testing.T) {
+	r := New(testPolicy(t), 1<<20)
+	for range 2 { // the second round comes from the cache
+		ref := refusal(t, r, "BEGIN; DELETE FROM contacts WHERE id = 81; TRUNCATE contacts; DELETE FROM contacts WHERE id = 82")
+		if ref.Reason != ReasonTruncate || ref.Before == nil {
+			t.Fatalf("got reason %q, Before %v; want truncate with the statements before it", ref.Reason, ref.Before)
+		}
+		b := ref.Before
+		if !b.Changed || len(b.Statements) != 2 || b.Statements[0].DeleteTag || !b.Statements[1].DeleteTag {
+			t.Fatalf("Before = %+v; want BEGIN and a soft DELETE", b)
+		}
+		if want := "BEGIN; UPDATE contacts SET deleted_at = now() WHERE id = 81 AND contacts.deleted_at IS NULL"; b.SQL != want {
+			t.Fatalf("Before.SQL =\n %s\nwant\n %s", b.SQL, want)
+		}
+	}
+	// Statements no rule changed are sent as written, comments included.
+	ref := refusal(t, r, "SELECT 1; /* keep */ SELECT 2; TRUNCATE contacts")
+	if b := ref.Before; b == nil || b.Changed || !strings.HasPrefix(b.SQL, "SELECT 1;") ||
+		!strings.HasSuffix(b.SQL, "/* keep */ SELECT 2") {
+		t.Fatalf("Before = %+v, want the first two statements as written", ref.Before)
+	}
+	for _, sql := range []string{"TRUNCATE contacts; SELECT 1", "SELECT 1; SELEC * FROM contacts"} {
+		if ref := refusal(t, r, sql); ref.Before != nil {
+			t.Errorf("%q: Before = %+v, want nil (nothing of the text runs)", sql, ref.Before)
+		}
+	}
+}
