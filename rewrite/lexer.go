@@ -66,8 +66,8 @@ func (l *lexer) next() (kind tokenKind, start, end int) {
 			for j < len(s) && s[j] >= '0' && s[j] <= '9' {
 				j++
 			}
-			if j == i+1 || j < len(s) && identByte(s[j]) {
-				return tokUnsure, i, i // dollar quote, or $1abc
+			if j == i+1 || j < len(s) && (identByte(s[j]) || s[j] == '.') {
+				return tokUnsure, i, i // dollar quote, $1abc, or $1.5 which a spliced 1 would join
 			}
 			l.i = j
 			return tokParam, i, j

@@ -322,7 +322,8 @@ func TestCutAtPlaceholders(t *testing.T) {
 		{"SELECT $1", 2, false, nil},     // dropped
 		{"SELECT $3", 2, false, nil},     // out of range
 		{"SELECT \"$1\", $1", 1, true, []string{"SELECT \"$1\", ", ""}},
-		{"SELECT 'x', $1", 1, false, nil}, // a string the template did not have
+		{"SELECT 'x', $1", 1, false, nil},
+		{"SELECT $1.5", 1, false, nil}, // a spliced 1 would read 1.5 // a string the template did not have
 	} {
 		segs, _, ok := cutAtPlaceholders(c.out, c.n)
 		if ok != c.ok || ok && !slices.Equal(segs, c.segs) {
