@@ -96,22 +96,41 @@ func (p *process) rssKiB() (int64, error) {
 // are its read(2)- and write(2)-family calls (/proc/PID/io, all threads,
 // including reads that found nothing and returned EAGAIN); switches are the
 // context switches of its threads (/proc/PID/task/*/status): each is a
-// thread going to sleep or being preempted, so it counts wake-ups.
+// thread going to sleep or being preempted, so it counts wake-ups. cpu is
+// its user plus system CPU time (/proc/PID/stat).
 type counters struct {
 	reads, writes, switches int64
+	cpu                     time.Duration
 }
 
 func (c counters) minus(o counters) counters {
-	return counters{c.reads - o.reads, c.writes - o.writes, c.switches - o.switches}
+	return counters{c.reads - o.reads, c.writes - o.writes, c.switches - o.switches, c.cpu - o.cpu}
 }
 
 func (c counters) plus(o counters) counters {
-	return counters{c.reads + o.reads, c.writes + o.writes, c.switches + o.switches}
+	return counters{c.reads + o.reads, c.writes + o.writes, c.switches + o.switches, c.cpu + o.cpu}
 }
+
+// clockTick is the unit of /proc/PID/stat's CPU times: USER_HZ, which
+// Linux fixes at 100 for user space on every architecture.
+const clockTick = 10 * time.Millisecond
 
 func (p *process) counters() (counters, error) {
 	var c counters
 	dir := fmt.Sprintf("/proc/%d", p.cmd.Process.Pid)
+	stat, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		return c, fmt.Errorf("read %s CPU time: %w", p.name, err)
+	}
+	// Fields after the parenthesised command name start at field 3; utime
+	// and stime are fields 14 and 15.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(f) < 13 {
+		return c, fmt.Errorf("%s: /proc stat has %d fields after the name, want at least 13", p.name, len(f))
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	c.cpu = time.Duration(utime+stime) * clockTick
 	io, err := os.ReadFile(dir + "/io")
 	if err != nil {
 		return c, fmt.Errorf("read %s I/O counters: %w", p.name, err)

@@ -166,7 +166,8 @@ func (r *Report) print(w io.Writer) {
 				continue
 			}
 			n := float64(l.samples)
-			fmt.Fprintf(w, "%s per transaction: %.1f context switches", l.endpoint, float64(l.work.switches)/n)
+			fmt.Fprintf(w, "%s per transaction: %.1f µs of CPU, %.1f context switches", l.endpoint,
+				float64(l.work.cpu.Microseconds())/n, float64(l.work.switches)/n)
 			// /proc/PID/io counts read(2) and write(2), which Go uses on
 			// sockets; PgBouncer's recv(2) and send(2) do not show there.
 			if l.work.reads > 0 {

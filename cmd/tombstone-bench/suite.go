@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -325,11 +326,15 @@ func (s *suite) captureProfiles(ctx context.Context) error {
 			continue
 		}
 		path := filepath.Join(s.opts.Out, "cpu-readonly-"+w.mode+".pprof")
+		before, err := s.tombstone.counters()
+		if err != nil {
+			return err
+		}
 		profErr := make(chan error, 1)
 		go func() { profErr <- s.tombstone.profile(ctx, fmt.Sprintf("profile?seconds=%d", secs), path) }()
 		// pgbench runs a second longer than the profile so that the
 		// whole profile window is under load.
-		_, err := s.pgbench(ctx, w, s.tombstone.endpoint(true), clients, threads, secs+1, "")
+		_, err = s.pgbench(ctx, w, s.tombstone.endpoint(true), clients, threads, secs+1, "")
 		perr := <-profErr
 		if err != nil {
 			return err
@@ -341,7 +346,12 @@ func (s *suite) captureProfiles(ctx context.Context) error {
 		if perr != nil {
 			return perr
 		}
-		s.keepProfile(path)
+		after, err := s.tombstone.counters()
+		if err != nil {
+			return err
+		}
+		top := s.keepProfile(path)
+		s.checkProfileCoverage(path, top, after.minus(before).cpu, secs+1)
 	}
 	// What holds the proxy's memory after all the load: the figure behind
 	// the RSS samples.
@@ -354,16 +364,43 @@ func (s *suite) captureProfiles(ctx context.Context) error {
 }
 
 // keepProfile lists a saved profile in the report and writes `go tool pprof
-// -top` of it beside it when Go is installed.
-func (s *suite) keepProfile(path string) {
+// -top` of it beside it when Go is installed. It returns that summary ("" when
+// there is none).
+func (s *suite) keepProfile(path string) string {
 	s.report.Profiles = append(s.report.Profiles, path)
 	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=25", s.opts.Binary, path).Output()
 	if err != nil {
 		s.printf("  %s\n", path)
-		return
+		return ""
 	}
 	_ = os.WriteFile(path+".top.txt", out, 0o644)
 	s.printf("  %s (top functions in %s.top.txt)\n", path, filepath.Base(path))
+	return string(out)
+}
+
+var totalSamplesRe = regexp.MustCompile(`Total samples = ([0-9.]+[a-zµ]*s)`)
+
+// checkProfileCoverage compares the CPU time a profile sampled with the CPU
+// time the kernel charged the proxy over the load run (a second longer than
+// the profile). Go's profiler can lose samples on a loaded machine; a
+// profile that saw much less than the proxy used must not be read for
+// proportions, and the report says so.
+func (s *suite) checkProfileCoverage(path, top string, used time.Duration, runSeconds int) {
+	m := totalSamplesRe.FindStringSubmatch(top)
+	if m == nil {
+		return
+	}
+	sampled, err := time.ParseDuration(m[1])
+	if err != nil || used <= 0 {
+		return
+	}
+	s.printf("    sampled %s of CPU; the kernel charged the proxy %s over the %ds run (%.2f CPUs)\n",
+		sampled, used, runSeconds, used.Seconds()/float64(runSeconds))
+	if float64(sampled) < 0.5*float64(used)*float64(runSeconds-1)/float64(runSeconds) {
+		s.report.Notes = append(s.report.Notes, fmt.Sprintf(
+			"WARNING: %s sampled %s of the proxy's %s of CPU: the profiler lost samples, do not read proportions from it.",
+			filepath.Base(path), sampled, used))
+	}
 }
 
 // measureMemory opens idle connections through a fresh Tombstone process,
