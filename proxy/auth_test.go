@@ -162,23 +162,36 @@ func TestPrivilegedByNameAndMembership(t *testing.T) {
 		CREATE ROLE tomb_admins NOLOGIN;
 		CREATE ROLE tomb_ops NOLOGIN IN ROLE tomb_admins;
 		CREATE ROLE tomb_alice LOGIN PASSWORD 'a' IN ROLE tomb_ops;
-		CREATE ROLE tomb_bob LOGIN PASSWORD 'b';`)
-	t.Cleanup(func() { pgtest.Exec(t, pg, "", "DROP ROLE IF EXISTS tomb_alice, tomb_bob, tomb_ops, tomb_admins") })
+		CREATE ROLE tomb_bob LOGIN PASSWORD 'b';
+		-- A count(*) that always says 1 and an = that always holds, ahead
+		-- of pg_catalog's on a search_path the login role may choose.
+		DROP SCHEMA IF EXISTS tomb_evil CASCADE;
+		CREATE SCHEMA tomb_evil;
+		CREATE FUNCTION tomb_evil.one(bigint) RETURNS bigint LANGUAGE sql AS 'SELECT 1::bigint';
+		CREATE AGGREGATE tomb_evil.count(*) (sfunc = tomb_evil.one, stype = bigint, initcond = '1');
+		CREATE FUNCTION tomb_evil.yes(name, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+		CREATE OPERATOR tomb_evil.= (leftarg = name, rightarg = text, function = tomb_evil.yes);
+		GRANT USAGE ON SCHEMA tomb_evil TO PUBLIC;`)
+	t.Cleanup(func() {
+		pgtest.Exec(t, pg, "", "DROP SCHEMA IF EXISTS tomb_evil CASCADE; DROP ROLE IF EXISTS tomb_alice, tomb_bob, tomb_ops, tomb_admins")
+	})
 	p := proxytest.Start(t, pg, `
 privileged_roles: [postgres]
 privileged_member_of: [tomb_admins, "it's"]
 `)
 	cases := []struct {
 		user, password string
+		options        string // extra connection parameters
 		privileged     bool
 	}{
-		{"tomb_alice", "a", true}, // inherited membership, two levels up
-		{"tomb_bob", "b", false},
-		{pg.User, pg.Password, true}, // by name
+		{"tomb_alice", "a", "", true}, // inherited membership, two levels up
+		{"tomb_bob", "b", "", false},
+		{"tomb_bob", "b", "&options=-c%20search_path%3Dtomb_evil,pg_catalog", false}, // the lookup must not use these
+		{pg.User, pg.Password, "", true},                                             // by name
 	}
 	for _, c := range cases {
 		before := counter(t, p.Registry, "tombstone_statements_total", "action", "bypassed")
-		conn := connect(t, p.DSN(c.user, c.password, ""))
+		conn := connect(t, p.DSN(c.user, c.password, "")+c.options)
 		// The membership query must be invisible: the first statement's
 		// answers are the client's own.
 		var user string

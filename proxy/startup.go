@@ -40,7 +40,9 @@ func (s *session) startup() (ok bool, err error) {
 		}
 		return false, err
 	}
-	s.user = startupParam(pkt[8:], "user")
+	if s.user, err = startupUser(pkt[8:]); err != nil {
+		return false, s.protocolError(err.Error())
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	up, err := s.srv.dialUpstream(ctx)
@@ -168,9 +170,12 @@ func readStartupPacket(r *bufio.Reader) ([]byte, error) {
 	return pkt, nil
 }
 
-// startupParam finds one parameter in a StartupMessage body (name/value
-// pairs of NUL-terminated strings, then a NUL).
-func startupParam(b []byte, name string) string {
+// startupUser finds the user parameter in a StartupMessage body (name/value
+// pairs of NUL-terminated strings, then a NUL) and refuses a packet that
+// names any parameter twice.
+func startupUser(b []byte) (string, error) {
+	var user string
+	seen := make(map[string]bool, 8)
 	for len(b) > 0 && b[0] != 0 {
 		k, rest, ok := cstring(b)
 		if !ok {
@@ -180,12 +185,19 @@ func startupParam(b []byte, name string) string {
 		if !ok {
 			break
 		}
-		if string(k) == name {
-			return string(v)
+		// PostgreSQL logs in the last of two "user" parameters: a proxy
+		// that read the first could take an ordinary login for a
+		// privileged one. No client sends a parameter twice.
+		if seen[string(k)] {
+			return "", fmt.Errorf("startup packet names parameter %q twice", k)
+		}
+		seen[string(k)] = true
+		if string(k) == "user" {
+			user = string(v)
 		}
 		b = rest
 	}
-	return ""
+	return user, nil
 }
 
 // authenticate relays the authentication exchange, unchanged except that
@@ -249,7 +261,18 @@ func (s *session) authenticate() (bool, error) {
 				return false, err
 			}
 			return true, nil
-		default: // ParameterStatus, NoticeResponse, NegotiateProtocolVersion
+		case 'S':
+			// The server reports the role it authenticated; that, not the
+			// client's startup packet, decides who is privileged.
+			if name, rest, ok := cstring(body); ok && string(name) == "session_authorization" {
+				if v, _, ok := cstring(rest); ok {
+					s.user = string(v)
+				}
+			}
+			if err := s.toClient(typ, body); err != nil {
+				return false, err
+			}
+		default: // NoticeResponse, NegotiateProtocolVersion
 			if err := s.toClient(typ, body); err != nil {
 				return false, err
 			}
@@ -364,8 +387,11 @@ func (s *session) resolvePrivileged() bool {
 	for i, r := range roles {
 		lits[i] = quoteLiteral(r)
 	}
-	q := "SELECT count(*) FROM pg_catalog.pg_roles r WHERE r.rolname = ANY (ARRAY[" + strings.Join(lits, ",") +
-		"]::pg_catalog.text[]) AND pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER')"
+	// Every function and operator is schema-qualified: the login role
+	// chooses its search_path (startup options, ALTER ROLE ... SET) and
+	// could otherwise put its own count() or = ahead of pg_catalog's.
+	q := "SELECT pg_catalog.count(*) FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) ANY (ARRAY[" +
+		strings.Join(lits, ",") + "]::pg_catalog.text[]) AND pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER')"
 	member, err := s.ask(q)
 	if err != nil {
 		s.log.Warn("could not resolve privileged_member_of; treating the session as not privileged", "user", s.user, "err", err)

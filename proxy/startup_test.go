@@ -108,3 +108,31 @@ func TestProtocolNegotiationPassesThrough(t *testing.T) {
 		return []any{n, len(c.PgConn().SecretKey())}
 	})
 }
+
+// PostgreSQL logs in the last of two "user" parameters. A startup packet
+// naming user twice (a privileged role first) must not reach the server,
+// or a proxy reading the first would bypass rewriting for an ordinary
+// login.
+func TestDuplicateStartupParameterRefused(t *testing.T) {
+	pg := pgtest.Shared(t)
+	p := proxytest.Start(t, pg, "privileged_roles: [postgres]\ntables: [{name: contacts}]\n")
+	c, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := []byte{0, 3, 0, 0}
+	for _, kv := range []string{"user", pg.User, "user", "someone_else", "database", "postgres"} {
+		body = append(append(body, kv...), 0)
+	}
+	body = append(body, 0)
+	pkt := binary.BigEndian.AppendUint32(nil, uint32(4+len(body)))
+	if _, err := c.Write(append(pkt, body...)); err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(c)
+	if len(answer) == 0 || answer[0] != 'E' || !strings.Contains(string(answer), "08P01") ||
+		!strings.Contains(string(answer), `parameter "user" twice`) {
+		t.Fatalf("answer to a startup packet with two users: %q", answer)
+	}
+}
