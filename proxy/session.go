@@ -50,10 +50,12 @@ type session struct {
 	uw *bufio.Writer
 
 	// State of the client-to-server goroutine.
-	cbuf        []byte
-	stmtDelete  map[string]bool // extended-protocol statements that are rewritten DELETEs
-	portalDel   map[string]bool // portals bound to such statements
-	sqlPrepared map[string]bool // SQL-level PREPAREd names that are rewritten DELETEs
+	cbuf []byte
+	// Prepared statements that are rewritten DELETEs, by name. Parse and
+	// SQL PREPARE share one namespace in PostgreSQL: a statement Parsed
+	// under a name can be run by SQL EXECUTE and the other way round.
+	stmtDelete map[string]bool
+	portalDel  map[string]bool // portals bound to such statements
 
 	// Shared by both goroutines.
 	exp      expectQueue

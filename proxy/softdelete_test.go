@@ -389,3 +389,28 @@ func TestDeleteTagAfterExtendedProtocolCopy(t *testing.T) {
 		t.Fatalf("live %d deleted %d, want 18 and 2", live, deleted)
 	}
 }
+
+// Parse and SQL PREPARE share one namespace in PostgreSQL: a DELETE
+// prepared by either is run by the other, and its tag must read DELETE.
+func TestDeleteTagAcrossPrepareNamespaces(t *testing.T) {
+	_, p, db := softDeleteDB(t, softDeleteYAML)
+	ctx := testCtx(t)
+	c := connect(t, p.DSN("app_user", "app", db))
+	if _, err := c.PgConn().Prepare(ctx, "pd", "DELETE FROM contacts WHERE id = $1", nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.PgConn().Exec(ctx, "EXECUTE pd(1)").ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := strings.Join(tags(res), ","); s != "DELETE 1" {
+		t.Fatalf("SQL EXECUTE of a Parsed DELETE: %s", s)
+	}
+	if _, err := c.Exec(ctx, "PREPARE sd(int) AS DELETE FROM contacts WHERE id = $1"); err != nil {
+		t.Fatal(err)
+	}
+	r := c.PgConn().ExecPrepared(ctx, "sd", [][]byte{[]byte("2")}, nil, nil).Read()
+	if r.Err != nil || r.CommandTag.String() != "DELETE 1" {
+		t.Fatalf("Bind/Execute of an SQL-PREPAREd DELETE: %q %v", r.CommandTag, r.Err)
+	}
+}

@@ -147,18 +147,18 @@ func (s *session) statementDeletes(st rewrite.Statement) bool {
 	switch {
 	case st.Prepare != "":
 		if st.DeleteTag {
-			setFlag(&s.sqlPrepared, st.Prepare)
+			setFlag(&s.stmtDelete, st.Prepare)
 		} else {
-			delete(s.sqlPrepared, st.Prepare)
+			delete(s.stmtDelete, st.Prepare)
 		}
 		return false // PREPARE itself completes as PREPARE
 	case st.Execute != "":
-		return s.sqlPrepared[st.Execute]
+		return s.stmtDelete[st.Execute]
 	case st.DeallocateAll:
-		clear(s.sqlPrepared)
+		clear(s.stmtDelete)
 		return false
 	case st.Deallocate != "":
-		delete(s.sqlPrepared, st.Deallocate)
+		delete(s.stmtDelete, st.Deallocate)
 		return false
 	}
 	return st.DeleteTag
