@@ -16,7 +16,7 @@ const (
 	ReasonTruncate    = "truncate"    // TRUNCATE of a soft-delete table
 	ReasonUnparseable = "unparseable" // may name a soft-delete table but does not parse
 	ReasonTooLong     = "too_long"    // longer than MaxStatementBytes
-	ReasonTooDeep     = "too_deep"    // nested deeper than MaxNestingDepth
+	ReasonTooDeep     = "too_deep"    // nested deeper than the bounds in limits.go
 	ReasonUnsupported = "unsupported" // a construct the rewriter cannot make safe
 )
 

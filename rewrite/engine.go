@@ -15,9 +15,13 @@ import (
 // hold for statement kinds this file does not know.
 type engine struct {
 	policy  *policy.Policy
+	filter  *prefilter // judges procedural code's text (proceduralBody)
 	handled map[*pg.RangeVar]struct{}
 	applied []Applied
 	changed bool
+	// view: the statement being rewritten is a CREATE VIEW's query, so
+	// every configured table is replaced by its live rows (see viewStmt).
+	view bool
 }
 
 // scope is the chain of CTE names visible at a point of the query. An
@@ -53,6 +57,19 @@ func unsupported(construct string, t *policy.Table) *Refusal {
 		Message: fmt.Sprintf("tombstone: %s on %s cannot be rewritten safely, so it was refused", construct, on),
 		Hint:    "Rewrite the statement without this construct, or run it as a privileged role.",
 		Table:   name,
+	}
+}
+
+// unseen refuses SQL that runs on the server out of Tombstone's sight
+// (procedural code, built-ins that run query text), whichever tables it
+// turns out to touch.
+func unseen(what, detail, hint string) *Refusal {
+	return &Refusal{
+		Reason:  ReasonUnsupported,
+		Code:    "0A000",
+		Message: "tombstone: " + what + ", so it was refused",
+		Detail:  detail,
+		Hint:    hint,
 	}
 }
 
@@ -136,9 +153,7 @@ func (e *engine) statement(n *pg.Node, sc *scope) (deleteTag bool, err error) {
 	case *pg.Node_DeclareCursorStmt:
 		return false, e.statement1(s.DeclareCursorStmt.Query, sc)
 	case *pg.Node_ViewStmt:
-		e.mark(s.ViewStmt.View)
-		_, err := e.statement(s.ViewStmt.Query, sc)
-		return false, err
+		return false, e.viewStmt(s.ViewStmt, sc)
 	case *pg.Node_CreateTableAsStmt:
 		if s.CreateTableAsStmt.Into != nil {
 			e.mark(s.CreateTableAsStmt.Into.Rel)
@@ -147,6 +162,24 @@ func (e *engine) statement(n *pg.Node, sc *scope) (deleteTag bool, err error) {
 		return false, err
 	case *pg.Node_TruncateStmt:
 		return false, e.truncateStmt(s.TruncateStmt)
+	case *pg.Node_DoStmt:
+		return false, e.proceduralBody("DO block", s.DoStmt.Args)
+	case *pg.Node_CreateFunctionStmt:
+		// A BEGIN ATOMIC body (SqlBody) is parsed and rewritten like any
+		// statement; a string body is code Tombstone cannot see into.
+		if f := s.CreateFunctionStmt; f.SqlBody == nil {
+			what := "CREATE FUNCTION"
+			if f.IsProcedure {
+				what = "CREATE PROCEDURE"
+			}
+			if err := e.proceduralBody(what, f.Options); err != nil {
+				return false, err
+			}
+		}
+		return false, e.expr(n, sc)
+	}
+	if err := e.schemaChange(n); err != nil {
+		return false, err
 	}
 	if schemaOnly(n) {
 		// Statements that change or describe a table without reading or
@@ -345,8 +378,131 @@ func (e *engine) insertStmt(s *pg.InsertStmt, sc *scope) error {
 		if err := e.expr(oc.WhereClause, sc); err != nil {
 			return err
 		}
+		// DO UPDATE on a conflicting deleted row would change it (SET
+		// deleted_at = NULL even undeletes it) and RETURNING would show
+		// it: only live rows may be updated. A deleted conflicting row
+		// is then left alone and nothing is inserted, as for DO NOTHING.
+		if t, ok := e.target(s.Relation); ok && oc.Action == pg.OnConflictAction_ONCONFLICT_UPDATE {
+			oc.WhereClause = and(oc.WhereClause, isNull(columnRef(refQual(s.Relation), t.DeletedAt)))
+			e.apply(t, KindUpdate)
+		}
 	}
 	return e.exprs(sc, s.ReturningList)
+}
+
+// viewStmt rewrites a CREATE VIEW's query. A view over one table with a
+// WHERE is automatically updatable, so DELETE FROM the view would delete
+// rows for good, past Tombstone (it sees only the view's name). Every
+// configured table is therefore replaced by its live rows,
+// (SELECT * FROM t WHERE deleted_at IS NULL) t, which PostgreSQL does not
+// auto-update: DELETE FROM the view fails with "cannot delete from view".
+func (e *engine) viewStmt(v *pg.ViewStmt, sc *scope) error {
+	e.mark(v.View)
+	e.view = true
+	defer func() { e.view = false }()
+	return e.statement1(v.Query, sc)
+}
+
+// proceduralBody refuses a DO block or a function or procedure whose body
+// text may name a configured table (or hold anything else the prefilter
+// looks for, such as EXECUTE): the statements inside run on the server,
+// where Tombstone cannot filter or soften them.
+func (e *engine) proceduralBody(what string, options []*pg.Node) error {
+	for _, o := range options {
+		d := o.GetDefElem()
+		if d == nil || d.Defname != "as" {
+			continue
+		}
+		parts := []*pg.Node{d.Arg}
+		if l := d.Arg.GetList(); l != nil {
+			parts = l.Items // CREATE FUNCTION ... AS 'body' or AS 'obj_file', 'symbol'
+		}
+		for _, part := range parts {
+			if e.filter.mayMatch(part.GetString_().GetSval()) {
+				return unseen(what+" may touch a soft-delete table: Tombstone cannot see into procedural code",
+					"A DELETE inside it would remove rows for good and its reads would see deleted rows.",
+					"Run it as a privileged role.")
+			}
+		}
+	}
+	return nil
+}
+
+// schemaChange refuses DDL that would undo soft deletes on a configured
+// table: renaming it or moving it to another schema (the policy no longer
+// names it, so its deleted rows become visible and DELETE hard), dropping
+// or retyping its deleted_at column or renaming that column, and DROP
+// TABLE. The code is 42501 (insufficient_privilege), as for TRUNCATE:
+// nothing is wrong with the statement, it is reserved to privileged roles,
+// which is how migrations are meant to run. Other DDL passes.
+func (e *engine) schemaChange(n *pg.Node) error {
+	var t *policy.Table
+	var what string
+	switch s := n.Node.(type) {
+	case *pg.Node_AlterTableStmt:
+		tb, ok := e.lookupRel(s.AlterTableStmt.Relation)
+		if !ok {
+			return nil
+		}
+		for _, c := range s.AlterTableStmt.Cmds {
+			cmd := c.GetAlterTableCmd()
+			if cmd != nil && cmd.Name == tb.DeletedAt &&
+				(cmd.Subtype == pg.AlterTableType_AT_DropColumn || cmd.Subtype == pg.AlterTableType_AT_AlterColumnType) {
+				t, what = tb, "ALTER TABLE dropping or retyping column "+tb.DeletedAt+" of"
+			}
+		}
+	case *pg.Node_RenameStmt:
+		tb, ok := e.lookupRel(s.RenameStmt.Relation)
+		switch {
+		case !ok:
+		case s.RenameStmt.RenameType == pg.ObjectType_OBJECT_TABLE:
+			t, what = tb, "ALTER TABLE RENAME of"
+		case s.RenameStmt.RenameType == pg.ObjectType_OBJECT_COLUMN && s.RenameStmt.Subname == tb.DeletedAt:
+			t, what = tb, "renaming column "+tb.DeletedAt+" of"
+		}
+	case *pg.Node_AlterObjectSchemaStmt:
+		if tb, ok := e.lookupRel(s.AlterObjectSchemaStmt.Relation); ok && s.AlterObjectSchemaStmt.ObjectType == pg.ObjectType_OBJECT_TABLE {
+			t, what = tb, "ALTER TABLE SET SCHEMA of"
+		}
+	case *pg.Node_DropStmt:
+		if s.DropStmt.RemoveType != pg.ObjectType_OBJECT_TABLE {
+			return nil
+		}
+		for _, o := range s.DropStmt.Objects {
+			var name []string
+			for _, part := range o.GetList().GetItems() {
+				name = append(name, part.GetString_().GetSval())
+			}
+			schema := ""
+			if len(name) > 1 {
+				schema = name[len(name)-2]
+			}
+			if len(name) > 0 {
+				if tb, ok := e.policy.Lookup(schema, name[len(name)-1]); ok {
+					t, what = tb, "DROP TABLE of"
+				}
+			}
+		}
+	}
+	if t == nil {
+		return nil
+	}
+	return &Refusal{
+		Reason:  ReasonUnsupported,
+		Code:    "42501",
+		Message: fmt.Sprintf("tombstone: %s soft-delete table %s refused: it would undo soft deletes on it", what, t.QualifiedName()),
+		Detail:  "Deleted rows would become visible or be removed for good, and later deletes would no longer be soft.",
+		Hint:    "Run schema migrations as a privileged role (privileged_roles in the Tombstone configuration).",
+		Table:   t.QualifiedName(),
+	}
+}
+
+// lookupRel is target for a RangeVar that may be absent.
+func (e *engine) lookupRel(rv *pg.RangeVar) (*policy.Table, bool) {
+	if rv == nil {
+		return nil, false
+	}
+	return e.target(rv)
 }
 
 // statement1 is statement for places where no DELETE tag can arise.
@@ -467,6 +623,15 @@ func (e *engine) truncateStmt(s *pg.TruncateStmt) error {
 				Hint:    "Delete the rows with DELETE (they are soft-deleted), or run TRUNCATE as a privileged role.",
 				Table:   t.QualifiedName(),
 			}
+		}
+	}
+	if s.Behavior == pg.DropBehavior_DROP_CASCADE {
+		return &Refusal{
+			Reason:  ReasonTruncate,
+			Code:    "42501",
+			Message: "tombstone: TRUNCATE ... CASCADE refused: it also empties every table that references the named ones, which may be soft-delete tables",
+			Detail:  "Those rows would be removed for good, bypassing soft deletes.",
+			Hint:    "TRUNCATE the tables by name without CASCADE, or run it as a privileged role.",
 		}
 	}
 	return nil

@@ -41,6 +41,7 @@ func (e *engine) fromItem(n *pg.Node, sc *scope, inline bool) ([]*pg.Node, error
 	if n == nil {
 		return nil, nil
 	}
+	inline = inline || e.view
 	switch it := n.Node.(type) {
 	case *pg.Node_RangeVar:
 		return e.rangeVar(n, it.RangeVar, sc, inline), nil
@@ -62,7 +63,7 @@ func (e *engine) fromItem(n *pg.Node, sc *scope, inline bool) ([]*pg.Node, error
 			return nil, nil
 		}
 		if inline || (rv.Alias != nil && len(rv.Alias.Colnames) > 0) {
-			return nil, unsupported("TABLESAMPLE inside an outer join, a join alias or with column aliases", t)
+			return nil, unsupported("TABLESAMPLE inside an outer join, a join alias, a view or with column aliases", t)
 		}
 		e.apply(t, KindSelect)
 		return []*pg.Node{isNull(columnRef(refQual(rv), t.DeletedAt))}, nil

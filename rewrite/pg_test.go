@@ -256,3 +256,91 @@ func explains(t *testing.T, sql string) []bool {
 	}
 	return out
 }
+
+// softDB returns a connection to a fresh database holding the golden
+// schema with its soft-deleted rows, and a function that sends a text the
+// way the proxy would: rewritten when the rewriter parses it.
+func softDB(t *testing.T) (*pgconn.PgConn, func(sql string) ([]*pgconn.Result, error)) {
+	t.Helper()
+	s := pgtest.Shared(t)
+	schema, err := os.ReadFile("testdata/schema.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := pgtest.CreateDB(t, s)
+	pgtest.Exec(t, s, db, string(schema))
+	c := connect(t, s.DSN(db))
+	r := New(testPolicy(t), 1<<20)
+	send := func(sql string) ([]*pgconn.Result, error) {
+		res, _, err := r.Rewrite(sql)
+		if err != nil {
+			t.Fatalf("%s: refused: %v", sql, err)
+		}
+		if res != nil {
+			sql = res.SQL
+		}
+		return c.Exec(context.Background(), sql).ReadAll()
+	}
+	return c, send
+}
+
+func queryRows(t *testing.T, c *pgconn.PgConn, sql string) []string {
+	t.Helper()
+	res := c.ExecParams(context.Background(), sql, nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		t.Fatalf("%s: %v", sql, res.Err)
+	}
+	var rows []string
+	for _, r := range res.Rows {
+		rows = append(rows, string(bytes.Join(r, []byte("|"))))
+	}
+	return rows
+}
+
+// A view made through Tombstone over one soft-delete table must not be
+// automatically updatable: DELETE FROM the view names no configured
+// table, so Tombstone passes it, and Postgres would delete for good.
+func TestViewIsNotAutoUpdatable(t *testing.T) {
+	c, send := softDB(t)
+	if _, err := send("CREATE VIEW every_contact AS SELECT * FROM contacts"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := send("DELETE FROM every_contact WHERE id = 1")
+	if err == nil || !strings.Contains(err.Error(), "cannot delete from view") {
+		t.Fatalf("DELETE FROM view: got %v, want \"cannot delete from view\"", err)
+	}
+	_, err = send("UPDATE every_contact SET deleted_at = NULL")
+	if err == nil || !strings.Contains(err.Error(), "cannot update view") {
+		t.Fatalf("UPDATE view: got %v, want \"cannot update view\"", err)
+	}
+	if got := queryRows(t, c, "SELECT count(*) FROM contacts"); !slices.Equal(got, []string{"9"}) {
+		t.Errorf("contacts holds %v rows after the refused deletes, want 9", got)
+	}
+	got := queryRows(t, c, "SELECT id FROM every_contact ORDER BY id")
+	if want := []string{"1", "2", "4", "6", "7", "12"}; !slices.Equal(got, want) {
+		t.Errorf("view shows %v, want the live contacts %v", got, want)
+	}
+}
+
+// ON CONFLICT DO UPDATE must neither change nor undelete nor return a
+// soft-deleted row that holds the conflicting key.
+func TestOnConflictLeavesDeletedRowsAlone(t *testing.T) {
+	c, send := softDB(t)
+	res, err := send("INSERT INTO contacts VALUES (3, 'cid2', 2) ON CONFLICT (id) DO UPDATE SET name = excluded.name, deleted_at = NULL RETURNING *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(res[0].Rows); n != 0 || res[0].CommandTag.RowsAffected() != 0 {
+		t.Errorf("upsert onto a deleted row returned %d rows (%s), want none", n, res[0].CommandTag)
+	}
+	if got := queryRows(t, c, "SELECT name, deleted_at IS NOT NULL FROM contacts WHERE id = 3"); !slices.Equal(got, []string{"cid|t"}) {
+		t.Errorf("deleted row 3 is now %v, want it unchanged and still deleted (cid|t)", got)
+	}
+	res, err = send("INSERT INTO contacts VALUES (1, 'ann2', 1) ON CONFLICT (id) DO UPDATE SET name = excluded.name RETURNING name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res[0].Rows) != 1 || string(res[0].Rows[0][0]) != "ann2" {
+		t.Errorf("upsert onto a live row returned %v, want the updated row", res[0].Rows)
+	}
+}

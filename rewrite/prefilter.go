@@ -1,6 +1,9 @@
 package rewrite
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // prefilter decides, without parsing, that a text cannot mention any
 // configured table nor a statement the proxy must track. It errs on the
@@ -28,9 +31,15 @@ type prefilter struct {
 // DEALLOCATE, DISCARD ALL).
 var trackedKeywords = []string{"execute", "deallocate", "discard"}
 
+// refusedKeywords name what the rewriter refuses though no configured
+// table need be named: built-ins that run SQL the rewriter cannot see
+// (sqlRunningFunc) and TRUNCATE ... CASCADE, which empties referencing
+// tables it never names.
+var refusedKeywords = []string{"_to_xml", "ts_stat", "ts_rewrite", "dblink", "cascade"}
+
 func newPrefilter(tableNames []string) *prefilter {
 	f := &prefilter{minLen: 1 << 30}
-	for _, s := range append(append([]string(nil), tableNames...), trackedKeywords...) {
+	for _, s := range slices.Concat(tableNames, trackedKeywords, refusedKeywords) {
 		nd := []byte(s)
 		for i := range nd {
 			nd[i] |= 0x20

@@ -85,13 +85,8 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 			Hint:    "Split the statement, or pass large values as parameters.",
 		}
 	}
-	if d := nestingDepth(sql); d > MaxNestingDepth {
-		return nil, &Refusal{
-			Reason:  ReasonTooDeep,
-			Code:    "54001",
-			Message: fmt.Sprintf("tombstone: statement nested %d levels deep exceeds the %d levels Tombstone parses safely, so it was refused", d, MaxNestingDepth),
-			Hint:    "Flatten the nested expressions or subqueries.",
-		}
+	if ref := textShape(sql).tooDeep(); ref != nil {
+		return nil, ref
 	}
 	if strings.IndexByte(sql, 0) >= 0 {
 		// The C parser would stop at the NUL and judge only the text
@@ -111,7 +106,7 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 			Detail:  "The statement may name a soft-delete table; Tombstone never sends such a statement unfiltered.",
 		}
 	}
-	e := &engine{policy: r.policy, handled: make(map[*pg.RangeVar]struct{})}
+	e := &engine{policy: r.policy, filter: r.filter, handled: make(map[*pg.RangeVar]struct{})}
 	stmts := make([]Statement, 0, len(tree.Stmts))
 	for i, raw := range tree.Stmts {
 		changedBefore, appliedBefore := e.changed, len(e.applied)

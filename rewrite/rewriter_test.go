@@ -62,6 +62,7 @@ func TestAppliedKinds(t *testing.T) {
 		{"UPDATE s1.accounts SET balance = 0", []string{"s1.accounts:update"}},
 		{"MERGE INTO contacts c USING notes n ON n.id = c.id WHEN MATCHED THEN DELETE", []string{"contacts:delete", "contacts:merge"}},
 		{"COPY orders TO STDOUT", []string{"orders:copy"}},
+		{"INSERT INTO contacts VALUES (1, 'a') ON CONFLICT (id) DO UPDATE SET name = excluded.name", []string{"contacts:update"}},
 		{"SELECT * FROM notes WHERE body = 'contacts'", nil},
 	} {
 		res := mustRewrite(t, r, tc.sql)
@@ -190,8 +191,8 @@ func TestNestingDepthIgnoresQuotedBrackets(t *testing.T) {
 		{"SELECT $1::int[]", 1},
 		{"SELECT '" + parens, 300}, // unterminated: count
 	} {
-		if got := nestingDepth(tc.sql); got != tc.want {
-			t.Errorf("nestingDepth(%.40q...) = %d, want %d", tc.sql, got, tc.want)
+		if got := textShape(tc.sql).depth; got != tc.want {
+			t.Errorf("textShape(%.40q...).depth = %d, want %d", tc.sql, got, tc.want)
 		}
 	}
 }
@@ -363,6 +364,112 @@ func TestRefusalKeepsStatementsBefore(t *testing.T) {
 	for _, sql := range []string{"TRUNCATE contacts; SELECT 1", "SELECT 1; SELEC * FROM contacts"} {
 		if ref := refusal(t, r, sql); ref.Before != nil {
 			t.Errorf("%q: Before = %+v, want nil (nothing of the text runs)", sql, ref.Before)
+		}
+	}
+}
+
+// Chains without brackets nest as deep as brackets do: 25000 chained +
+// crash the C parser (SIGSEGV, found by review), so they must be refused
+// before it, while long flat lists still rewrite.
+func TestDeepChainsWithoutBracketsAreRefused(t *testing.T) {
+	r := New(testPolicy(t), 1<<20)
+	for _, tc := range []struct{ name, sql, msg string }{
+		{"30000-term + chain", "SELECT id" + strings.Repeat("+id", 30000) + " FROM contacts", "chains 30000 operators"},
+		{"chain through bracketed terms", "SELECT id" + strings.Repeat("+(id)", MaxOperatorChain+1) + " FROM contacts", "operators"},
+		{"cast chain", "SELECT id" + strings.Repeat("::int", MaxOperatorChain+1) + " FROM contacts", "operators"},
+		{"NOT chain", "SELECT * FROM contacts WHERE " + strings.Repeat("NOT ", MaxOperatorChain+1) + "true", "operators"},
+		{"unary minus chain", "SELECT " + strings.Repeat("- ", MaxOperatorChain+1) + "id FROM contacts", "operators"},
+		{"2000 UNIONs", "SELECT id FROM contacts" + strings.Repeat(" UNION SELECT 1", 2000), "2000 UNION/INTERSECT/EXCEPT"},
+		{"501 JOINs", "SELECT * FROM contacts c" + strings.Repeat(" JOIN notes USING (id)", MaxJoins+1), "501 JOINs"},
+	} {
+		f := refusal(t, r, tc.sql)
+		if f.Reason != ReasonTooDeep || f.Code != "54001" || !strings.Contains(f.Message, tc.msg) {
+			t.Errorf("%s: %+v", tc.name, f)
+		}
+	}
+
+	// Flat lists: siblings, not nested.
+	in := make([]string, 10000)
+	ors := make([]string, 5000)
+	rows := make([]string, 2000)
+	for i := range in {
+		in[i] = fmt.Sprint(i)
+	}
+	for i := range ors {
+		ors[i] = fmt.Sprintf("id = %d", i)
+	}
+	for i := range rows {
+		rows[i] = fmt.Sprintf("(%d, 'n%d')", i, i)
+	}
+	for _, sql := range []string{
+		"SELECT * FROM contacts WHERE id IN (" + strings.Join(in, ",") + ")",
+		"SELECT * FROM contacts WHERE " + strings.Join(ors, " OR "),
+		"SELECT * FROM contacts WHERE " + strings.Join(ors, " AND "),
+		"SELECT c.* FROM contacts c JOIN (VALUES " + strings.Join(rows, ", ") + ") v(id, name) USING (id)",
+		"SELECT id" + strings.Repeat("+id", MaxOperatorChain-1) + " FROM contacts",
+		"SELECT id FROM contacts" + strings.Repeat(" UNION SELECT 1", MaxSetOperations-1),
+	} {
+		if res := mustRewrite(t, r, sql); !res.Changed {
+			t.Errorf("%.60q...: not rewritten", sql)
+		}
+	}
+}
+
+func TestOperatorChainIgnoresQuotedText(t *testing.T) {
+	pluses := strings.Repeat("+", 3*MaxOperatorChain)
+	unions := strings.Repeat(" UNION JOIN", MaxJoins+1)
+	for _, sql := range []string{
+		"SELECT '" + pluses + unions + "'",
+		`SELECT "` + pluses + unions + `"`,
+		"SELECT 1 -- " + pluses + unions + "\n",
+		"SELECT /* " + pluses + unions + " */ 1",
+		"SELECT $q$" + pluses + unions + "$q$",
+		"SELECT " + strings.Repeat("a+b, ", 3*MaxOperatorChain) + "1",
+		"SELECT " + strings.Repeat("a+b OR ", 3*MaxOperatorChain) + "1",
+		"SELECT 1" + strings.Repeat("||2", MaxOperatorChain/2) + ", 1" + strings.Repeat("||2", MaxOperatorChain/2),
+	} {
+		if s := textShape(sql); s.tooDeep() != nil {
+			t.Errorf("%.60q...: refused, shape %+v", sql, s)
+		}
+	}
+}
+
+// Refusals found by the adversarial review (issue 3): each says what was
+// refused and why, with the code the proxy sends.
+func TestRefusalsOfHiddenSQLAndSchemaChanges(t *testing.T) {
+	r := New(testPolicy(t), 1<<20)
+	for _, tc := range []struct {
+		sql, reason, code, msg, hint string
+	}{
+		{"SELECT Query_To_Xml('select * from contacts', true, false, '')", ReasonUnsupported, "0A000", "query_to_xml() runs SQL that Tombstone cannot see", "privileged role"},
+		{"SELECT database_to_xml(true, false, '')", ReasonUnsupported, "0A000", "database_to_xml() runs SQL", "privileged role"},
+		{"SELECT * FROM ts_stat('select v from docs')", ReasonUnsupported, "0A000", "ts_stat() runs SQL", "privileged role"},
+		{"SELECT dblink_send_query('c', 'select 1')", ReasonUnsupported, "0A000", "dblink_send_query() runs SQL", "privileged role"},
+		{"TRUNCATE orgs CASCADE", ReasonTruncate, "42501", "TRUNCATE ... CASCADE refused: it also empties every table that references", "privileged role"},
+		{"DO $$BEGIN DELETE FROM contacts WHERE id = 1; END$$", ReasonUnsupported, "0A000", "DO block may touch a soft-delete table: Tombstone cannot see into procedural code", "Run it as a privileged role."},
+		{"CREATE OR REPLACE PROCEDURE p() LANGUAGE sql AS 'DELETE FROM orders'", ReasonUnsupported, "0A000", "CREATE PROCEDURE may touch", "Run it as a privileged role."},
+		{"ALTER TABLE contacts RENAME TO people", ReasonUnsupported, "42501", "ALTER TABLE RENAME of soft-delete table contacts refused: it would undo soft deletes", "migrations as a privileged role"},
+		{"ALTER TABLE contacts DROP COLUMN deleted_at", ReasonUnsupported, "42501", "dropping or retyping column deleted_at of soft-delete table contacts", "migrations"},
+		{"DROP TABLE s1.accounts", ReasonUnsupported, "42501", "DROP TABLE of soft-delete table s1.accounts", "migrations"},
+	} {
+		f := refusal(t, r, tc.sql)
+		if f.Reason != tc.reason || f.Code != tc.code || !strings.Contains(f.Message, tc.msg) || !strings.Contains(f.Hint, tc.hint) {
+			t.Errorf("%s:\n got  %+v\n want reason %s, code %s, message with %q, hint with %q", tc.sql, f, tc.reason, tc.code, tc.msg, tc.hint)
+		}
+	}
+	// Look-alikes pass: other functions, ts_rewrite's three-argument form
+	// (no query text), DDL that keeps deleted_at, procedural code that
+	// names no soft-delete table.
+	for _, sql := range []string{
+		"SELECT cursor_to_xml('c', 1, true, false, '') FROM contacts",
+		"SELECT ts_rewrite('a & b'::tsquery, 'a'::tsquery, 'c'::tsquery) FROM contacts",
+		"ALTER TABLE contacts ALTER COLUMN name TYPE varchar(200)",
+		"ALTER TABLE orders RENAME COLUMN note TO remark",
+		"DROP TABLE archive; SELECT 1 FROM contacts",
+		"CREATE FUNCTION one() RETURNS int LANGUAGE sql AS 'SELECT 1'; SELECT 1 FROM contacts",
+	} {
+		if _, _, err := r.Rewrite(sql); err != nil {
+			t.Errorf("%s: refused: %v", sql, err)
 		}
 	}
 }

@@ -40,6 +40,12 @@ func (e *engine) walkValue(m protoreflect.Message, sc *scope) error {
 		// Left unhandled: a table named outside a FROM list is for the
 		// final check to judge.
 		return nil
+	case *pg.FuncCall:
+		if name := sqlRunningFunc(x); name != "" {
+			return unseen(name+"() runs SQL that Tombstone cannot see",
+				"The SQL it runs is text or a table name resolved inside the server; no soft-delete filter can be added to it.",
+				"Run the query itself through Tombstone, or call the function as a privileged role.")
+		}
 	case *pg.Node:
 		if isLeaf(x) {
 			return nil
@@ -155,4 +161,27 @@ func construct(n *pg.Node) string {
 		b.WriteRune(unicode.ToUpper(r))
 	}
 	return b.String()
+}
+
+// sqlRunningFunc returns the name of a built-in that runs SQL of its own
+// (query text, or every row of tables it names: query_to_xml,
+// table_to_xml, schema_to_xml, database_to_xml and their xmlschema
+// variants, ts_stat, two-argument ts_rewrite, dblink's functions), or "".
+// The prefilter parses every text holding their names (rewriteKeywords).
+func sqlRunningFunc(f *pg.FuncCall) string {
+	if len(f.Funcname) == 0 {
+		return ""
+	}
+	name := strings.ToLower(f.Funcname[len(f.Funcname)-1].GetString_().GetSval())
+	for _, kind := range []string{"query", "table", "schema", "database"} {
+		switch strings.TrimPrefix(name, kind) {
+		case "_to_xml", "_to_xmlschema", "_to_xml_and_xmlschema":
+			return name
+		}
+	}
+	switch {
+	case name == "ts_stat", name == "ts_rewrite" && len(f.Args) == 2, strings.HasPrefix(name, "dblink"):
+		return name
+	}
+	return ""
 }
