@@ -110,8 +110,10 @@ func literalKind(lit string) byte {
 	if lit[0] == '\'' {
 		return 's'
 	}
-	if strings.Trim(lit, "0123456789") != "" {
-		return 'f'
+	for i := 0; i < len(lit); i++ {
+		if lit[i] < '0' || lit[i] > '9' {
+			return 'f'
+		}
 	}
 	digits := strings.TrimLeft(lit, "0")
 	if len(digits) < 10 || len(digits) == 10 && digits <= "2147483647" {
