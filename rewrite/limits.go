@@ -12,22 +12,25 @@ import (
 // Brackets are not the only way to nest: a left-associative chain
 // (a+b+c+..., x::int::int..., NOT NOT ...) nests one expression level per
 // operator, and each UNION or JOIN nests one more set operation or join
-// node. Measured with pg_query_go v6 on this project's machine, 25000
-// chained + or ::, or 25000 JOINs, overflow the stack (SIGSEGV kills the
-// process), and 5000 already exceed the protobuf decoder's recursion
-// limit; the bounds below leave a margin of 5 to 25 times.
+// node. Chains add up through brackets: in ((a+a+...)+a+...)+a+... each
+// bracket level's chain sits below the next one's. Measured with
+// pg_query_go v6 on this project's machine, 25000 chained + or ::, 30
+// brackets each followed by 900 +, or 25000 JOINs overflow the stack
+// (SIGSEGV kills the process), and 5000 levels already exceed the
+// protobuf decoder's recursion limit; the bounds below leave a margin of
+// 5 to 25 times.
 const (
-	MaxStatementBytes = 1 << 20 // longer texts are refused (ReasonTooLong)
-	MaxNestingDepth   = 256     // deeper bracket nesting is refused (ReasonTooDeep)
-	MaxOperatorChain  = 1000    // longer operator chains at one bracket level are refused (ReasonTooDeep)
-	MaxSetOperations  = 500     // more UNION, INTERSECT and EXCEPT are refused (ReasonTooDeep)
-	MaxJoins          = 500     // more JOIN keywords are refused (ReasonTooDeep)
+	MaxStatementBytes  = 1 << 20 // longer texts are refused (ReasonTooLong)
+	MaxNestingDepth    = 256     // deeper bracket nesting is refused (ReasonTooDeep)
+	MaxExpressionDepth = 1000    // deeper operator nesting, brackets included, is refused (ReasonTooDeep)
+	MaxSetOperations   = 500     // more UNION, INTERSECT and EXCEPT are refused (ReasonTooDeep)
+	MaxJoins           = 500     // more JOIN keywords are refused (ReasonTooDeep)
 )
 
 // shape is what the bounds judge, measured on the text without parsing.
 type shape struct {
 	depth  int // deepest nesting of ( and [
-	chain  int // longest run of operators at one bracket level (see measure)
+	expr   int // expression nesting: operators chained through brackets and CASE (see measure)
 	setOps int // UNION, INTERSECT and EXCEPT keywords
 	joins  int // JOIN keywords
 }
@@ -41,7 +44,7 @@ type shape struct {
 // crash the process.
 func textShape(sql string) shape {
 	a, b := measure(sql, false), measure(sql, true)
-	return shape{depth: max(a.depth, b.depth), chain: max(a.chain, b.chain),
+	return shape{depth: max(a.depth, b.depth), expr: max(a.expr, b.expr),
 		setOps: max(a.setOps, b.setOps), joins: max(a.joins, b.joins)}
 }
 
@@ -51,8 +54,8 @@ func (s shape) tooDeep() *Refusal {
 	switch {
 	case s.depth > MaxNestingDepth:
 		what = fmt.Sprintf("nests brackets %d levels deep (limit %d)", s.depth, MaxNestingDepth)
-	case s.chain > MaxOperatorChain:
-		what = fmt.Sprintf("chains %d operators without brackets (limit %d)", s.chain, MaxOperatorChain)
+	case s.expr > MaxExpressionDepth:
+		what = fmt.Sprintf("nests operators up to %d levels deep (limit %d)", s.expr, MaxExpressionDepth)
 	case s.setOps > MaxSetOperations:
 		what = fmt.Sprintf("has %d UNION/INTERSECT/EXCEPT operations (limit %d)", s.setOps, MaxSetOperations)
 	case s.joins > MaxJoins:
@@ -70,31 +73,48 @@ func (s shape) tooDeep() *Refusal {
 
 // measure is textShape for one reading of backslashes.
 //
-// The operator chain counts, per bracket level, operators (a run of
-// operator characters is one, but each + or - in it counts alone, since
-// PostgreSQL splits those into unary operators) and the keywords that
-// build one expression node on top of another without brackets (NOT, IS,
-// LIKE, CASE, ...). A comma, a semicolon, AND and OR end the run: list
-// items are siblings, and the parser folds AND and OR chains into one
-// flat node. A bracketed term does not end it: a+(b)+(c) nests as deep
-// as a+b+c.
+// The expression depth is an upper bound on how deep operators nest. A
+// level (the whole text, a bracket, or CASE ... END) is split into runs
+// by commas, semicolons, AND, OR, WHEN, THEN and ELSE: list items and
+// CASE arms are siblings, and the parser folds AND and OR chains into one
+// flat node. A run's depth is its operator count (a run of operator
+// characters is one, but each + or - in it counts alone, since PostgreSQL
+// splits those into unary operators; keywords such as NOT, IS, LIKE and
+// OPERATOR count one each) plus the depth of its deepest nested level, one
+// more for the level itself: a bracketed term can sit at the bottom of
+// the chain. A level's depth is that of its deepest run.
 func measure(sql string, backslashQuotes bool) shape {
 	var s shape
-	chains := []int{0} // chains[d]: current run at bracket depth d
+	levels := []exprLevel{{}}
+	top := func() *exprLevel { return &levels[len(levels)-1] }
+	closeLevel := func() {
+		d := levels[len(levels)-1].depth() + 1
+		levels = levels[:len(levels)-1]
+		top().child = max(top().child, d)
+	}
 	prevOp := false
 	for i := 0; i < len(sql); i++ {
 		c := sql[i]
 		op := false
 		switch c {
 		case '(', '[':
-			chains = append(chains, 0)
-			s.depth = max(s.depth, len(chains)-1)
+			levels = append(levels, exprLevel{brackets: top().brackets + 1})
+			s.depth = max(s.depth, top().brackets)
+			if s.depth > MaxNestingDepth {
+				return s // refused whatever follows; stop before the stack grows with the text
+			}
 		case ')', ']':
-			if len(chains) > 1 {
-				chains = chains[:len(chains)-1]
+			// An unclosed CASE ends with its bracket (the parser
+			// rejects it; measure it anyway).
+			for len(levels) > 1 {
+				isCase := top().isCase
+				closeLevel()
+				if !isCase {
+					break
+				}
 			}
 		case ',', ';':
-			chains[len(chains)-1] = 0
+			top().endRun()
 		case '-':
 			if i+1 < len(sql) && sql[i+1] == '-' {
 				end := strings.IndexByte(sql[i:], '\n')
@@ -153,10 +173,20 @@ func measure(sql string, backslashQuotes bool) shape {
 				j++
 			}
 			switch keywordKind(sql[i:j]) {
-			case kwChain:
-				chains[len(chains)-1]++
-			case kwBoolean:
-				chains[len(chains)-1] = 0
+			case kwOperator:
+				top().run++
+			case kwSeparator:
+				top().endRun()
+			case kwCase:
+				levels = append(levels, exprLevel{brackets: top().brackets, isCase: true})
+				if len(levels) > MaxExpressionDepth {
+					s.expr = len(levels) // each level adds at least one
+					return s
+				}
+			case kwEnd:
+				if top().isCase {
+					closeLevel()
+				}
 			case kwSetOp:
 				s.setOps++
 			case kwJoin:
@@ -165,22 +195,41 @@ func measure(sql string, backslashQuotes bool) shape {
 			i = j - 1
 		}
 		if op && (!prevOp || c == '+' || c == '-') {
-			chains[len(chains)-1]++
+			top().run++
 		}
-		s.chain = max(s.chain, chains[len(chains)-1])
 		prevOp = op
 	}
+	for len(levels) > 1 {
+		closeLevel()
+	}
+	s.expr = levels[0].depth()
 	return s
 }
+
+// exprLevel is one level of measure's expression depth.
+type exprLevel struct {
+	run    int // operators in the current run
+	child  int // depth of the deepest level nested in the current run
+	deeper int // depth of the deepest finished run
+	// brackets counts the open brackets up to this level.
+	brackets int
+	isCase   bool
+}
+
+func (l *exprLevel) depth() int { return max(l.deeper, l.run+l.child) }
+
+func (l *exprLevel) endRun() { l.deeper, l.run, l.child = l.depth(), 0, 0 }
 
 type keyword uint8
 
 const (
-	kwOther   keyword = iota
-	kwChain           // builds an expression node on the one before it
-	kwBoolean         // AND, OR: folded into one flat node
-	kwSetOp           // UNION, INTERSECT, EXCEPT
-	kwJoin            // JOIN
+	kwOther     keyword = iota
+	kwOperator          // builds an expression node on the one before it
+	kwSeparator         // AND, OR (folded into one flat node), WHEN, THEN, ELSE
+	kwCase              // opens a level
+	kwEnd               // closes a CASE level
+	kwSetOp             // UNION, INTERSECT, EXCEPT
+	kwJoin              // JOIN
 )
 
 // keywordKind classifies a word, letter case ignored.
@@ -193,10 +242,14 @@ func keywordKind(w string) keyword {
 		b[i] = w[i] | 0x20
 	}
 	switch string(b[:len(w)]) {
-	case "not", "is", "like", "ilike", "similar", "between", "in", "collate", "at", "case", "isnull", "notnull":
-		return kwChain
-	case "and", "or":
-		return kwBoolean
+	case "not", "is", "like", "ilike", "similar", "between", "in", "collate", "at", "isnull", "notnull", "operator":
+		return kwOperator
+	case "and", "or", "when", "then", "else":
+		return kwSeparator
+	case "case":
+		return kwCase
+	case "end":
+		return kwEnd
 	case "union", "intersect", "except":
 		return kwSetOp
 	case "join":

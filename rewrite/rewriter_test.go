@@ -185,11 +185,11 @@ func TestNestingDepthIgnoresQuotedBrackets(t *testing.T) {
 		{"SELECT 'it''s' || (" + "'x')", 1},
 		// With standard_conforming_strings off, \' does not end the
 		// literal; measured both ways the deeper reading wins.
-		{`SELECT 'a\' , ` + parens + " 'b'", 300},
+		{`SELECT 'a\' , ` + parens + " 'b'", MaxNestingDepth + 1}, // measuring stops there
 		{`SELECT E'a\'` + parens + "'", 0},
 		{"SELECT ARRAY[[1]]", 2},
 		{"SELECT $1::int[]", 1},
-		{"SELECT '" + parens, 300}, // unterminated: count
+		{"SELECT '" + parens, MaxNestingDepth + 1}, // unterminated: count
 	} {
 		if got := textShape(tc.sql).depth; got != tc.want {
 			t.Errorf("textShape(%.40q...).depth = %d, want %d", tc.sql, got, tc.want)
@@ -374,13 +374,17 @@ func TestRefusalKeepsStatementsBefore(t *testing.T) {
 func TestDeepChainsWithoutBracketsAreRefused(t *testing.T) {
 	r := New(testPolicy(t), 1<<20)
 	for _, tc := range []struct{ name, sql, msg string }{
-		{"30000-term + chain", "SELECT id" + strings.Repeat("+id", 30000) + " FROM contacts", "chains 30000 operators"},
-		{"chain through bracketed terms", "SELECT id" + strings.Repeat("+(id)", MaxOperatorChain+1) + " FROM contacts", "operators"},
-		{"cast chain", "SELECT id" + strings.Repeat("::int", MaxOperatorChain+1) + " FROM contacts", "operators"},
-		{"NOT chain", "SELECT * FROM contacts WHERE " + strings.Repeat("NOT ", MaxOperatorChain+1) + "true", "operators"},
-		{"unary minus chain", "SELECT " + strings.Repeat("- ", MaxOperatorChain+1) + "id FROM contacts", "operators"},
+		{"30000-term + chain", "SELECT id" + strings.Repeat("+id", 30000) + " FROM contacts", "nests operators up to 30000 levels deep"},
+		{"chain through bracketed terms", "SELECT id" + strings.Repeat("+(id)", MaxExpressionDepth+1) + " FROM contacts", "operators"},
+		{"cast chain", "SELECT id" + strings.Repeat("::int", MaxExpressionDepth+1) + " FROM contacts", "operators"},
+		{"NOT chain", "SELECT * FROM contacts WHERE " + strings.Repeat("NOT ", MaxExpressionDepth+1) + "true", "operators"},
+		{"unary minus chain", "SELECT " + strings.Repeat("- ", MaxExpressionDepth+1) + "id FROM contacts", "operators"},
 		{"2000 UNIONs", "SELECT id FROM contacts" + strings.Repeat(" UNION SELECT 1", 2000), "2000 UNION/INTERSECT/EXCEPT"},
 		{"501 JOINs", "SELECT * FROM contacts c" + strings.Repeat(" JOIN notes USING (id)", MaxJoins+1), "501 JOINs"},
+		// Chains add up when each bracket or CASE sits at the bottom of
+		// the next chain: 30 levels of 900 crash the parser.
+		{"chains stacked through brackets", "SELECT " + stacked("id", "(%s)"+strings.Repeat("+id", 900), 30) + " FROM contacts", "nests operators"},
+		{"chains stacked through CASE", "SELECT " + stacked("1", "CASE WHEN id > 0 AND id < 9 THEN 1 ELSE %s"+strings.Repeat("+1", 900)+" END", 30) + " FROM contacts", "nests operators"},
 	} {
 		f := refusal(t, r, tc.sql)
 		if f.Reason != ReasonTooDeep || f.Code != "54001" || !strings.Contains(f.Message, tc.msg) {
@@ -406,8 +410,10 @@ func TestDeepChainsWithoutBracketsAreRefused(t *testing.T) {
 		"SELECT * FROM contacts WHERE " + strings.Join(ors, " OR "),
 		"SELECT * FROM contacts WHERE " + strings.Join(ors, " AND "),
 		"SELECT c.* FROM contacts c JOIN (VALUES " + strings.Join(rows, ", ") + ") v(id, name) USING (id)",
-		"SELECT id" + strings.Repeat("+id", MaxOperatorChain-1) + " FROM contacts",
+		"SELECT id" + strings.Repeat("+id", MaxExpressionDepth-1) + " FROM contacts",
 		"SELECT id FROM contacts" + strings.Repeat(" UNION SELECT 1", MaxSetOperations-1),
+		"SELECT CASE " + strings.Repeat("WHEN id = 1 THEN 'a' || 'b' ", 3000) + "END FROM contacts",
+		"SELECT " + stacked("id", "(%s)"+strings.Repeat("+id", 90), 10) + " FROM contacts",
 	} {
 		if res := mustRewrite(t, r, sql); !res.Changed {
 			t.Errorf("%.60q...: not rewritten", sql)
@@ -415,8 +421,16 @@ func TestDeepChainsWithoutBracketsAreRefused(t *testing.T) {
 	}
 }
 
+// stacked nests format (one %s) n times around inner.
+func stacked(inner, format string, n int) string {
+	for range n {
+		inner = fmt.Sprintf(format, inner)
+	}
+	return inner
+}
+
 func TestOperatorChainIgnoresQuotedText(t *testing.T) {
-	pluses := strings.Repeat("+", 3*MaxOperatorChain)
+	pluses := strings.Repeat("+", 3*MaxExpressionDepth)
 	unions := strings.Repeat(" UNION JOIN", MaxJoins+1)
 	for _, sql := range []string{
 		"SELECT '" + pluses + unions + "'",
@@ -424,9 +438,9 @@ func TestOperatorChainIgnoresQuotedText(t *testing.T) {
 		"SELECT 1 -- " + pluses + unions + "\n",
 		"SELECT /* " + pluses + unions + " */ 1",
 		"SELECT $q$" + pluses + unions + "$q$",
-		"SELECT " + strings.Repeat("a+b, ", 3*MaxOperatorChain) + "1",
-		"SELECT " + strings.Repeat("a+b OR ", 3*MaxOperatorChain) + "1",
-		"SELECT 1" + strings.Repeat("||2", MaxOperatorChain/2) + ", 1" + strings.Repeat("||2", MaxOperatorChain/2),
+		"SELECT " + strings.Repeat("a+b, ", 3*MaxExpressionDepth) + "1",
+		"SELECT " + strings.Repeat("a+b OR ", 3*MaxExpressionDepth) + "1",
+		"SELECT 1" + strings.Repeat("||2", MaxExpressionDepth/2) + ", 1" + strings.Repeat("||2", MaxExpressionDepth/2),
 	} {
 		if s := textShape(sql); s.tooDeep() != nil {
 			t.Errorf("%.60q...: refused, shape %+v", sql, s)
