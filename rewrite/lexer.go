@@ -1,6 +1,9 @@
 package rewrite
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // lexer walks SQL text token by token as far as PostgreSQL's scanner would
 // split it, to find literals and parameters without parsing. It knows
@@ -93,7 +96,9 @@ func (l *lexer) next() (kind tokenKind, start, end int) {
 func (l *lexer) str(i int) (tokenKind, int, int) {
 	s := l.s
 	end, ok := skipString(s, i, false)
-	if !ok || strings.IndexByte(s[i:end], '\\') >= 0 {
+	if !ok || strings.IndexByte(s[i:end], '\\') >= 0 || !utf8.ValidString(s[i:end]) {
+		// Invalid UTF-8 makes pg_query's parse fail (its protobuf strings
+		// must be UTF-8), so the text's answer depends on this literal.
 		return tokUnsure, i, i
 	}
 	end++

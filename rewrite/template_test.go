@@ -57,7 +57,8 @@ func TestTemplateLexer(t *testing.T) {
 		{"SELECT \"unterminated = 1", ""},
 		{"SELECT 1 /* unterminated", ""},
 		{"SELECT 1, '\x00'", ""},
-		{"SELECT a FROM t", ""}, // nothing to template
+		{"SELECT 1, 'a\xd4'", ""}, // invalid UTF-8: pg_query refuses the text, not the template
+		{"SELECT a FROM t", ""},   // nothing to template
 	} {
 		var sc templateScratch
 		got := ""
