@@ -465,8 +465,19 @@ func (e *engine) schemaChange(n *pg.Node) error {
 			t, what = tb, "ALTER TABLE SET SCHEMA of"
 		}
 	case *pg.Node_DropStmt:
+		if s.DropStmt.RemoveType == pg.ObjectType_OBJECT_SCHEMA && s.DropStmt.Behavior == pg.DropBehavior_DROP_CASCADE {
+			// The schema's tables go with it. A table configured without
+			// a schema may live in any of them.
+			for _, o := range s.DropStmt.Objects {
+				for _, tb := range e.policy.Tables() {
+					if tb.Schema == "" || tb.Schema == o.GetString_().GetSval() {
+						t, what = tb, "DROP SCHEMA "+o.GetString_().GetSval()+" CASCADE, which may drop"
+					}
+				}
+			}
+		}
 		if s.DropStmt.RemoveType != pg.ObjectType_OBJECT_TABLE {
-			return nil
+			break
 		}
 		for _, o := range s.DropStmt.Objects {
 			var name []string

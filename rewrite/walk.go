@@ -40,12 +40,6 @@ func (e *engine) walkValue(m protoreflect.Message, sc *scope) error {
 		// Left unhandled: a table named outside a FROM list is for the
 		// final check to judge.
 		return nil
-	case *pg.FuncCall:
-		if name := sqlRunningFunc(x); name != "" {
-			return unseen(name+"() runs SQL that Tombstone cannot see",
-				"The SQL it runs is text or a table name resolved inside the server; no soft-delete filter can be added to it.",
-				"Run the query itself through Tombstone, or call the function as a privileged role.")
-		}
 	case *pg.Node:
 		if isLeaf(x) {
 			return nil
@@ -88,22 +82,31 @@ func eachMessage(fd protoreflect.FieldDescriptor, v protoreflect.Value, f func(p
 	return nil
 }
 
-// rangeVars calls f for every RangeVar in the tree under m.
-func rangeVars(m protoreflect.Message, f func(*pg.RangeVar) error) error {
-	switch x := m.Interface().(type) {
-	case *pg.RangeVar:
-		return f(x)
-	case *pg.Node:
-		if isLeaf(x) {
-			return nil
-		}
+// eachNode calls f for m and every message in the tree under it, except
+// below leaf expression nodes.
+func eachNode(m protoreflect.Message, f func(protoreflect.Message) error) error {
+	if err := f(m); err != nil {
+		return err
+	}
+	if x, ok := m.Interface().(*pg.Node); ok && isLeaf(x) {
+		return nil
 	}
 	var err error
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		err = eachMessage(fd, v, func(c protoreflect.Message) error { return rangeVars(c, f) })
+		err = eachMessage(fd, v, func(c protoreflect.Message) error { return eachNode(c, f) })
 		return err == nil
 	})
 	return err
+}
+
+// rangeVars calls f for every RangeVar in the tree under m.
+func rangeVars(m protoreflect.Message, f func(*pg.RangeVar) error) error {
+	return eachNode(m, func(m protoreflect.Message) error {
+		if rv, ok := m.Interface().(*pg.RangeVar); ok {
+			return f(rv)
+		}
+		return nil
+	})
 }
 
 // markAll marks every table reference under n as handled.
@@ -112,14 +115,25 @@ func (e *engine) markAll(n *pg.Node) {
 }
 
 // verify refuses a statement that still names a configured table no rule
-// has handled: it would otherwise reach the server unfiltered.
+// has handled: it would otherwise reach the server unfiltered. It also
+// refuses calls of built-ins that run SQL of their own anywhere in the
+// statement, DDL expressions (DEFAULT, CHECK, index expressions) included.
 func (e *engine) verify(stmt *pg.Node) error {
-	return rangeVars(stmt.ProtoReflect(), func(rv *pg.RangeVar) error {
-		if _, ok := e.handled[rv]; ok {
-			return nil
-		}
-		if t, ok := e.policy.Lookup(rv.Schemaname, rv.Relname); ok {
-			return unsupported(construct(stmt), t)
+	return eachNode(stmt.ProtoReflect(), func(m protoreflect.Message) error {
+		switch x := m.Interface().(type) {
+		case *pg.FuncCall:
+			if name := sqlRunningFunc(x); name != "" {
+				return unseen(name+"() runs SQL that Tombstone cannot see",
+					"The SQL it runs is text or a table name resolved inside the server; no soft-delete filter can be added to it.",
+					"Run the query itself through Tombstone, or call the function as a privileged role.")
+			}
+		case *pg.RangeVar:
+			if _, ok := e.handled[x]; ok {
+				return nil
+			}
+			if t, ok := e.policy.Lookup(x.Schemaname, x.Relname); ok {
+				return unsupported(construct(stmt), t)
+			}
 		}
 		return nil
 	})
