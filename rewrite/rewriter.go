@@ -58,9 +58,7 @@ func (r *Rewriter) Rewrite(sql string) (res *Result, hit bool, err error) {
 		}
 		return e.res, true, nil
 	}
-	// A refusal with statements before it cannot come from a template:
-	// those statements would carry placeholders, not the client's values.
-	if res, hit, refusal, ok := r.viaTemplate(sql); ok && (refusal == nil || refusal.Before == nil) {
+	if res, hit, refusal, ok := r.viaTemplate(sql); ok {
 		if refusal != nil {
 			return nil, hit, refusal
 		}

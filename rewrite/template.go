@@ -175,8 +175,10 @@ func (r *Rewriter) compileTemplate(sql, text string, spans []literalSpan) (cache
 func (r *Rewriter) templateEntry(text string, n int) cacheEntry {
 	res, refusal := r.rewrite(text)
 	switch {
-	case refusal != nil && refusal.Reason == ReasonTruncate:
-		return cacheEntry{refusal: refusal} // a statement kind: no literal changes it
+	case refusal != nil && refusal.Reason == ReasonTruncate && refusal.Before == nil:
+		// A statement kind: no literal changes it. Statements ahead of
+		// it (Before) would carry placeholders: that shape is exact-only.
+		return cacheEntry{refusal: refusal}
 	case refusal != nil:
 		// Unparseable (often because of a placeholder), too deep, or a
 		// construct refused: let the text itself decide.
