@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -213,6 +214,11 @@ func (s *session) forwardClientMessage() (byte, error) {
 	}
 	if maxSize := s.srv.opts.MaxMessageSize; n > maxSize {
 		s.log.Warn("client message exceeds max_message_size", "type", string(typ), "bytes", n, "max", maxSize)
+		// Read the rest of the message (briefly) before answering: a
+		// client still writing it would otherwise meet a reset connection
+		// instead of the error that says why.
+		_ = s.client.SetReadDeadline(time.Now().Add(fatalWriteTimeout))
+		_, _ = io.CopyN(io.Discard, r, int64(n))
 		return typ, &pgError{Severity: "FATAL", Code: "08P01",
 			Message: fmt.Sprintf("tombstone: message of %d bytes exceeds max_message_size (%d bytes)", n, maxSize),
 			Hint:    "Send smaller messages, or raise max_message_size in the Tombstone configuration."}
