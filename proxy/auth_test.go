@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	_ "github.com/lib/pq"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tombstone-proxy/tombstone/internal/pgcluster"
 	"github.com/tombstone-proxy/tombstone/internal/pgtest"
@@ -127,34 +126,6 @@ func TestLibPQMatchesDirect(t *testing.T) {
 	})
 }
 
-// counter reads one tombstone counter from a proxy's registry.
-func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-			if label == "" {
-				if m.GetCounter() != nil {
-					return m.GetCounter().GetValue()
-				}
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
-}
-
 func TestPrivilegedByNameAndMembership(t *testing.T) {
 	pg := pgtest.Shared(t)
 	pgtest.Exec(t, pg, "", `
@@ -190,7 +161,7 @@ privileged_member_of: [tomb_admins, "it's"]
 		{pg.User, pg.Password, "", true},                                             // by name
 	}
 	for _, c := range cases {
-		before := counter(t, p.Registry, "tombstone_statements_total", "action", "bypassed")
+		before := p.Metric(t, "tombstone_statements_total", "action", "bypassed")
 		conn := connect(t, p.DSN(c.user, c.password, "")+c.options)
 		// The membership query must be invisible: the first statement's
 		// answers are the client's own.
@@ -200,7 +171,7 @@ privileged_member_of: [tomb_admins, "it's"]
 			t.Fatalf("%s: got %q %d %v", c.user, user, n, err)
 		}
 		conn.Close(context.Background())
-		got := counter(t, p.Registry, "tombstone_statements_total", "action", "bypassed") - before
+		got := p.Metric(t, "tombstone_statements_total", "action", "bypassed") - before
 		if want := float64(boolInt(c.privileged)); got != want {
 			t.Fatalf("%s: bypassed statements %v, want %v\n%s", c.user, got, want, p.Logs())
 		}

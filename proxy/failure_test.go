@@ -69,7 +69,7 @@ func TestUpstreamKilledMidQuery(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Code != "08006" || pe.Severity != "FATAL" {
 		t.Fatalf("want FATAL 08006 after the upstream died, got %v", err)
 	}
-	if got := counter(t, p.Registry, "tombstone_upstream_errors_total", "", ""); got != 1 {
+	if got := p.Metric(t, "tombstone_upstream_errors_total"); got != 1 {
 		t.Fatalf("tombstone_upstream_errors_total = %v, want 1", got)
 	}
 	// New clients are told the upstream is unreachable, naming it.

@@ -270,10 +270,10 @@ func TestRefusalTravelsThroughTheServer(t *testing.T) {
 	if live, deleted := liveAndDeleted(t, pg, db); live != 20 || deleted != 0 {
 		t.Fatalf("refused and rolled-back work changed rows: live %d deleted %d", live, deleted)
 	}
-	if got := counter(t, p.Registry, "tombstone_statements_total", "action", "refused"); got != float64(refusals+1) {
+	if got := p.Metric(t, "tombstone_statements_total", "action", "refused"); got != float64(refusals+1) {
 		t.Fatalf("refused statements counted %v, want %d", got, refusals+1)
 	}
-	if got := counter(t, p.Registry, "tombstone_refusals_total", "reason", "truncate"); got != float64(refusals) {
+	if got := p.Metric(t, "tombstone_refusals_total", "reason", "truncate"); got != float64(refusals) {
 		t.Fatalf("truncate refusals counted %v, want %d", got, refusals)
 	}
 	logs := p.Logs()
@@ -300,10 +300,10 @@ func TestShadowPrivilegedAndReload(t *testing.T) {
 	if live, deleted := liveAndDeleted(t, pg, db); live != 19 || deleted != 0 {
 		t.Fatalf("shadow mode changed the statement: live %d deleted %d", live, deleted)
 	}
-	if got := counter(t, p.Registry, "tombstone_rewrites_total", "kind", "delete"); got != 1 {
+	if got := p.Metric(t, "tombstone_rewrites_total", "kind", "delete"); got != 1 {
 		t.Fatalf("shadow rewrites counted %v, want 1", got)
 	}
-	if got := counter(t, p.Registry, "tombstone_statements_total", "action", "rewritten"); got != 0 {
+	if got := p.Metric(t, "tombstone_statements_total", "action", "rewritten"); got != 0 {
 		t.Fatalf("shadow mode counted %v statements as rewritten", got)
 	}
 	// Reload to enforce: the open session's next statement is rewritten.

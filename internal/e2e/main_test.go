@@ -147,32 +147,3 @@ func scalar[T any](t testing.TB, conn *pgx.Conn, sql string, args ...any) T {
 	}
 	return v
 }
-
-// metricValue reads one series from the proxy's registry; labels are
-// name, value pairs that must all match.
-func metricValue(t testing.TB, p *proxytest.Proxy, name string, labels ...string) float64 {
-	t.Helper()
-	families, err := p.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			match := true
-			for i := 0; i+1 < len(labels); i += 2 {
-				match = match && have[labels[i]] == labels[i+1]
-			}
-			if match {
-				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0 // a labelled counter never incremented has no series yet
-}

@@ -65,7 +65,7 @@ func TestTruncateRefused(t *testing.T) {
 	if n := scalar[int](t, super, "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM orders) + (SELECT count(*) FROM teams)"); n != 40+120+8 {
 		t.Errorf("after refused TRUNCATEs %d rows are left, want all %d", n, 40+120+8)
 	}
-	if got := metricValue(t, p.proxy, "tombstone_refusals_total", "reason", "truncate"); got != float64(refused) {
+	if got := p.proxy.Metric(t, "tombstone_refusals_total", "reason", "truncate"); got != float64(refused) {
 		t.Errorf("tombstone_refusals_total{reason=truncate} = %v, want %d", got, refused)
 	}
 }
@@ -96,7 +96,7 @@ func TestUnparseableStatements(t *testing.T) {
 			}
 		}
 	}
-	if got := metricValue(t, p.proxy, "tombstone_refusals_total", "reason", "unparseable"); got != 6 {
+	if got := p.proxy.Metric(t, "tombstone_refusals_total", "reason", "unparseable"); got != 6 {
 		t.Errorf("tombstone_refusals_total{reason=unparseable} = %v, want 6", got)
 	}
 	// The session is still usable after refusals.

@@ -21,7 +21,7 @@ func TestPrivilegedRoleSeesRestoresAndPurges(t *testing.T) {
 	if n := scalar[int](t, app, "SELECT count(*) FROM users"); n != 38 {
 		t.Errorf("app sees %d users after deleting 2 of 40", n)
 	}
-	bypassed := metricValue(t, p.proxy, "tombstone_statements_total", "action", "bypassed")
+	bypassed := p.proxy.Metric(t, "tombstone_statements_total", "action", "bypassed")
 	if n := scalar[int](t, admin, "SELECT count(*) FROM users"); n != 40 {
 		t.Errorf("privileged role sees %d users through Tombstone, want all 40", n)
 	}
@@ -45,7 +45,7 @@ func TestPrivilegedRoleSeesRestoresAndPurges(t *testing.T) {
 	if tag, err := admin.Exec(ctx, "TRUNCATE orders"); err != nil || tag.String() != "TRUNCATE TABLE" {
 		t.Errorf("privileged TRUNCATE: %q, %v", tag, err)
 	}
-	if got := metricValue(t, p.proxy, "tombstone_statements_total", "action", "bypassed"); got < bypassed+5 {
+	if got := p.proxy.Metric(t, "tombstone_statements_total", "action", "bypassed"); got < bypassed+5 {
 		t.Errorf("tombstone_statements_total{action=bypassed} went from %v to %v over 5 privileged statements", bypassed, got)
 	}
 }
@@ -70,20 +70,20 @@ func TestShadowModePassesThroughAndCounts(t *testing.T) {
 	if n := scalar[int](t, app, "SELECT count(*) FROM users"); n != 38 {
 		t.Errorf("shadow mode read sees %d users, want 38 (unfiltered: user 9 included)", n)
 	}
-	if got := metricValue(t, p.proxy, "tombstone_rewrites_total", "table", "users", "kind", "delete"); got != 1 {
+	if got := p.proxy.Metric(t, "tombstone_rewrites_total", "table", "users", "kind", "delete"); got != 1 {
 		t.Errorf("tombstone_rewrites_total{table=users,kind=delete} = %v, want 1", got)
 	}
-	if got := metricValue(t, p.proxy, "tombstone_rewrites_total", "table", "users", "kind", "select"); got < 1 {
+	if got := p.proxy.Metric(t, "tombstone_rewrites_total", "table", "users", "kind", "select"); got < 1 {
 		t.Errorf("tombstone_rewrites_total{table=users,kind=select} = %v, want >= 1", got)
 	}
 	// What enforce mode would refuse runs, and is counted as a refusal.
 	if tag, err := app.Exec(ctx, "TRUNCATE orders"); err != nil || tag.String() != "TRUNCATE TABLE" {
 		t.Errorf("TRUNCATE in shadow mode: %q, %v; want it passed through", tag, err)
 	}
-	if got := metricValue(t, p.proxy, "tombstone_refusals_total", "reason", "truncate"); got != 1 {
+	if got := p.proxy.Metric(t, "tombstone_refusals_total", "reason", "truncate"); got != 1 {
 		t.Errorf("tombstone_refusals_total{reason=truncate} = %v in shadow mode, want 1", got)
 	}
-	if got := metricValue(t, p.proxy, "tombstone_statements_total", "action", "rewritten"); got != 0 {
+	if got := p.proxy.Metric(t, "tombstone_statements_total", "action", "rewritten"); got != 0 {
 		t.Errorf("tombstone_statements_total{action=rewritten} = %v in shadow mode, want 0", got)
 	}
 }
