@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -209,24 +208,11 @@ func (s *session) rewrite(text []byte) (res *rewrite.Result, refusal *rewrite.Re
 	start := time.Now()
 	// text aliases the session's reused read buffer: no copy per
 	// statement. Rewrite documents that it keeps only its own copies.
-	res, hit, err := rw.Rewrite(unsafe.String(unsafe.SliceData(text), len(text)))
-	if err != nil {
-		// A local target for errors.As: taking the named result's address
-		// would move it to the heap on every call.
-		var r *rewrite.Refusal
-		if errors.As(err, &r) {
-			refusal = r
-		} else {
-			// The rewriter's contract is a *Refusal; anything else is a bug
-			// there, and refusing is the safe answer.
-			refusal = &rewrite.Refusal{Reason: rewrite.ReasonUnsupported, Code: "XX000",
-				Message: "tombstone: internal rewrite error: " + err.Error()}
-		}
-	}
+	res, hit, refusal := rw.Rewrite(unsafe.String(unsafe.SliceData(text), len(text)))
 	switch {
 	case hit:
 		met.CacheHit()
-	case res != nil || err != nil:
+	case res != nil || refusal != nil:
 		met.CacheMiss(time.Since(start))
 	}
 	if res != nil {

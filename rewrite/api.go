@@ -11,15 +11,6 @@ const (
 	KindCopy   = "copy"   // COPY ... TO filtered to live rows
 )
 
-// Refusal reasons, the values of tombstone_refusals_total{reason}.
-const (
-	ReasonTruncate    = "truncate"    // TRUNCATE of a soft-delete table
-	ReasonUnparseable = "unparseable" // may name a soft-delete table but does not parse
-	ReasonTooLong     = "too_long"    // longer than MaxStatementBytes
-	ReasonTooDeep     = "too_deep"    // nested deeper than the bounds in limits.go
-	ReasonUnsupported = "unsupported" // a construct the rewriter cannot make safe
-)
-
 // Applied is one rule applied to one configured table.
 type Applied struct {
 	Table *policy.Table
@@ -53,22 +44,3 @@ type Result struct {
 	Statements []Statement
 	Applied    []Applied
 }
-
-// Refusal is a statement Tombstone will not send: it becomes an
-// ErrorResponse at the wire boundary.
-type Refusal struct {
-	Reason  string // one of the Reason constants
-	Code    string // SQLSTATE, e.g. 42501 or 42601
-	Message string
-	Detail  string
-	Hint    string
-	Table   string // configured table involved, if known
-	// Before is set when a later statement of a multi-statement text is
-	// refused: the rewrite of the statements ahead of it, which
-	// PostgreSQL would run before reaching the failing one. The proxy
-	// sends them followed by the refusal, so a BEGIN among them opens the
-	// transaction that the refusal then aborts, as any error would.
-	Before *Result
-}
-
-func (r *Refusal) Error() string { return r.Message }

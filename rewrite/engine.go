@@ -1,8 +1,6 @@
 package rewrite
 
 import (
-	"fmt"
-
 	pg "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/tombstone-proxy/tombstone/policy"
@@ -41,37 +39,6 @@ func (s *scope) has(name string) bool {
 }
 
 func (s *scope) with(name string) *scope { return &scope{name: name, parent: s} }
-
-// unsupported refuses a construct that reads a soft-delete table in a way
-// no rule can filter exactly; t is nil when the table is only known to be
-// among those the statement reads.
-func unsupported(construct string, t *policy.Table) *Refusal {
-	name, on := "", "a soft-delete table"
-	if t != nil {
-		name = t.QualifiedName()
-		on = "soft-delete table " + name
-	}
-	return &Refusal{
-		Reason:  ReasonUnsupported,
-		Code:    "0A000",
-		Message: fmt.Sprintf("tombstone: %s on %s cannot be rewritten safely, so it was refused", construct, on),
-		Hint:    "Rewrite the statement without this construct, or run it as a privileged role.",
-		Table:   name,
-	}
-}
-
-// unseen refuses SQL that runs on the server out of Tombstone's sight
-// (procedural code, built-ins that run query text), whichever tables it
-// turns out to touch.
-func unseen(what, detail, hint string) *Refusal {
-	return &Refusal{
-		Reason:  ReasonUnsupported,
-		Code:    "0A000",
-		Message: "tombstone: " + what + ", so it was refused",
-		Detail:  detail,
-		Hint:    hint,
-	}
-}
 
 func (e *engine) apply(t *policy.Table, kind string) {
 	e.changed = true
@@ -403,31 +370,6 @@ func (e *engine) viewStmt(v *pg.ViewStmt, sc *scope) error {
 	return e.statement1(v.Query, sc)
 }
 
-// proceduralBody refuses a DO block or a function or procedure whose body
-// text may name a configured table (or hold anything else the prefilter
-// looks for, such as EXECUTE): the statements inside run on the server,
-// where Tombstone cannot filter or soften them.
-func (e *engine) proceduralBody(what string, options []*pg.Node) error {
-	for _, o := range options {
-		d := o.GetDefElem()
-		if d == nil || d.Defname != "as" {
-			continue
-		}
-		parts := []*pg.Node{d.Arg}
-		if l := d.Arg.GetList(); l != nil {
-			parts = l.Items // CREATE FUNCTION ... AS 'body' or AS 'obj_file', 'symbol'
-		}
-		for _, part := range parts {
-			if e.filter.mayMatch(part.GetString_().GetSval()) {
-				return unseen(what+" may touch a soft-delete table: Tombstone cannot see into procedural code",
-					"A DELETE inside it would remove rows for good and its reads would see deleted rows.",
-					"Run it as a privileged role.")
-			}
-		}
-	}
-	return nil
-}
-
 // schemaChange refuses DDL that would undo soft deletes on a configured
 // table: renaming it or moving it to another schema (the policy no longer
 // names it, so its deleted rows become visible and DELETE hard), dropping
@@ -498,14 +440,7 @@ func (e *engine) schemaChange(n *pg.Node) error {
 	if t == nil {
 		return nil
 	}
-	return &Refusal{
-		Reason:  ReasonUnsupported,
-		Code:    "42501",
-		Message: fmt.Sprintf("tombstone: %s soft-delete table %s refused: it would undo soft deletes on it", what, t.QualifiedName()),
-		Detail:  "Deleted rows would become visible or be removed for good, and later deletes would no longer be soft.",
-		Hint:    "Run schema migrations as a privileged role (privileged_roles in the Tombstone configuration).",
-		Table:   t.QualifiedName(),
-	}
+	return refuseSchemaChange(what, t.QualifiedName())
 }
 
 // lookupRel is target for a RangeVar that may be absent.
@@ -626,24 +561,11 @@ func (e *engine) truncateStmt(s *pg.TruncateStmt) error {
 		}
 		e.mark(rv)
 		if t, ok := e.target(rv); ok {
-			return &Refusal{
-				Reason:  ReasonTruncate,
-				Code:    "42501",
-				Message: "tombstone: TRUNCATE of soft-delete table " + t.QualifiedName() + " refused",
-				Detail:  "TRUNCATE would remove every row for good, bypassing soft deletes.",
-				Hint:    "Delete the rows with DELETE (they are soft-deleted), or run TRUNCATE as a privileged role.",
-				Table:   t.QualifiedName(),
-			}
+			return refuseTruncate(t.QualifiedName())
 		}
 	}
 	if s.Behavior == pg.DropBehavior_DROP_CASCADE {
-		return &Refusal{
-			Reason:  ReasonTruncate,
-			Code:    "42501",
-			Message: "tombstone: TRUNCATE ... CASCADE refused: it also empties every table that references the named ones, which may be soft-delete tables",
-			Detail:  "Those rows would be removed for good, bypassing soft deletes.",
-			Hint:    "TRUNCATE the tables by name without CASCADE, or run it as a privileged role.",
-		}
+		return refuseTruncate("")
 	}
 	return nil
 }

@@ -63,12 +63,7 @@ func (s shape) tooDeep() *Refusal {
 	default:
 		return nil
 	}
-	return &Refusal{
-		Reason:  ReasonTooDeep,
-		Code:    "54001",
-		Message: "tombstone: statement " + what + ", deeper than Tombstone parses safely, so it was refused",
-		Hint:    "Flatten the nested expressions, subqueries, set operations or joins, or split the statement.",
-	}
+	return refuseTooDeep(what)
 }
 
 // measure is textShape for one reading of backslashes.

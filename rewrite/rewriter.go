@@ -2,7 +2,6 @@ package rewrite
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
@@ -41,14 +40,14 @@ func (r *Rewriter) Policy() *policy.Policy { return r.policy }
 // table nor any statement the proxy must track (the prefilter skipped the
 // parser): send it unchanged. hit reports whether the answer came from the
 // cache, by exact text or by template (a text whose literals were
-// replaced by placeholders, see template.go). A *Refusal error means the
+// replaced by placeholders, see template.go). A non-nil refusal means the
 // statement must not be sent.
 //
 // The answer depends only on the text and the policy, so a given text (and
 // so a prepared statement's name) always maps to the same rewritten text.
 // sql may alias a buffer the caller reuses once Rewrite returns: what the
 // Rewriter keeps (cache key, Result.SQL) is its own copy.
-func (r *Rewriter) Rewrite(sql string) (res *Result, hit bool, err error) {
+func (r *Rewriter) Rewrite(sql string) (res *Result, hit bool, refusal *Refusal) {
 	if !r.filter.mayMatch(sql) {
 		return nil, false, nil
 	}
@@ -59,29 +58,18 @@ func (r *Rewriter) Rewrite(sql string) (res *Result, hit bool, err error) {
 		return e.res, true, nil
 	}
 	if res, hit, refusal, ok := r.viaTemplate(sql); ok {
-		if refusal != nil {
-			return nil, hit, refusal
-		}
-		return res, hit, nil
+		return res, hit, refusal
 	}
 	sql = strings.Clone(sql)
-	res, refusal := r.rewrite(sql)
+	res, refusal = r.rewrite(sql)
 	r.cache.put(sql, cacheEntry{res: res, refusal: refusal})
-	if refusal != nil {
-		return nil, false, refusal
-	}
-	return res, false, nil
+	return res, false, refusal
 }
 
 // rewrite is the uncached pipeline: bounds, parse, rules, check, deparse.
 func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 	if len(sql) > MaxStatementBytes {
-		return nil, &Refusal{
-			Reason:  ReasonTooLong,
-			Code:    "54000",
-			Message: fmt.Sprintf("tombstone: statement of %d bytes is longer than the %d bytes Tombstone parses, so it was refused", len(sql), MaxStatementBytes),
-			Hint:    "Split the statement, or pass large values as parameters.",
-		}
+		return nil, refuseTooLong(len(sql))
 	}
 	if ref := textShape(sql).tooDeep(); ref != nil {
 		return nil, ref
@@ -89,20 +77,11 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 	if strings.IndexByte(sql, 0) >= 0 {
 		// The C parser would stop at the NUL and judge only the text
 		// before it.
-		return nil, &Refusal{
-			Reason:  ReasonUnparseable,
-			Code:    "42601",
-			Message: "tombstone: could not parse the statement, so it was refused: it contains a NUL byte",
-		}
+		return nil, refuseUnparseable("it contains a NUL byte")
 	}
 	tree, err := pg.Parse(sql)
 	if err != nil {
-		return nil, &Refusal{
-			Reason:  ReasonUnparseable,
-			Code:    "42601",
-			Message: "tombstone: could not parse the statement, so it was refused: " + err.Error(),
-			Detail:  "The statement may name a soft-delete table; Tombstone never sends such a statement unfiltered.",
-		}
+		return nil, refuseUnparseable(err.Error())
 	}
 	e := &engine{policy: r.policy, filter: r.filter, handled: make(map[*pg.RangeVar]struct{})}
 	stmts := make([]Statement, 0, len(tree.Stmts))
@@ -146,11 +125,7 @@ func result(sql string, tree *pg.ParseResult, changed bool, stmts []Statement, a
 	}
 	out, err := pg.Deparse(tree)
 	if err != nil {
-		return nil, &Refusal{
-			Reason:  ReasonUnsupported,
-			Code:    "0A000",
-			Message: "tombstone: could not print the rewritten statement, so it was refused: " + err.Error(),
-		}
+		return nil, refuseDeparse(err)
 	}
 	return &Result{SQL: out, Changed: true, Statements: stmts, Applied: applied}, nil
 }
@@ -162,5 +137,5 @@ func asRefusal(err error) *Refusal {
 	if errors.As(err, &ref) {
 		return ref
 	}
-	return &Refusal{Reason: ReasonUnsupported, Code: "XX000", Message: "tombstone: internal rewrite error, statement refused: " + err.Error()}
+	return refuseInternal(err)
 }

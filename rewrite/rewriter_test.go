@@ -1,7 +1,6 @@
 package rewrite
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -122,10 +121,9 @@ func TestPrefilter(t *testing.T) {
 
 func refusal(t *testing.T, r *Rewriter, sql string) *Refusal {
 	t.Helper()
-	_, _, err := r.Rewrite(sql)
-	var ref *Refusal
-	if !errors.As(err, &ref) {
-		t.Fatalf("%.80q: want a refusal, got %v", sql, err)
+	_, _, ref := r.Rewrite(sql)
+	if ref == nil {
+		t.Fatalf("%.80q: want a refusal, got none", sql)
 	}
 	return ref
 }
@@ -462,9 +460,9 @@ func TestRefusalsOfHiddenSQLAndSchemaChanges(t *testing.T) {
 		{"TRUNCATE orgs CASCADE", ReasonTruncate, "42501", "TRUNCATE ... CASCADE refused: it also empties every table that references", "privileged role"},
 		{"DO $$BEGIN DELETE FROM contacts WHERE id = 1; END$$", ReasonUnsupported, "0A000", "DO block may touch a soft-delete table: Tombstone cannot see into procedural code", "Run it as a privileged role."},
 		{"CREATE OR REPLACE PROCEDURE p() LANGUAGE sql AS 'DELETE FROM orders'", ReasonUnsupported, "0A000", "CREATE PROCEDURE may touch", "Run it as a privileged role."},
-		{"ALTER TABLE contacts RENAME TO people", ReasonUnsupported, "42501", "ALTER TABLE RENAME of soft-delete table contacts refused: it would undo soft deletes", "migrations as a privileged role"},
-		{"ALTER TABLE contacts DROP COLUMN deleted_at", ReasonUnsupported, "42501", "dropping or retyping column deleted_at of soft-delete table contacts", "migrations"},
-		{"DROP TABLE s1.accounts", ReasonUnsupported, "42501", "DROP TABLE of soft-delete table s1.accounts", "migrations"},
+		{"ALTER TABLE contacts RENAME TO people", ReasonPrivileged, "42501", "ALTER TABLE RENAME of soft-delete table contacts refused: it would undo soft deletes", "migrations as a privileged role"},
+		{"ALTER TABLE contacts DROP COLUMN deleted_at", ReasonPrivileged, "42501", "dropping or retyping column deleted_at of soft-delete table contacts", "migrations"},
+		{"DROP TABLE s1.accounts", ReasonPrivileged, "42501", "DROP TABLE of soft-delete table s1.accounts", "migrations"},
 	} {
 		f := refusal(t, r, tc.sql)
 		if f.Reason != tc.reason || f.Code != tc.code || !strings.Contains(f.Message, tc.msg) || !strings.Contains(f.Hint, tc.hint) {

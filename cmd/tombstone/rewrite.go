@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -41,18 +40,15 @@ SQL "-" reads the statement from standard input.`, std)
 		fmt.Fprintf(std.out, "bypassed: role %q is in privileged_roles; the statement is sent unchanged\n", *role)
 		return nil
 	}
-	res, _, err := rewrite.New(p, int64(cfg.RewriteCacheSize)).Rewrite(sql)
-	var refusal *rewrite.Refusal
+	res, _, refusal := rewrite.New(p, int64(cfg.RewriteCacheSize)).Rewrite(sql)
 	switch {
-	case errors.As(err, &refusal):
+	case refusal != nil:
 		fmt.Fprintf(std.out, "refused: SQLSTATE %s: %s\n", refusal.Code, refusal.Message)
 		for _, l := range []struct{ label, text string }{{"DETAIL", refusal.Detail}, {"HINT", refusal.Hint}} {
 			if l.text != "" {
 				fmt.Fprintf(std.out, "%s: %s\n", l.label, l.text)
 			}
 		}
-	case err != nil:
-		return err
 	case res == nil:
 		fmt.Fprintln(std.out, "unchanged: the statement names no soft-delete table")
 	case !res.Changed:

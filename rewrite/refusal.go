@@ -1,0 +1,191 @@
+package rewrite
+
+import (
+	"fmt"
+
+	"github.com/tombstone-proxy/tombstone/policy"
+)
+
+// Every refusal Tombstone makes is built in this file, so that reasons,
+// SQLSTATEs, messages and hints stay together and consistent. A refusal
+// becomes an ErrorResponse only at the wire boundary (proxy/).
+
+// Refusal reasons, the values of tombstone_refusals_total{reason}.
+const (
+	ReasonTruncate    = "truncate"    // TRUNCATE of a soft-delete table
+	ReasonUnparseable = "unparseable" // may name a soft-delete table but does not parse
+	ReasonTooLong     = "too_long"    // longer than MaxStatementBytes
+	ReasonTooDeep     = "too_deep"    // nested deeper than the bounds in limits.go
+	ReasonUnsupported = "unsupported" // a construct the rewriter cannot make safe
+	ReasonPrivileged  = "privileged"  // DDL or a setting reserved to privileged roles
+	ReasonLexing      = "lexing"      // the session scans SQL in a way Tombstone cannot follow
+	ReasonProtocol    = "protocol"    // a protocol message Tombstone cannot check (FunctionCall)
+)
+
+// Refusal is a statement Tombstone will not send: it becomes an
+// ErrorResponse at the wire boundary.
+type Refusal struct {
+	Reason  string // one of the Reason constants
+	Code    string // SQLSTATE, e.g. 42501 or 42601
+	Message string
+	Detail  string
+	Hint    string
+	Table   string // configured table involved, if known
+	// Before is set when a later statement of a multi-statement text is
+	// refused: the rewrite of the statements ahead of it, which
+	// PostgreSQL would run before reaching the failing one. The proxy
+	// sends them followed by the refusal, so a BEGIN among them opens the
+	// transaction that the refusal then aborts, as any error would.
+	Before *Result
+}
+
+func (r *Refusal) Error() string { return r.Message }
+
+// hintPrivileged is the way out of most refusals: privileged logins pass
+// untouched.
+const hintPrivileged = "Run it as a privileged role (privileged_roles in the Tombstone configuration)."
+
+// refuseTooLong: the text is longer than the parser is allowed to see.
+func refuseTooLong(n int) *Refusal {
+	return &Refusal{
+		Reason:  ReasonTooLong,
+		Code:    "54000",
+		Message: fmt.Sprintf("tombstone: statement of %d bytes is longer than the %d bytes Tombstone parses, so it was refused", n, MaxStatementBytes),
+		Hint:    "Split the statement, or pass large values as parameters.",
+	}
+}
+
+// refuseTooDeep: a bound of limits.go is exceeded; what says which.
+func refuseTooDeep(what string) *Refusal {
+	return &Refusal{
+		Reason:  ReasonTooDeep,
+		Code:    "54001",
+		Message: "tombstone: statement " + what + ", deeper than Tombstone parses safely, so it was refused",
+		Hint:    "Flatten the nested expressions, subqueries, set operations or joins, or split the statement.",
+	}
+}
+
+// refuseUnparseable: pg_query rejects the text (why says how), so
+// Tombstone cannot know what it touches.
+func refuseUnparseable(why string) *Refusal {
+	return &Refusal{
+		Reason:  ReasonUnparseable,
+		Code:    "42601",
+		Message: "tombstone: could not parse the statement, so it was refused: " + why,
+		Detail:  "The statement may name a soft-delete table; Tombstone never sends such a statement unfiltered.",
+	}
+}
+
+// refuseDeparse: the rewritten tree could not be printed.
+func refuseDeparse(err error) *Refusal {
+	return &Refusal{
+		Reason:  ReasonUnsupported,
+		Code:    "0A000",
+		Message: "tombstone: could not print the rewritten statement, so it was refused: " + err.Error(),
+	}
+}
+
+// refuseInternal: a bug in the rewriter; refusing is the safe answer.
+func refuseInternal(err error) *Refusal {
+	return &Refusal{Reason: ReasonUnsupported, Code: "XX000", Message: "tombstone: internal rewrite error, statement refused: " + err.Error()}
+}
+
+// unsupported refuses a construct that reads a soft-delete table in a way
+// no rule can filter exactly; t is nil when the table is only known to be
+// among those the statement reads.
+func unsupported(construct string, t *policy.Table) *Refusal {
+	name, on := "", "a soft-delete table"
+	if t != nil {
+		name = t.QualifiedName()
+		on = "soft-delete table " + name
+	}
+	return &Refusal{
+		Reason:  ReasonUnsupported,
+		Code:    "0A000",
+		Message: fmt.Sprintf("tombstone: %s on %s cannot be rewritten safely, so it was refused", construct, on),
+		Hint:    "Rewrite the statement without this construct, or run it as a privileged role.",
+		Table:   name,
+	}
+}
+
+// unseen refuses SQL that runs on the server out of Tombstone's sight
+// (procedural code, built-ins that run query text), whichever tables it
+// turns out to touch.
+func unseen(what, detail, hint string) *Refusal {
+	return &Refusal{
+		Reason:  ReasonUnsupported,
+		Code:    "0A000",
+		Message: "tombstone: " + what + ", so it was refused",
+		Detail:  detail,
+		Hint:    hint,
+	}
+}
+
+// refusePrivileged refuses DDL or a setting reserved to privileged roles
+// (42501, insufficient_privilege: nothing is wrong with the statement).
+// table is the configured table involved, or "".
+func refusePrivileged(message, detail, table string) *Refusal {
+	return &Refusal{
+		Reason:  ReasonPrivileged,
+		Code:    "42501",
+		Message: "tombstone: " + message,
+		Detail:  detail,
+		Hint:    hintPrivileged,
+		Table:   table,
+	}
+}
+
+// refuseSchemaChange refuses DDL that would undo soft deletes on a
+// configured table; migrations are meant to run as a privileged role.
+func refuseSchemaChange(what, table string) *Refusal {
+	r := refusePrivileged(what+" soft-delete table "+table+" refused: it would undo soft deletes on it",
+		"Deleted rows would become visible or be removed for good, and later deletes would no longer be soft.", table)
+	r.Hint = "Run schema migrations as a privileged role (privileged_roles in the Tombstone configuration)."
+	return r
+}
+
+// refuseTruncate refuses TRUNCATE of a soft-delete table, or with CASCADE
+// (table "").
+func refuseTruncate(table string) *Refusal {
+	if table == "" {
+		return &Refusal{
+			Reason:  ReasonTruncate,
+			Code:    "42501",
+			Message: "tombstone: TRUNCATE ... CASCADE refused: it also empties every table that references the named ones, which may be soft-delete tables",
+			Detail:  "Those rows would be removed for good, bypassing soft deletes.",
+			Hint:    "TRUNCATE the tables by name without CASCADE, or run it as a privileged role.",
+		}
+	}
+	return &Refusal{
+		Reason:  ReasonTruncate,
+		Code:    "42501",
+		Message: "tombstone: TRUNCATE of soft-delete table " + table + " refused",
+		Detail:  "TRUNCATE would remove every row for good, bypassing soft deletes.",
+		Hint:    "Delete the rows with DELETE (they are soft-deleted), or run TRUNCATE as a privileged role.",
+		Table:   table,
+	}
+}
+
+// RefuseLexing refuses a text the server would scan differently from
+// Tombstone under the session's settings (why names the setting).
+func RefuseLexing(why string) *Refusal {
+	return &Refusal{
+		Reason:  ReasonLexing,
+		Code:    "0A000",
+		Message: "tombstone: " + why + ", so the statement was refused",
+		Detail:  "Tombstone must read each statement exactly as the server does; under this setting it cannot.",
+		Hint:    "Use standard_conforming_strings = on and a UTF8 (or other ASCII-safe) client_encoding, or run it as a privileged role.",
+	}
+}
+
+// RefuseFunctionCall refuses a FunctionCall protocol message for a
+// function Tombstone cannot vouch for (oid is its pg_proc OID).
+func RefuseFunctionCall(oid uint32) *Refusal {
+	return &Refusal{
+		Reason:  ReasonProtocol,
+		Code:    "42501",
+		Message: fmt.Sprintf("tombstone: FunctionCall of function OID %d refused: only the large-object functions may be called through the fast-path protocol", oid),
+		Detail:  "A function called this way runs without any statement Tombstone could check.",
+		Hint:    "Call the function in a SELECT, or run it as a privileged role.",
+	}
+}
