@@ -129,6 +129,27 @@ func (e *engine) statement(n *pg.Node, sc *scope) (deleteTag bool, err error) {
 		return false, err
 	case *pg.Node_TruncateStmt:
 		return false, e.truncateStmt(s.TruncateStmt)
+	case *pg.Node_CreateSchemaStmt:
+		// CREATE SCHEMA s CREATE VIEW ... CREATE TABLE ...: each element
+		// is a statement of its own and gets the same rules (a view made
+		// here must not be an updatable view over a soft-delete table).
+		for _, el := range s.CreateSchemaStmt.SchemaElts {
+			if _, err := e.statement(el, sc); err != nil {
+				return false, err
+			}
+		}
+		return false, nil
+	case *pg.Node_RuleStmt:
+		return false, e.ruleStmt(s.RuleStmt, sc)
+	case *pg.Node_CreateTrigStmt:
+		if t, ok := e.lookupRel(s.CreateTrigStmt.Relation); ok {
+			// A trigger runs inside the soft-delete UPDATE: it can reset
+			// deleted_at or delete the row for good. Holding the TRIGGER
+			// privilege is enough to create one, ownership is not needed.
+			return false, refusePrivileged("CREATE TRIGGER on soft-delete table "+t.QualifiedName()+" refused: a trigger can undo or harden its soft deletes",
+				"A trigger runs inside the UPDATE that a soft delete becomes; it could clear "+t.DeletedAt+" or remove the row for good.",
+				t.QualifiedName())
+		}
 	case *pg.Node_DoStmt:
 		return false, e.proceduralBody("DO block", s.DoStmt.Args)
 	case *pg.Node_CreateFunctionStmt:
@@ -349,8 +370,16 @@ func (e *engine) insertStmt(s *pg.InsertStmt, sc *scope) error {
 		// deleted_at = NULL even undeletes it) and RETURNING would show
 		// it: only live rows may be updated. A deleted conflicting row
 		// is then left alone and nothing is inserted, as for DO NOTHING.
+		// The client's WHERE is evaluated on the conflicting row, so it
+		// must not even run on a deleted one (its errors would show the
+		// row's values): CASE fixes the order, which AND does not.
 		if t, ok := e.target(s.Relation); ok && oc.Action == pg.OnConflictAction_ONCONFLICT_UPDATE {
-			oc.WhereClause = and(oc.WhereClause, isNull(columnRef(refQual(s.Relation), t.DeletedAt)))
+			live := isNull(columnRef(refQual(s.Relation), t.DeletedAt))
+			if oc.WhereClause == nil {
+				oc.WhereClause = live
+			} else {
+				oc.WhereClause = caseWhen(live, oc.WhereClause, boolConst(false))
+			}
 			e.apply(t, KindUpdate)
 		}
 	}
@@ -368,6 +397,35 @@ func (e *engine) viewStmt(v *pg.ViewStmt, sc *scope) error {
 	e.view = true
 	defer func() { e.view = false }()
 	return e.statement1(v.Query, sc)
+}
+
+// ruleStmt rewrites a rule's actions like the statements they are. An ON
+// SELECT rule named _RETURN turns a table into a view (PostgreSQL 15 and
+// older), so its query gets the view treatment: every configured table is
+// replaced by its live rows and the view cannot be auto-updated.
+//
+// A rule on a soft-delete table itself is refused: an ON UPDATE rule
+// rewrites the UPDATE a soft delete becomes (DO INSTEAD NOTHING makes it a
+// no-op, DO INSTEAD DELETE hardens it).
+func (e *engine) ruleStmt(r *pg.RuleStmt, sc *scope) error {
+	if t, ok := e.lookupRel(r.Relation); ok {
+		return refusePrivileged("CREATE RULE on soft-delete table "+t.QualifiedName()+" refused: a rule can undo or harden its soft deletes",
+			"A rule rewrites the UPDATE that a soft delete becomes before it runs.", t.QualifiedName())
+	}
+	e.mark(r.Relation)
+	if err := e.expr(r.WhereClause, sc); err != nil {
+		return err
+	}
+	if r.Event == pg.CmdType_CMD_SELECT {
+		e.view = true
+		defer func() { e.view = false }()
+	}
+	for _, a := range r.Actions {
+		if _, err := e.statement(a, sc); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // schemaChange refuses DDL that would undo soft deletes on a configured

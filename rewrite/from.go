@@ -79,6 +79,12 @@ func (e *engine) rangeVar(n *pg.Node, rv *pg.RangeVar, sc *scope, inline bool) [
 	e.mark(rv)
 	t, ok := e.table(rv, sc)
 	if !ok {
+		if isStatsView(rv, sc) {
+			sub, inner := e.liveStats(rv)
+			e.mark(inner)
+			n.Node = sub.Node
+			e.changed = true
+		}
 		return nil
 	}
 	e.apply(t, KindSelect)
@@ -132,4 +138,66 @@ func (e *engine) join(j *pg.JoinExpr, sc *scope, inline bool) ([]*pg.Node, error
 		j.Quals = and(append([]*pg.Node{j.Quals}, on...)...)
 	}
 	return up, nil
+}
+
+// statsViews show sampled column values (most_common_vals,
+// histogram_bounds, their extended-statistics forms) of every row ANALYZE
+// saw, deleted ones included. Their rows for configured tables are
+// hidden: the views are replaced by their rows for other tables. Only
+// superusers read pg_statistic itself.
+var statsViews = map[string]bool{"pg_stats": true, "pg_stats_ext": true, "pg_stats_ext_exprs": true}
+
+// isStatsView reports a reference to one of statsViews in pg_catalog (or
+// unqualified: pg_catalog is searched first unless search_path says
+// otherwise, and hiding rows of a look-alike is the safe mistake).
+func isStatsView(rv *pg.RangeVar, sc *scope) bool {
+	if rv.Schemaname == "" && sc.has(rv.Relname) {
+		return false
+	}
+	return statsViews[rv.Relname] && (rv.Schemaname == "" || rv.Schemaname == "pg_catalog") && rv.Catalogname == ""
+}
+
+// liveStats is (SELECT * FROM pg_catalog.view WHERE NOT (rows of
+// configured tables)) AS alias. Comparisons use OPERATOR(pg_catalog.=):
+// an operator the client created ahead of pg_catalog in search_path must
+// not decide which rows are hidden.
+func (e *engine) liveStats(rv *pg.RangeVar) (*pg.Node, *pg.RangeVar) {
+	inner := &pg.RangeVar{Schemaname: "pg_catalog", Relname: rv.Relname, Inh: true, Relpersistence: "p", Location: -1}
+	var hidden []*pg.Node
+	for _, t := range e.policy.Tables() {
+		cond := nameEquals("tablename", t.Name)
+		if t.Schema != "" {
+			cond = and(nameEquals("schemaname", t.Schema), cond)
+		}
+		hidden = append(hidden, cond)
+	}
+	var where *pg.Node
+	switch len(hidden) {
+	case 0:
+	case 1:
+		where = pg.MakeBoolExprNode(pg.BoolExprType_NOT_EXPR, hidden, -1)
+	default:
+		where = pg.MakeBoolExprNode(pg.BoolExprType_NOT_EXPR, []*pg.Node{pg.MakeBoolExprNode(pg.BoolExprType_OR_EXPR, hidden, -1)}, -1)
+	}
+	alias := rv.Alias
+	if alias == nil {
+		alias = &pg.Alias{Aliasname: rv.Relname}
+	}
+	sel := &pg.SelectStmt{
+		TargetList:  []*pg.Node{pg.MakeResTargetNodeWithVal(pg.MakeColumnRefNode([]*pg.Node{pg.MakeAStarNode()}, -1), -1)},
+		FromClause:  []*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: inner}}},
+		WhereClause: where,
+		LimitOption: pg.LimitOption_LIMIT_OPTION_DEFAULT,
+		Op:          pg.SetOperation_SETOP_NONE,
+	}
+	return &pg.Node{Node: &pg.Node_RangeSubselect{RangeSubselect: &pg.RangeSubselect{
+		Subquery: &pg.Node{Node: &pg.Node_SelectStmt{SelectStmt: sel}},
+		Alias:    alias,
+	}}}, inner
+}
+
+// nameEquals is col OPERATOR(pg_catalog.=) 'value'.
+func nameEquals(col, value string) *pg.Node {
+	return pg.MakeAExprNode(pg.A_Expr_Kind_AEXPR_OP, []*pg.Node{pg.MakeStrNode("pg_catalog"), pg.MakeStrNode("=")},
+		columnRef(nil, col), pg.MakeAConstStrNode(value, -1), -1)
 }

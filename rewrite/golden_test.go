@@ -27,6 +27,8 @@ type goldenCase struct {
 	SQL       string `yaml:"sql"`
 	Want      string `yaml:"want,omitempty"`      // expected SQL, compared in canonical form
 	Error     string `yaml:"error,omitempty"`     // expected refusal reason
+	Code      string `yaml:"code,omitempty"`      // and its SQLSTATE
+	Message   string `yaml:"message,omitempty"`   // and its message, exactly
 	Unchanged bool   `yaml:"unchanged,omitempty"` // must come back untouched
 	// Setup runs before the case in the same transaction when the case is
 	// executed against Postgres (rewritten on the soft-delete side).
@@ -111,7 +113,7 @@ func outcome(r *Rewriter, sql string) (got goldenCase, err error) {
 	res, _, ref := r.Rewrite(sql)
 	switch {
 	case ref != nil:
-		return goldenCase{Error: ref.Reason}, nil
+		return goldenCase{Error: ref.Reason, Code: ref.Code, Message: ref.Message}, nil
 	case res == nil || !res.Changed:
 		if res != nil && res.SQL != sql {
 			return goldenCase{}, errors.New("unchanged result does not carry the original text")
@@ -144,12 +146,12 @@ func TestGolden(t *testing.T) {
 				continue
 			}
 			a := c
-			a.Want, a.Error, a.Unchanged = got.Want, got.Error, got.Unchanged
+			a.Want, a.Error, a.Code, a.Message, a.Unchanged = got.Want, got.Error, got.Code, got.Message, got.Unchanged
 			actual[i] = a
 			if *update {
 				continue
 			}
-			ok := got.Error == c.Error && got.Unchanged == c.Unchanged &&
+			ok := got.Error == c.Error && got.Code == c.Code && got.Message == c.Message && got.Unchanged == c.Unchanged &&
 				(got.Want == "" && c.Want == "" || got.Want != "" && c.Want != "" && canonical(t, got.Want) == canonical(t, c.Want))
 			if !ok {
 				failed = true
@@ -179,7 +181,7 @@ func TestGolden(t *testing.T) {
 func describe(c goldenCase) string {
 	switch {
 	case c.Error != "":
-		return "refusal " + c.Error
+		return "refusal " + c.Error + " " + c.Code + ": " + c.Message
 	case c.Unchanged:
 		return "unchanged"
 	}

@@ -41,9 +41,12 @@ func and(conds ...*pg.Node) *pg.Node {
 	return pg.MakeBoolExprNode(pg.BoolExprType_AND_EXPR, args, -1)
 }
 
-// softDeleteTargets is SET deleted_at = now()[, deleted_by = session_user].
+// softDeleteTargets is SET deleted_at = pg_catalog.now()[, deleted_by =
+// session_user]. Everything the rules emit is schema-qualified or a
+// keyword: search_path belongs to the client, and a public.now() ahead of
+// pg_catalog would otherwise turn every soft delete into a no-op.
 func softDeleteTargets(t tableCols) []*pg.Node {
-	now := pg.MakeFuncCallNode([]*pg.Node{pg.MakeStrNode("now")}, nil, -1)
+	now := pg.MakeFuncCallNode([]*pg.Node{pg.MakeStrNode("pg_catalog"), pg.MakeStrNode("now")}, nil, -1)
 	targets := []*pg.Node{pg.MakeResTargetNodeWithNameAndVal(t.deletedAt, now, -1)}
 	if t.deletedBy != "" {
 		user := &pg.Node{Node: &pg.Node_SqlvalueFunction{SqlvalueFunction: &pg.SQLValueFunction{
@@ -98,6 +101,21 @@ func liveRowsSubselect(rv *pg.RangeVar, deletedAt string) (*pg.Node, *pg.RangeVa
 		Subquery: &pg.Node{Node: &pg.Node_SelectStmt{SelectStmt: sel}},
 		Alias:    alias,
 	}}}, inner
+}
+
+// caseWhen is CASE WHEN cond THEN then ELSE otherwise END, which
+// evaluates then only where cond holds.
+func caseWhen(cond, then, otherwise *pg.Node) *pg.Node {
+	return &pg.Node{Node: &pg.Node_CaseExpr{CaseExpr: &pg.CaseExpr{
+		Args:      []*pg.Node{{Node: &pg.Node_CaseWhen{CaseWhen: &pg.CaseWhen{Expr: cond, Result: then, Location: -1}}}},
+		Defresult: otherwise,
+		Location:  -1,
+	}}}
+}
+
+// boolConst is the constant true or false.
+func boolConst(v bool) *pg.Node {
+	return &pg.Node{Node: &pg.Node_AConst{AConst: &pg.A_Const{Val: &pg.A_Const_Boolval{Boolval: &pg.Boolean{Boolval: v}}, Location: -1}}}
 }
 
 // isCurrentOf reports WHERE CURRENT OF cursor, which must not be ANDed with

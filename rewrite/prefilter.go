@@ -31,11 +31,15 @@ type prefilter struct {
 // DEALLOCATE, DISCARD ALL).
 var trackedKeywords = []string{"execute", "deallocate", "discard"}
 
-// refusedKeywords name what the rewriter refuses though no configured
+// refusedKeywords name what the rewriter judges though no configured
 // table need be named: built-ins that run SQL the rewriter cannot see
-// (sqlRunningFunc) and TRUNCATE ... CASCADE, which empties referencing
-// tables it never names.
-var refusedKeywords = []string{"_to_xml", "ts_stat", "ts_rewrite", "dblink", "cascade"}
+// (sqlRunningFunc), TRUNCATE ... CASCADE, which empties referencing
+// tables it never names, the statistics views that show values of
+// deleted rows (statsView), and the settings that change how the server
+// scans SQL (settings.go: standard_conforming_strings, client_encoding,
+// SET NAMES, set_config).
+var refusedKeywords = []string{"_to_xml", "ts_stat", "ts_rewrite", "dblink", "cascade",
+	"pg_stats", "conforming", "encoding", "names", "set_config"}
 
 func newPrefilter(tableNames []string) *prefilter {
 	f := &prefilter{minLen: 1 << 30}
@@ -65,18 +69,16 @@ func newPrefilter(tableNames []string) *prefilter {
 
 func block(a, b byte) uint16 { return uint16(a|0x20)<<8 | uint16(b|0x20) }
 
-// mayMatch reports whether sql may mention a needle, or holds a U&
-// identifier, whose escapes could spell a table name the search would miss.
+// mayMatch reports whether sql may mention a needle, or may spell one in
+// a way its raw bytes do not show. The server reads decoded text: a
+// backslash escape (E'\x74', or any '...' when standard_conforming_strings
+// is off), a U& escape, or a string continued across lines ('con'
+// newline 'tacts' is 'contacts') can spell a table name inside a DO or
+// function body or a string argument. Texts holding any of those are
+// parsed, and the parse tree holds the decoded strings.
 func (f *prefilter) mayMatch(sql string) bool {
-	for i := strings.IndexByte(sql, '&'); i >= 0; {
-		if i > 0 && sql[i-1]|0x20 == 'u' {
-			return true
-		}
-		next := strings.IndexByte(sql[i+1:], '&')
-		if next < 0 {
-			break
-		}
-		i += 1 + next
+	if strings.IndexByte(sql, '\\') >= 0 || hasUnicodeEscape(sql) || hasContinuation(sql) {
+		return true
 	}
 	if f.minLen < 2 {
 		return f.scan(sql)
@@ -106,6 +108,61 @@ func (f *prefilter) mayMatch(sql string) bool {
 		b += int(sb)
 	}
 	return f.search(sql, a, lim) || f.search(sql, b, len(sql))
+}
+
+// hasUnicodeEscape reports a U& (or u&) in sql: the start of a U&'...'
+// string or U&"..." identifier, whose escapes spell any character.
+func hasUnicodeEscape(sql string) bool {
+	for i := strings.IndexByte(sql, '&'); i >= 0; {
+		if i > 0 && sql[i-1]|0x20 == 'u' {
+			return true
+		}
+		next := strings.IndexByte(sql[i+1:], '&')
+		if next < 0 {
+			return false
+		}
+		i += 1 + next
+	}
+	return false
+}
+
+// hasContinuation reports a quote followed by whitespace (and -- comments)
+// holding a newline, then another quote: the server joins two such string
+// literals into one (scan.l's quotecontinue). It may also be the end of
+// one literal and the start of an unrelated one, or sit inside a comment;
+// a false positive only costs a parse.
+func hasContinuation(sql string) bool {
+	for i := strings.IndexByte(sql, '\''); i >= 0; {
+		j, newline := i+1, false
+	scan:
+		for j < len(sql) {
+			switch sql[j] {
+			case '\n', '\r':
+				newline = true
+				j++
+			case ' ', '\t', '\f', '\v':
+				j++
+			case '-':
+				if j+1 >= len(sql) || sql[j+1] != '-' {
+					break scan
+				}
+				for j < len(sql) && sql[j] != '\n' && sql[j] != '\r' {
+					j++
+				}
+			default:
+				break scan
+			}
+		}
+		if newline && j < len(sql) && sql[j] == '\'' {
+			return true
+		}
+		next := strings.IndexByte(sql[i+1:], '\'')
+		if next < 0 {
+			return false
+		}
+		i += 1 + next
+	}
+	return false
 }
 
 // search runs the skip loop over the windows ending in [end, limit).

@@ -121,6 +121,13 @@ func unseen(what, detail, hint string) *Refusal {
 	}
 }
 
+// refuseSQLRunning refuses a built-in that runs SQL Tombstone cannot see.
+func refuseSQLRunning(name string) *Refusal {
+	return unseen(name+"() runs SQL that Tombstone cannot see",
+		"The SQL it runs is text or a table name resolved inside the server; no soft-delete filter can be added to it.",
+		"Run the query itself through Tombstone, or call the function as a privileged role.")
+}
+
 // refusePrivileged refuses DDL or a setting reserved to privileged roles
 // (42501, insufficient_privilege: nothing is wrong with the statement).
 // table is the configured table involved, or "".

@@ -162,7 +162,12 @@ func TestRefusals(t *testing.T) {
 	}
 
 	f = refusal(t, r, "CREATE RULE r AS ON UPDATE TO orders DO ALSO NOTIFY x")
-	if f.Reason != ReasonUnsupported || f.Code != "0A000" || !strings.Contains(f.Message, "RULE") || f.Table != "orders" {
+	if f.Reason != ReasonPrivileged || f.Code != "42501" || !strings.Contains(f.Message, "RULE") || f.Table != "orders" {
+		t.Errorf("rule on a soft-delete table: %+v", f)
+	}
+
+	f = refusal(t, r, "CREATE POLICY p ON orders USING (true)")
+	if f.Reason != ReasonUnsupported || f.Code != "0A000" || !strings.Contains(f.Message, "CREATE POLICY") || f.Table != "orders" {
 		t.Errorf("unsupported: %+v", f)
 	}
 }
@@ -349,7 +354,7 @@ func TestRefusalKeepsStatementsBefore(t *testing.T) {
 		if !b.Changed || len(b.Statements) != 2 || b.Statements[0].DeleteTag || !b.Statements[1].DeleteTag {
 			t.Fatalf("Before = %+v; want BEGIN and a soft DELETE", b)
 		}
-		if want := "BEGIN; UPDATE contacts SET deleted_at = now() WHERE id = 81 AND contacts.deleted_at IS NULL"; b.SQL != want {
+		if want := "BEGIN; UPDATE contacts SET deleted_at = pg_catalog.now() WHERE id = 81 AND contacts.deleted_at IS NULL"; b.SQL != want {
 			t.Fatalf("Before.SQL =\n %s\nwant\n %s", b.SQL, want)
 		}
 	}

@@ -116,17 +116,35 @@ func (e *engine) markAll(n *pg.Node) {
 
 // verify refuses a statement that still names a configured table no rule
 // has handled: it would otherwise reach the server unfiltered. It also
-// refuses calls of built-ins that run SQL of their own anywhere in the
-// statement, DDL expressions (DEFAULT, CHECK, index expressions) included.
+// refuses, anywhere in the statement (DDL expressions such as DEFAULT,
+// CHECK and index expressions included), a built-in that runs SQL of its
+// own, whether called or bound by name as the function of an operator,
+// aggregate, cast or transform, and settings that change how the server
+// scans SQL (settings.go).
 func (e *engine) verify(stmt *pg.Node) error {
 	return eachNode(stmt.ProtoReflect(), func(m protoreflect.Message) error {
 		switch x := m.Interface().(type) {
 		case *pg.FuncCall:
-			if name := sqlRunningFunc(x); name != "" {
-				return unseen(name+"() runs SQL that Tombstone cannot see",
-					"The SQL it runs is text or a table name resolved inside the server; no soft-delete filter can be added to it.",
-					"Run the query itself through Tombstone, or call the function as a privileged role.")
+			if name := sqlRunningFunc(x.Funcname, len(x.Args)); name != "" {
+				return refuseSQLRunning(name)
 			}
+			return setConfigCall(x)
+		case *pg.ObjectWithArgs:
+			nargs := len(x.Objargs)
+			if x.ArgsUnspecified {
+				nargs = -1
+			}
+			if name := sqlRunningFunc(x.Objname, nargs); name != "" {
+				return refuseSQLRunning(name)
+			}
+		case *pg.DefElem:
+			// CREATE OPERATOR (FUNCTION = f), CREATE AGGREGATE (SFUNC =
+			// f, FINALFUNC = f, ...): the function is a name.
+			if name := sqlRunningFunc(defElemName(x), -1); name != "" {
+				return refuseSQLRunning(name)
+			}
+		case *pg.VariableSetStmt:
+			return lexingSetting(x)
 		case *pg.RangeVar:
 			if _, ok := e.handled[x]; ok {
 				return nil
@@ -137,6 +155,20 @@ func (e *engine) verify(stmt *pg.Node) error {
 		}
 		return nil
 	})
+}
+
+// defElemName is the name a definition element's argument spells, when it
+// is one (a TypeName or a String, as the grammar's def_arg makes them).
+func defElemName(d *pg.DefElem) []*pg.Node {
+	switch a := d.Arg.GetNode().(type) {
+	case *pg.Node_TypeName:
+		return a.TypeName.Names
+	case *pg.Node_String_:
+		return []*pg.Node{d.Arg}
+	case *pg.Node_List:
+		return a.List.Items
+	}
+	return nil
 }
 
 // schemaOnlyStmts change or describe a table without reading or removing
@@ -181,12 +213,14 @@ func construct(n *pg.Node) string {
 // (query text, or every row of tables it names: query_to_xml,
 // table_to_xml, schema_to_xml, database_to_xml and their xmlschema
 // variants, ts_stat, two-argument ts_rewrite, dblink's functions), or "".
-// The prefilter parses every text holding their names (rewriteKeywords).
-func sqlRunningFunc(f *pg.FuncCall) string {
-	if len(f.Funcname) == 0 {
+// nargs is the number of arguments, -1 when unknown (a function bound by
+// name). The prefilter parses every text holding their names
+// (refusedKeywords).
+func sqlRunningFunc(names []*pg.Node, nargs int) string {
+	if len(names) == 0 {
 		return ""
 	}
-	name := strings.ToLower(f.Funcname[len(f.Funcname)-1].GetString_().GetSval())
+	name := strings.ToLower(names[len(names)-1].GetString_().GetSval())
 	for _, kind := range []string{"query", "table", "schema", "database"} {
 		switch strings.TrimPrefix(name, kind) {
 		case "_to_xml", "_to_xmlschema", "_to_xml_and_xmlschema":
@@ -194,7 +228,7 @@ func sqlRunningFunc(f *pg.FuncCall) string {
 		}
 	}
 	switch {
-	case name == "ts_stat", name == "ts_rewrite" && len(f.Args) == 2, strings.HasPrefix(name, "dblink"):
+	case name == "ts_stat", name == "ts_rewrite" && (nargs == 2 || nargs < 0), strings.HasPrefix(name, "dblink"):
 		return name
 	}
 	return ""
