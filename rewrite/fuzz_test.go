@@ -52,84 +52,125 @@ func FuzzRewrite(f *testing.F) {
 }
 
 // unfilteredRead looks, in a rewritten tree, for a configured table read
-// in a FROM list (or targeted by UPDATE) whose reference no
-// "ref.deleted_at IS NULL" names, and for a DELETE of a configured table
-// that survived. An unqualified filter (the live-rows subselect, COPY)
-// covers unqualified references. Names of CTEs anywhere in the text are
-// skipped, since they may shadow a table.
+// in a FROM list (or targeted by UPDATE or MERGE) whose own filter is not
+// where it must be, and for a DELETE of a configured table that survived.
+// Each reference is checked where it stands: its "ref.deleted_at IS NULL"
+// must be a conjunct of the WHERE of the statement whose FROM holds it, or,
+// below the nullable side of an outer join, of that join's ON; a reference
+// that is the only FROM item of a SELECT may be filtered unqualified (the
+// live-rows subselect, COPY). References whose name is a CTE anywhere in
+// the text are skipped, since they may shadow a table.
 func unfilteredRead(p *policy.Policy, tree *pg.ParseResult) string {
 	ctes := map[string]bool{}
-	filtered := map[string]bool{}
 	for _, raw := range tree.Stmts {
 		visitAll(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) {
-			switch x := m.Interface().(type) {
-			case *pg.CommonTableExpr:
+			if x, ok := m.Interface().(*pg.CommonTableExpr); ok {
 				ctes[x.Ctename] = true
-			case *pg.NullTest:
-				if cr := x.Arg.GetColumnRef(); cr != nil && x.Nulltesttype == pg.NullTestType_IS_NULL {
-					var parts []string
-					for _, f := range cr.Fields {
-						parts = append(parts, f.GetString_().GetSval())
-					}
-					filtered[strings.Join(parts, ".")] = true
-				}
 			}
 		})
 	}
-	covered := func(rv *pg.RangeVar) bool {
+	msg := ""
+	fail := func(rv *pg.RangeVar) {
+		if msg == "" {
+			msg = "read of soft-delete table " + rv.Relname + " lost its filter"
+		}
+	}
+	// check judges rv against the conjuncts that must hold its filter.
+	check := func(rv *pg.RangeVar, conds map[string]bool, alone bool) {
 		t, ok := p.Lookup(rv.Schemaname, rv.Relname)
 		if !ok || (rv.Schemaname == "" && ctes[rv.Relname]) {
-			return true
+			return
 		}
-		return filtered[strings.Join(append(refQual(rv), t.DeletedAt), ".")] || filtered[t.DeletedAt]
+		if !conds[strings.Join(append(refQual(rv), t.DeletedAt), ".")] && !(alone && conds[t.DeletedAt]) {
+			fail(rv)
+		}
 	}
-	var fromRVs func(n *pg.Node, out *[]*pg.RangeVar)
-	fromRVs = func(n *pg.Node, out *[]*pg.RangeVar) {
+	// from walks a FROM item: where is the conjunct set its filters
+	// belong to unless an outer join makes it nullable.
+	var from func(n *pg.Node, where map[string]bool, alone bool)
+	from = func(n *pg.Node, where map[string]bool, alone bool) {
 		switch {
 		case n.GetRangeVar() != nil:
-			*out = append(*out, n.GetRangeVar())
-		case n.GetJoinExpr() != nil:
-			fromRVs(n.GetJoinExpr().Larg, out)
-			fromRVs(n.GetJoinExpr().Rarg, out)
+			check(n.GetRangeVar(), where, alone)
 		case n.GetRangeTableSample() != nil:
-			fromRVs(n.GetRangeTableSample().Relation, out)
+			if rv := n.GetRangeTableSample().Relation.GetRangeVar(); rv != nil {
+				check(rv, where, alone)
+			}
+		case n.GetJoinExpr() != nil:
+			j := n.GetJoinExpr()
+			on := nullTests(j.Quals)
+			left, right := where, where
+			switch j.Jointype {
+			case pg.JoinType_JOIN_LEFT:
+				right = on
+			case pg.JoinType_JOIN_RIGHT:
+				left = on
+			case pg.JoinType_JOIN_FULL:
+				left, right = on, on
+			}
+			from(j.Larg, left, false)
+			from(j.Rarg, right, false)
 		}
 	}
-	msg := ""
 	for _, raw := range tree.Stmts {
 		visitAll(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) {
-			var reads []*pg.RangeVar
 			switch x := m.Interface().(type) {
 			case *pg.SelectStmt:
+				where := nullTests(x.WhereClause)
 				for _, n := range x.FromClause {
-					fromRVs(n, &reads)
+					from(n, where, len(x.FromClause) == 1)
 				}
 			case *pg.UpdateStmt:
+				where := nullTests(x.WhereClause)
 				for _, n := range x.FromClause {
-					fromRVs(n, &reads)
+					from(n, where, false)
 				}
 				if !isCurrentOf(x.WhereClause) {
-					reads = append(reads, x.Relation)
+					check(x.Relation, where, false)
 				}
 			case *pg.DeleteStmt:
-				if _, ok := p.Lookup(x.Relation.Schemaname, x.Relation.Relname); ok {
+				if _, ok := p.Lookup(x.Relation.Schemaname, x.Relation.Relname); ok && msg == "" {
 					msg = "a DELETE of soft-delete table " + x.Relation.Relname + " survived"
 				}
+				where := nullTests(x.WhereClause)
 				for _, n := range x.UsingClause {
-					fromRVs(n, &reads)
+					from(n, where, false)
 				}
 			case *pg.MergeStmt:
-				fromRVs(x.SourceRelation, &reads)
-				reads = append(reads, x.Relation)
-			}
-			for _, rv := range reads {
-				if !covered(rv) && msg == "" {
-					msg = "read of soft-delete table " + rv.Relname + " lost its filter"
-				}
+				from(x.SourceRelation, map[string]bool{}, false) // must be inlined
+				check(x.Relation, nullTests(x.JoinCondition), false)
 			}
 		})
 	}
 	return msg
+}
+
+// nullTests is the set of "qual.col IS NULL" conjuncts of cond (ANDs
+// flattened), keyed by the dotted column reference.
+func nullTests(cond *pg.Node) map[string]bool {
+	out := map[string]bool{}
+	var walk func(n *pg.Node)
+	walk = func(n *pg.Node) {
+		if b := n.GetBoolExpr(); b != nil && b.Boolop == pg.BoolExprType_AND_EXPR {
+			for _, a := range b.Args {
+				walk(a)
+			}
+			return
+		}
+		if x := n.GetNullTest(); x != nil && x.Nulltesttype == pg.NullTestType_IS_NULL {
+			if cr := x.Arg.GetColumnRef(); cr != nil {
+				var parts []string
+				for _, f := range cr.Fields {
+					parts = append(parts, f.GetString_().GetSval())
+				}
+				out[strings.Join(parts, ".")] = true
+			}
+		}
+	}
+	if cond != nil {
+		walk(cond)
+	}
+	return out
 }
 
 // visitAll calls f for m and every message under it.
@@ -187,6 +228,39 @@ func TestFuzzCorpusMatchesGolden(t *testing.T) {
 		got, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil || string(got) != body {
 			t.Errorf("seed %s is missing or stale; run go test ./rewrite -run 'TestGolden|TestFuzzCorpus' -update", name)
+		}
+	}
+}
+
+// The checker itself must fail on misplaced or missing filters, or the
+// fuzz target proves nothing.
+func TestUnfilteredReadCatchesMisplacedFilters(t *testing.T) {
+	p := testPolicy(t)
+	for _, tc := range []struct {
+		sql  string
+		leak bool
+	}{
+		{"SELECT * FROM contacts c WHERE c.deleted_at IS NULL", false},
+		{"SELECT * FROM contacts c", true},
+		// The filter of the nullable side belongs in ON, not WHERE.
+		{"SELECT * FROM orgs g LEFT JOIN contacts c ON c.org_id = g.id WHERE c.deleted_at IS NULL", true},
+		{"SELECT * FROM orgs g LEFT JOIN contacts c ON c.org_id = g.id AND c.deleted_at IS NULL", false},
+		// A filter of the same name in another subquery does not count.
+		{"SELECT * FROM contacts c WHERE c.id IN (SELECT c.id FROM contacts c WHERE c.deleted_at IS NULL)", true},
+		// An OR does not filter.
+		{"SELECT * FROM contacts c WHERE c.deleted_at IS NULL OR true", true},
+		{"SELECT * FROM (SELECT * FROM contacts WHERE deleted_at IS NULL) c", false},
+		{"SELECT * FROM contacts, orgs WHERE deleted_at IS NULL", true},
+		{"UPDATE contacts SET name = 'x'", true},
+		{"DELETE FROM contacts", true},
+		{"MERGE INTO contacts c USING notes n ON n.id = c.id WHEN MATCHED THEN DO NOTHING", true},
+	} {
+		tree, err := pg.Parse(tc.sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := unfilteredRead(p, tree) != ""; got != tc.leak {
+			t.Errorf("%s: reported a leak %v, want %v", tc.sql, got, tc.leak)
 		}
 	}
 }
