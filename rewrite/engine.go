@@ -1,6 +1,8 @@
 package rewrite
 
 import (
+	"strings"
+
 	pg "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/tombstone-proxy/tombstone/policy"
@@ -464,7 +466,14 @@ func (e *engine) schemaChange(n *pg.Node) error {
 		if tb, ok := e.lookupRel(s.AlterObjectSchemaStmt.Relation); ok && s.AlterObjectSchemaStmt.ObjectType == pg.ObjectType_OBJECT_TABLE {
 			t, what = tb, "ALTER TABLE SET SCHEMA of"
 		}
+	case *pg.Node_DropOwnedStmt:
+		return refusePrivileged("DROP OWNED refused: it drops every object the role owns, soft-delete tables and their columns included",
+			"Rows of soft-delete tables would be removed for good.", "")
 	case *pg.Node_DropStmt:
+		if s.DropStmt.Behavior == pg.DropBehavior_DROP_CASCADE && dropsColumns[s.DropStmt.RemoveType] {
+			return refusePrivileged("DROP "+objectKind(s.DropStmt.RemoveType)+" ... CASCADE refused: the columns that depend on it go with it, in soft-delete tables too",
+				"A column whose type, collation, default-free generation expression or extension is dropped is removed from every row, deleted ones included.", "")
+		}
 		if s.DropStmt.RemoveType == pg.ObjectType_OBJECT_SCHEMA && s.DropStmt.Behavior == pg.DropBehavior_DROP_CASCADE {
 			// The schema's tables go with it. A table configured without
 			// a schema may live in any of them.
@@ -500,6 +509,23 @@ func (e *engine) schemaChange(n *pg.Node) error {
 	}
 	return refuseSchemaChange(what, t.QualifiedName())
 }
+
+// dropsColumns are the objects a column can depend on: DROP ... CASCADE
+// of one drops those columns (a type or domain of the column, its
+// collation, a function of a generated column, a text search
+// configuration of a generated tsvector, an extension that owns any of
+// these) and their values in every row.
+var dropsColumns = map[pg.ObjectType]bool{
+	pg.ObjectType_OBJECT_TYPE: true, pg.ObjectType_OBJECT_DOMAIN: true, pg.ObjectType_OBJECT_COLLATION: true,
+	pg.ObjectType_OBJECT_EXTENSION: true, pg.ObjectType_OBJECT_FUNCTION: true, pg.ObjectType_OBJECT_PROCEDURE: true,
+	pg.ObjectType_OBJECT_ROUTINE: true, pg.ObjectType_OBJECT_AGGREGATE: true, pg.ObjectType_OBJECT_OPERATOR: true,
+	pg.ObjectType_OBJECT_TSCONFIGURATION: true, pg.ObjectType_OBJECT_TSDICTIONARY: true,
+	pg.ObjectType_OBJECT_TSPARSER: true, pg.ObjectType_OBJECT_TSTEMPLATE: true,
+}
+
+// objectKind names an object type for a message: OBJECT_TSCONFIGURATION
+// -> TSCONFIGURATION.
+func objectKind(t pg.ObjectType) string { return strings.TrimPrefix(t.String(), "OBJECT_") }
 
 // lookupRel is target for a RangeVar that may be absent.
 func (e *engine) lookupRel(rv *pg.RangeVar) (*policy.Table, bool) {

@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"os"
@@ -38,8 +39,9 @@ type goldenCase struct {
 }
 
 type goldenFile struct {
-	path  string
-	cases []goldenCase
+	path   string
+	header []byte // the comment lines the file opens with, kept by -update
+	cases  []goldenCase
 }
 
 func testPolicy(t testing.TB) *policy.Policy {
@@ -85,7 +87,7 @@ func loadGolden(t testing.TB) []goldenFile {
 				t.Fatalf("%s: case %d (%q) needs name, sql and exactly one of want, error, unchanged", p, i, c.Name)
 			}
 		}
-		files = append(files, goldenFile{path: p, cases: cases})
+		files = append(files, goldenFile{path: p, header: leadingComments(data), cases: cases})
 	}
 	if len(files) == 0 {
 		t.Fatal("no golden files in testdata")
@@ -164,7 +166,7 @@ func TestGolden(t *testing.T) {
 		}
 		switch {
 		case *update:
-			if err := os.WriteFile(f.path, out, 0o644); err != nil {
+			if err := os.WriteFile(f.path, append(f.header, out...), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		case failed:
@@ -176,6 +178,19 @@ func TestGolden(t *testing.T) {
 			_ = os.Remove(f.path + ".actual")
 		}
 	}
+}
+
+// leadingComments is the run of "#" lines data starts with.
+func leadingComments(data []byte) []byte {
+	n := 0
+	for n < len(data) && data[n] == '#' {
+		end := bytes.IndexByte(data[n:], '\n')
+		if end < 0 {
+			return data
+		}
+		n += end + 1
+	}
+	return data[:n]
 }
 
 func describe(c goldenCase) string {
