@@ -1,6 +1,11 @@
 package proxy
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/tombstone-proxy/tombstone/rewrite"
+)
 
 // expectKind is what the server will answer to one client message.
 type expectKind uint8
@@ -10,7 +15,15 @@ const (
 	expSync                          // Sync: ReadyForQuery
 	expQuery                         // Query: one CommandComplete per statement, then ReadyForQuery
 	expCall                          // FunctionCall: FunctionCallResponse, then ReadyForQuery
+	expParse                         // Parse: ParseComplete or an error
+	expClose                         // Close: CloseComplete or an error
 )
+
+// skippedAfterError reports whether the server skips messages of kind k
+// after an error in the extended protocol, up to the next Sync.
+func (k expectKind) skippedAfterError() bool {
+	return k == expExecute || k == expParse || k == expClose
+}
 
 // expectation is one answer the server owes the client, in order. The
 // client-to-server goroutine pushes them as it forwards messages and the
@@ -30,6 +43,34 @@ type expectation struct {
 	// refused Parse the server skipped after an earlier error never
 	// produces its marker error).
 	refusals uint64
+
+	// Effects on the session's prepared statements, applied to the
+	// queue's record when the server confirms them (see preparedSet):
+	//
+	// record, name, prepared (Parse, Close of a statement): name then
+	// holds prepared (nil: nothing followed); record is false when the
+	// message changes nothing the set holds.
+	record   bool
+	name     string
+	prepared *rewrite.Statement
+	// run (Execute): what the portal runs, when running it has an effect.
+	run *rewrite.Statement
+	// stmts (Query): the Query's statements when one of them has an
+	// effect; statement i's is applied at its CommandComplete.
+	stmts []rewrite.Statement
+}
+
+// hasEffects reports whether e carries effects not yet applied.
+func (e *expectation) hasEffects() bool {
+	if e.record || e.run != nil {
+		return true
+	}
+	for i := e.idx; i < len(e.stmts); i++ {
+		if hasEffect(&e.stmts[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // deleteAt reports whether statement i of a Query must report DELETE.
@@ -60,6 +101,13 @@ type expectQueue struct {
 	buf  []expectation
 	head int
 	n    int
+	// prepared is the record of the session's prepared statements as the
+	// server has confirmed them.
+	prepared preparedSet
+	// stale is set when an entry with effects is dropped unapplied (its
+	// message failed or was skipped): the client-to-server goroutine's
+	// projection, which assumed they would succeed, must be rebuilt.
+	stale atomic.Bool
 }
 
 func (q *expectQueue) push(e expectation) {
@@ -84,8 +132,17 @@ func (q *expectQueue) popLocked() {
 	q.n--
 }
 
-// commandComplete consumes the answer to one statement and reports
-// whether its tag must read DELETE.
+// dropLocked pops the head entry, whose message failed, was skipped or
+// ended without completing: its effects never happen.
+func (q *expectQueue) dropLocked() {
+	if q.at(0).hasEffects() {
+		q.stale.Store(true)
+	}
+	q.popLocked()
+}
+
+// commandComplete consumes the answer to one statement, applies its
+// effect, and reports whether its tag must read DELETE.
 func (q *expectQueue) commandComplete() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -95,14 +152,36 @@ func (q *expectQueue) commandComplete() bool {
 	switch e := q.at(0); e.kind {
 	case expExecute:
 		del := e.del
+		if e.run != nil {
+			q.prepared.apply(e.run)
+		}
 		q.popLocked()
 		return del
 	case expQuery:
+		if e.idx < len(e.stmts) {
+			q.prepared.apply(&e.stmts[e.idx])
+		}
 		del := e.deleteAt(e.idx)
 		e.idx++
 		return del
 	}
 	return false
+}
+
+// parseOrCloseComplete consumes a ParseComplete or CloseComplete and
+// applies the message's effect.
+func (q *expectQueue) parseOrCloseComplete(kind expectKind) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n == 0 {
+		return
+	}
+	if e := q.at(0); e.kind == kind {
+		if e.record {
+			q.prepared.set(e.name, e.prepared)
+		}
+		q.popLocked()
+	}
 }
 
 // emptyOrSuspended consumes an EmptyQueryResponse or PortalSuspended.
@@ -114,38 +193,71 @@ func (q *expectQueue) emptyOrSuspended() {
 	}
 	switch e := q.at(0); e.kind {
 	case expExecute:
-		q.popLocked()
+		// A suspended portal's effect comes with the Execute that
+		// completes it, if any.
+		q.dropLocked()
 	case expQuery:
 		e.idx++
 	}
 }
 
 // errorResponse: after an error in the extended protocol the server skips
-// every message up to the next Sync, so pending Executes get no answer.
+// every message up to the next Sync, so the failed message and the
+// skipped ones get no answer and have no effect.
 func (q *expectQueue) errorResponse() {
 	q.mu.Lock()
-	for q.n > 0 && q.at(0).kind == expExecute {
-		q.popLocked()
+	for q.n > 0 && q.at(0).kind.skippedAfterError() {
+		q.dropLocked()
 	}
 	q.mu.Unlock()
 }
 
 // readyForQuery consumes the entry a ReadyForQuery answers and returns
-// its refusal sequence number (0 when none was pending).
+// its refusal sequence number (0 when none was pending). The statements
+// of a Query that did not complete (an error ends the Query) have no
+// effect.
 func (q *expectQueue) readyForQuery() uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for q.n > 0 {
 		e := q.at(0)
-		if e.kind == expExecute {
-			q.popLocked() // cannot happen with a well-behaved server; resynchronise
+		if e.kind.skippedAfterError() {
+			q.dropLocked() // cannot happen with a well-behaved server; resynchronise
 			continue
 		}
 		r := e.refusals
-		q.popLocked()
+		q.dropLocked()
 		return r
 	}
 	return 0
+}
+
+// project rebuilds a projection of the prepared statements (see
+// preparedSet) from the confirmed record and the effects still pending,
+// in order, if an effect was dropped since the last rebuild.
+func (q *expectQueue) project(p *preparedSet) {
+	if !q.stale.Load() {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.stale.Store(false)
+	clear(*p)
+	for name, st := range q.prepared {
+		p.set(name, st)
+	}
+	for i := 0; i < q.n; i++ {
+		e := q.at(i)
+		switch {
+		case e.record:
+			p.set(e.name, e.prepared)
+		case e.run != nil:
+			p.apply(e.run)
+		}
+		for j := e.idx; j < len(e.stmts); j++ {
+			p.apply(&e.stmts[j])
+		}
+	}
 }
 
 // copyEnded handles CopyDone or CopyFail from the client. In copy-in mode

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tombstone-proxy/tombstone/metrics"
+	"github.com/tombstone-proxy/tombstone/rewrite"
 )
 
 // fatalWriteTimeout bounds the final ErrorResponse to a client that may
@@ -52,16 +53,20 @@ type session struct {
 
 	// State of the client-to-server goroutine.
 	cbuf []byte
-	// Prepared statements that are rewritten DELETEs, by name. Parse and
-	// SQL PREPARE share one namespace in PostgreSQL: a statement Parsed
-	// under a name can be run by SQL EXECUTE and the other way round.
-	stmtDelete map[string]bool
-	portalDel  map[string]bool // portals bound to such statements
+	// prepared is the projection of the session's prepared statements
+	// (see preparedSet); portals holds the statement each portal bound to
+	// a followed one runs.
+	prepared preparedSet
+	portals  map[string]*rewrite.Statement
 
 	// Shared by both goroutines.
 	exp      expectQueue
 	refusals refusalQueue
 	marker   string // per-connection prefix of refusal sentinels
+	// lex is how the server scans this session's SQL, as its
+	// ParameterStatus messages report; nil while that is how pg_query
+	// scans (the usual case: one atomic load per statement then).
+	lex atomic.Pointer[rewrite.LexState]
 
 	// State of the server-to-client goroutine.
 	sbuf []byte

@@ -269,6 +269,9 @@ func (s *session) authenticate() (bool, error) {
 					s.user = string(v)
 				}
 			}
+			// Startup options and role or database defaults may set how
+			// the server scans SQL; it reports the values here.
+			s.parameterStatus(body)
 			if err := s.toClient(typ, body); err != nil {
 				return false, err
 			}
@@ -434,6 +437,7 @@ func (s *session) ask(q string) (string, error) {
 		case 'E':
 			qerr = errors.New(errorMessage(body))
 		case 'S':
+			s.parameterStatus(body)
 			if err := s.toClient(typ, body); err != nil {
 				return "", err
 			}

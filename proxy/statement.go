@@ -21,12 +21,9 @@ import (
 // decoding those that carry statements or affect how answers are matched.
 func (s *session) clientMessage(typ byte, n int) error {
 	switch typ {
-	case 'Q', 'P', 'B', 'E', 'C':
+	case 'Q', 'P', 'B', 'E', 'C', 'F':
 	case 'S':
 		s.exp.push(expectation{kind: expSync, refusals: s.refusals.last()})
-		return copyMessage(s.uw, s.cr, n)
-	case 'F':
-		s.exp.push(expectation{kind: expCall, refusals: s.refusals.last()})
 		return copyMessage(s.uw, s.cr, n)
 	case 'c', 'f':
 		s.exp.copyEnded()
@@ -46,49 +43,54 @@ func (s *session) clientMessage(typ byte, n int) error {
 		return s.query(body)
 	case 'P':
 		return s.parse(body)
+	case 'F':
+		return s.functionCall(body)
 	case 'B':
 		// portal name, statement name, then parameters we do not need
 		if portal, rest, ok := cstring(body); ok {
 			if stmt, _, ok := cstring(rest); ok {
-				if s.stmtDelete[string(stmt)] {
-					setFlag(&s.portalDel, string(portal))
-				} else {
-					clearFlag(s.portalDel, portal)
+				s.exp.project(&s.prepared)
+				if st := s.prepared[string(stmt)]; st != nil {
+					if s.portals == nil {
+						s.portals = map[string]*rewrite.Statement{}
+					}
+					s.portals[string(portal)] = st
+				} else if len(s.portals) > 0 {
+					delete(s.portals, string(portal))
 				}
 			}
 		}
 	case 'E':
 		portal, _, _ := cstring(body)
-		s.exp.push(expectation{kind: expExecute, del: s.portalDel[string(portal)]})
+		s.exp.project(&s.prepared)
+		st := s.portals[string(portal)]
+		e := expectation{kind: expExecute, del: s.prepared.deletes(st)}
+		if st != nil && hasEffect(st) {
+			e.run = st
+			s.prepared.apply(st)
+		}
+		s.exp.push(e)
 	case 'C':
+		e := expectation{kind: expClose}
 		if len(body) > 1 {
 			if name, _, ok := cstring(body[1:]); ok {
 				switch body[0] {
 				case 'S':
-					clearFlag(s.stmtDelete, name)
+					s.exp.project(&s.prepared)
+					if _, ok := s.prepared[string(name)]; ok {
+						e.record, e.name = true, string(name)
+						s.prepared.set(e.name, nil)
+					}
 				case 'P':
-					clearFlag(s.portalDel, name)
+					if len(s.portals) > 0 {
+						delete(s.portals, string(name))
+					}
 				}
 			}
 		}
+		s.exp.push(e)
 	}
 	return writeMessage(s.uw, typ, body)
-}
-
-// setFlag and clearFlag maintain the small maps of names that are
-// rewritten DELETEs. Only DELETEs are stored, so a session that never
-// deletes from a soft-delete table never allocates here.
-func setFlag(m *map[string]bool, name string) {
-	if *m == nil {
-		*m = map[string]bool{}
-	}
-	(*m)[name] = true
-}
-
-func clearFlag(m map[string]bool, name []byte) {
-	if len(m) > 0 {
-		delete(m, string(name))
-	}
 }
 
 // query handles a simple-protocol Query: the text may hold several
@@ -108,22 +110,14 @@ func (s *session) query(body []byte) error {
 		}
 		var before []byte
 		if b := refusal.Before; b != nil {
-			for i, st := range b.Statements {
-				if s.statementDeletes(st) {
-					e.setDelete(i)
-				}
-			}
+			s.statements(&e, b.Statements)
 			before = []byte(b.SQL + ";\n")
 		}
 		e.refusals = s.refusals.last()
 		s.exp.push(e)
 		return writeMessage(s.uw, 'Q', before, sentinel, []byte{0})
 	case res != nil && mode == config.ModeEnforce:
-		for i, st := range res.Statements {
-			if s.statementDeletes(st) {
-				e.setDelete(i)
-			}
-		}
+		s.statements(&e, res.Statements)
 		if res.Changed {
 			e.refusals = s.refusals.last()
 			s.exp.push(e)
@@ -139,28 +133,23 @@ func (s *session) writeQueryAndExpect(body []byte, e expectation) error {
 	return writeMessage(s.uw, 'Q', body)
 }
 
-// statementDeletes applies an SQL-level PREPARE/EXECUTE/DEALLOCATE to the
-// session's record of prepared DELETEs and reports whether the statement
-// itself completes with a tag that must read DELETE.
-func (s *session) statementDeletes(st rewrite.Statement) bool {
-	switch {
-	case st.Prepare != "":
-		if st.DeleteTag {
-			setFlag(&s.stmtDelete, st.Prepare)
-		} else {
-			delete(s.stmtDelete, st.Prepare)
+// statements flags the statements of a Query whose tag must read DELETE
+// and projects their effects on the prepared statements, in order: within
+// one Query a statement runs after those before it have succeeded (after
+// an error the rest does not run, so it has no tag to get wrong), so an
+// EXECUTE sees the PREPARE ahead of it in the same text.
+func (s *session) statements(e *expectation, stmts []rewrite.Statement) {
+	s.exp.project(&s.prepared)
+	for i := range stmts {
+		st := &stmts[i]
+		if s.prepared.deletes(st) {
+			e.setDelete(i)
 		}
-		return false // PREPARE itself completes as PREPARE
-	case st.Execute != "":
-		return s.stmtDelete[st.Execute]
-	case st.DeallocateAll:
-		clear(s.stmtDelete)
-		return false
-	case st.Deallocate != "":
-		delete(s.stmtDelete, st.Deallocate)
-		return false
+		if hasEffect(st) {
+			s.prepared.apply(st)
+			e.stmts = stmts // shared with the rewriter's cache, never modified
+		}
 	}
-	return st.DeleteTag
 }
 
 // parse handles an extended-protocol Parse: statement name, query text,
@@ -168,31 +157,39 @@ func (s *session) statementDeletes(st rewrite.Statement) bool {
 func (s *session) parse(body []byte) error {
 	name, rest, ok := cstring(body)
 	if !ok {
+		s.exp.push(expectation{kind: expParse})
 		return writeMessage(s.uw, 'P', body)
 	}
 	text, params, ok := cstring(rest)
 	if !ok {
+		s.exp.push(expectation{kind: expParse})
 		return writeMessage(s.uw, 'P', body)
 	}
 	res, refusal, mode := s.rewrite(text)
-	del := false
+	var st *rewrite.Statement
 	var out []byte
 	switch {
 	case refusal != nil:
 		out = s.refuse(refusal, text, mode)
 	case res != nil && mode == config.ModeEnforce:
-		if len(res.Statements) == 1 {
-			del = s.statementDeletes(res.Statements[0])
+		if len(res.Statements) == 1 && followed(&res.Statements[0]) {
+			st = &res.Statements[0]
 		}
 		if res.Changed {
 			out = []byte(res.SQL)
 		}
 	}
-	if del {
-		setFlag(&s.stmtDelete, string(name))
-	} else {
-		clearFlag(s.stmtDelete, name)
+	// A Parse under a name that is taken fails and changes nothing; the
+	// unnamed statement is replaced. So the record changes only when the
+	// server confirms, and only if the new statement is followed or the
+	// name held one that was.
+	e := expectation{kind: expParse}
+	s.exp.project(&s.prepared)
+	if _, held := s.prepared[string(name)]; st != nil || held {
+		e.record, e.name, e.prepared = true, string(name), st
+		s.prepared.set(e.name, st)
 	}
+	s.exp.push(e)
 	if out == nil {
 		return writeMessage(s.uw, 'P', body)
 	}
@@ -205,15 +202,24 @@ func (s *session) rewrite(text []byte) (res *rewrite.Result, refusal *rewrite.Re
 	rw := s.srv.rw.Load()
 	mode = rw.Policy().Mode()
 	met := s.srv.met
-	start := time.Now()
 	// text aliases the session's reused read buffer: no copy per
 	// statement. Rewrite documents that it keeps only its own copies.
-	res, hit, refusal := rw.Rewrite(unsafe.String(unsafe.SliceData(text), len(text)))
-	switch {
-	case hit:
-		met.CacheHit()
-	case res != nil || refusal != nil:
-		met.CacheMiss(time.Since(start))
+	sql := unsafe.String(unsafe.SliceData(text), len(text))
+	// The rewriter reads the text as pg_query scans it; under the
+	// session's settings the server may not.
+	if lx := s.lex.Load(); lx != nil {
+		refusal = rewrite.CheckLexing(sql, *lx)
+	}
+	if refusal == nil {
+		start := time.Now()
+		var hit bool
+		res, hit, refusal = rw.Rewrite(sql)
+		switch {
+		case hit:
+			met.CacheHit()
+		case res != nil || refusal != nil:
+			met.CacheMiss(time.Since(start))
+		}
 	}
 	if res != nil {
 		for _, a := range res.Applied {
@@ -235,17 +241,22 @@ func (s *session) rewrite(text []byte) (res *rewrite.Result, refusal *rewrite.Re
 	return res, refusal, mode
 }
 
-// refuse logs and counts a refusal and, in enforce mode, returns the
-// sentinel statement sent in its place. In shadow mode it returns nil and
-// the original is sent.
+// refuse logs and counts a refusal of a statement text and, in enforce
+// mode, returns the sentinel statement sent in its place. In shadow mode
+// it returns nil and the original is sent.
 func (s *session) refuse(r *rewrite.Refusal, text []byte, mode config.Mode) []byte {
+	return s.refuseMessage(r, mode, "fingerprint", fingerprint(text, r.Reason))
+}
+
+// refuseMessage is refuse for any message; key and value identify what
+// was refused in the log.
+func (s *session) refuseMessage(r *rewrite.Refusal, mode config.Mode, key string, value any) []byte {
 	s.srv.met.Refusal(r.Reason)
 	msg := "statement refused"
 	if mode != config.ModeEnforce {
 		msg = "shadow mode: statement would have been refused"
 	}
-	s.log.Warn(msg, "user", s.user, "table", r.Table, "reason", r.Reason, "code", r.Code,
-		"fingerprint", fingerprint(text, r.Reason))
+	s.log.Warn(msg, "user", s.user, "table", r.Table, "reason", r.Reason, "code", r.Code, key, value)
 	if mode != config.ModeEnforce {
 		return nil
 	}
@@ -290,6 +301,19 @@ func (s *session) serverMessage(typ byte, n int) error {
 			copy(body, "DELETE") // same length: the header stays valid
 		}
 		return writeMessage(s.cw, typ, body)
+	case '1':
+		s.exp.parseOrCloseComplete(expParse)
+	case '3':
+		s.exp.parseOrCloseComplete(expClose)
+	case 'S':
+		// ParameterStatus is rare (login, and a change of a reported
+		// setting): decoding it costs nothing on the hot path.
+		body, err := s.readServer(n)
+		if err != nil {
+			return err
+		}
+		s.parameterStatus(body)
+		return writeMessage(s.cw, typ, body)
 	case 'I', 's':
 		s.exp.emptyOrSuspended()
 	case 'Z':
@@ -314,6 +338,34 @@ func (s *session) serverMessage(typ byte, n int) error {
 		}
 	}
 	return copyMessage(s.cw, s.ur, n)
+}
+
+// parameterStatus follows the settings that change how the server scans
+// SQL (rewrite.LexState) from a ParameterStatus body: name, value. Only
+// the server-to-client goroutine (or startup, before it runs) calls it.
+func (s *session) parameterStatus(body []byte) {
+	name, rest, ok := cstring(body)
+	if !ok {
+		return
+	}
+	value, _, ok := cstring(rest)
+	if !ok {
+		return
+	}
+	switch string(name) {
+	case "standard_conforming_strings", "client_encoding":
+	default:
+		return
+	}
+	var lx rewrite.LexState
+	if p := s.lex.Load(); p != nil {
+		lx = *p
+	}
+	if lx = lx.Set(string(name), string(value)); lx == (rewrite.LexState{}) {
+		s.lex.Store(nil)
+	} else {
+		s.lex.Store(&lx)
+	}
 }
 
 func (s *session) readServer(n int) ([]byte, error) {
