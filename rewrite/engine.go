@@ -15,7 +15,7 @@ import (
 // hold for statement kinds this file does not know.
 type engine struct {
 	policy  *policy.Policy
-	filter  *prefilter // judges procedural code's text (proceduralBody)
+	filter  *prefilter // judges procedural code's text (plpgsql.go)
 	handled map[*pg.RangeVar]struct{}
 	applied []Applied
 	changed bool
@@ -153,16 +153,16 @@ func (e *engine) statement(n *pg.Node, sc *scope) (deleteTag bool, err error) {
 				t.QualifiedName())
 		}
 	case *pg.Node_DoStmt:
-		return false, e.proceduralBody("DO block", s.DoStmt.Args)
+		return false, e.doStmt(s.DoStmt)
 	case *pg.Node_CreateFunctionStmt:
 		// A BEGIN ATOMIC body (SqlBody) is parsed and rewritten like any
-		// statement; a string body is code Tombstone cannot see into.
+		// statement; a string body is judged by functionBody (plpgsql.go).
 		if f := s.CreateFunctionStmt; f.SqlBody == nil {
 			what := "CREATE FUNCTION"
 			if f.IsProcedure {
 				what = "CREATE PROCEDURE"
 			}
-			if err := e.proceduralBody(what, f.Options); err != nil {
+			if err := e.functionBody(what, f); err != nil {
 				return false, err
 			}
 		}
