@@ -69,9 +69,11 @@ func wantLexingRefusal(t *testing.T, sql string, err error, want string) {
 }
 
 // hidden is a text that pg_query, scanning with standard_conforming_strings
-// on, reads as one string literal: 'a\” is a string holding a\' that goes
-// on. With the setting off the server reads 'a\” as the string a' and
-// then runs the subquery, which would count the soft-deleted rows.
+// on, reads as one string literal: its backslash is an ordinary character
+// and the two quotes after it stand for one quote, so the literal goes on
+// to the last quote. With the setting off the server reads backslash-quote
+// as the quote, the next quote as the end of the literal, and then runs
+// the subquery, which counts the soft-deleted rows.
 const hidden = `SELECT 'a\'' , (SELECT count(*) FROM contacts WHERE deleted_at IS NOT NULL) --'`
 
 // With standard_conforming_strings off (here from the startup packet's
