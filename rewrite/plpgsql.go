@@ -348,7 +348,7 @@ func (e *engine) plpgsqlBody(r *routine) error {
 		return refuseUnparseable("the PL/pgSQL body of the " + r.what + ": " + err.Error())
 	}
 	exprs, names := collectExpressions(fn)
-	names.add(r.labels...)
+	names.labels = append(names.labels, r.labels...)
 	if err := e.recordDefaults(body, toks, names.recs); err != nil {
 		return err
 	}
@@ -367,7 +367,7 @@ func (e *engine) plpgsqlBody(r *routine) error {
 	if len(edits) == 0 {
 		return nil
 	}
-	if err := e.checkNames(edits, names.all); err != nil {
+	if err := e.checkNames(edits, names); err != nil {
 		return err
 	}
 	newBody, ok := relocate(body, toks, edits)
@@ -454,11 +454,9 @@ func plpgsqlFunction(text string) (map[string]any, error) {
 	return fn, nil
 }
 
-// plNames are the names a PL/pgSQL body declares: variables, rows,
-// records and labels (all), and the record variables (recs).
-type plNames struct{ all, recs []string }
-
-func (n *plNames) add(names ...string) { n.all = append(n.all, names...) }
+// plNames are the names a PL/pgSQL body declares: its variables (rows
+// and records included), record variables alone, and block and loop labels.
+type plNames struct{ vars, recs, labels []string }
 
 // collectExpressions lists every PLpgSQL_expr in the parsed function, in
 // the order of the tree, and the names it declares.
@@ -505,13 +503,13 @@ func collectExpressions(fn map[string]any) ([]*expression, *plNames) {
 					continue
 				}
 				if s, ok := fields["refname"].(string); ok {
-					names.add(s)
+					names.vars = append(names.vars, s)
 					if typ == "PLpgSQL_rec" {
 						names.recs = append(names.recs, s)
 					}
 				}
 				if s, ok := fields["label"].(string); ok {
-					names.add(s)
+					names.labels = append(names.labels, s)
 				}
 				if (typ == "PLpgSQL_var" || typ == "PLpgSQL_rec" || typ == "PLpgSQL_row") && holder != "PLpgSQL_function" {
 					// A variable printed again where a statement uses it
@@ -807,16 +805,21 @@ func identName(tok string) string {
 	return strings.ToLower(tok)
 }
 
-// checkNames refuses a rewrite whose added column references could be
-// taken by plpgsql for one of its variables: a variable, record or label
-// named like the soft-delete column or like the qualifier in front of it.
-// Whether the column or the variable wins depends on
-// plpgsql.variable_conflict, which any session can set.
-func (e *engine) checkNames(edits []*edit, names []string) error {
-	declared := map[string]bool{}
-	for _, n := range names {
-		declared[strings.ToLower(n)] = true
+// checkNames refuses a rewrite whose added column references plpgsql
+// could take for one of its variables: deleted_at when a variable has that
+// name, q.deleted_at when q is a variable (a record's field) or a label
+// above a variable named deleted_at. Which one wins is up to
+// plpgsql.variable_conflict, which any session can set. Every variable
+// counts as a possible record: pg_query cannot tell a composite type.
+func (e *engine) checkNames(edits []*edit, names *plNames) error {
+	set := func(l []string) map[string]bool {
+		m := map[string]bool{}
+		for _, n := range l {
+			m[strings.ToLower(n)] = true
+		}
+		return m
 	}
+	vars, labels := set(names.vars), set(names.labels)
 	cols := map[string]bool{}
 	for _, t := range e.policy.Tables() {
 		cols[strings.ToLower(t.DeletedAt)] = true
@@ -833,16 +836,26 @@ func (e *engine) checkNames(edits []*edit, names []string) error {
 		for _, raw := range tree.Stmts {
 			_ = eachNode(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) error {
 				n, ok := m.Interface().(*pg.Node)
-				if !ok || n.GetColumnRef() == nil {
+				if !ok || n.GetColumnRef() == nil || clash != "" {
 					return nil
 				}
-				fields := n.GetColumnRef().Fields
-				if len(fields) == 0 || !cols[strings.ToLower(fields[len(fields)-1].GetString_().GetSval())] {
+				var parts []string
+				for _, f := range n.GetColumnRef().Fields {
+					parts = append(parts, strings.ToLower(f.GetString_().GetSval()))
+				}
+				if len(parts) == 0 {
 					return nil
 				}
-				for _, f := range fields {
-					if s := f.GetString_().GetSval(); declared[strings.ToLower(s)] && clash == "" {
-						clash = s
+				col := parts[len(parts)-1]
+				if !cols[col] {
+					return nil
+				}
+				if vars[col] && (len(parts) == 1 || slices.ContainsFunc(parts[:len(parts)-1], func(q string) bool { return labels[q] })) {
+					clash = col
+				}
+				for _, q := range parts[:len(parts)-1] {
+					if vars[q] && clash == "" {
+						clash = q
 					}
 				}
 				return nil
