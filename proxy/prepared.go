@@ -16,7 +16,12 @@ import "github.com/tombstone-proxy/tombstone/rewrite"
 // when the server confirms an effect (a failed PREPARE under a name that
 // is taken changes nothing), and the projection its client-to-server
 // goroutine computes tags from, which also holds the effects forwarded and
-// not yet answered, as if they will succeed.
+// not yet answered, as if they will succeed. When one fails the server
+// skips the rest of its Query, or its pipeline up to Sync, so nothing
+// computed from it there is answered; the projection is rebuilt from the
+// record before the next message. Only a message the client sent past
+// that Query or Sync without waiting for the answer gets its tag from
+// the effect that failed.
 type preparedSet map[string]*rewrite.Statement
 
 // sqlPreparedDelete is what a DELETE prepared with SQL PREPARE runs. It

@@ -270,9 +270,11 @@ func (s *session) refuseMessage(r *rewrite.Refusal, mode config.Mode, key string
 
 // fingerprint identifies a statement in logs without its literal values.
 // Texts refused as too long or too deep are not parsed again: that is
-// what makes them unsafe.
+// what makes them unsafe. Nor are texts refused for the session's lexing
+// settings: the rewriter never checked their bounds, and pg_query would
+// not read them as the server does anyway.
 func fingerprint(text []byte, reason string) string {
-	if reason == rewrite.ReasonTooLong || reason == rewrite.ReasonTooDeep {
+	if reason == rewrite.ReasonTooLong || reason == rewrite.ReasonTooDeep || reason == rewrite.ReasonLexing {
 		return "(not computed: " + reason + ")"
 	}
 	fp, err := pg_query.Fingerprint(string(text))
