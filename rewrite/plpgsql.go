@@ -292,6 +292,10 @@ type expression struct {
 	caseVar string // a simple CASE's WHEN list: the CASE's variable
 }
 
+// maxBodyExpressions bounds the SQL expressions of one PL/pgSQL body, each
+// rewritten on its own; real routines hold tens or hundreds.
+const maxBodyExpressions = 10000
+
 // Parse modes of PLpgSQL_expr (RawParseMode in parser.h).
 const (
 	modeStatement = 0
@@ -348,6 +352,11 @@ func (e *engine) plpgsqlBody(r *routine) error {
 		return refuseUnparseable("the PL/pgSQL body of the " + r.what + ": " + err.Error())
 	}
 	exprs, names := collectExpressions(fn)
+	if len(exprs) > maxBodyExpressions {
+		// Each one costs a parse and a print: bound the work one
+		// statement can ask for.
+		return refuseTooDeep(fmt.Sprintf("holds a body with %d SQL expressions (limit %d)", len(exprs), maxBodyExpressions))
+	}
 	names.labels = append(names.labels, r.labels...)
 	if err := e.recordDefaults(body, toks, names.recs); err != nil {
 		return err
