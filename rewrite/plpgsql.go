@@ -352,6 +352,7 @@ func (e *engine) plpgsqlBody(r *routine) error {
 		return refuseUnparseable("the PL/pgSQL body of the " + r.what + ": " + err.Error())
 	}
 	exprs, names := collectExpressions(fn)
+	names.vars = append(names.vars, aliases(body, toks)...)
 	if len(exprs) > maxBodyExpressions {
 		// Each one costs a parse and a print: bound the work one
 		// statement can ask for.
@@ -772,7 +773,7 @@ func (e *engine) recordDefaults(body string, all []*pg.ScanToken, recs []string)
 			j--
 		}
 		if j < 1 || !slices.Contains(recs, identName(text(j))) ||
-			!(strings.EqualFold(text(j-1), "declare") || text(j-1) == ";") {
+			!(strings.EqualFold(text(j-1), "declare") || text(j-1) == ";" || text(j-1) == ">>") {
 			continue
 		}
 		depth, start := 0, -1
@@ -804,6 +805,24 @@ func (e *engine) recordDefaults(body string, all []*pg.ScanToken, recs []string)
 		}
 	}
 	return nil
+}
+
+// aliases are the names declared with name ALIAS FOR ...: they make no
+// variable of their own, so the parsed function does not list them.
+func aliases(body string, all []*pg.ScanToken) []string {
+	var toks []*pg.ScanToken
+	for _, t := range all {
+		if t.Token != pg.Token_SQL_COMMENT && t.Token != pg.Token_C_COMMENT {
+			toks = append(toks, t)
+		}
+	}
+	var names []string
+	for i := 1; i+1 < len(toks); i++ {
+		if strings.EqualFold(body[toks[i].Start:toks[i].End], "alias") && strings.EqualFold(body[toks[i+1].Start:toks[i+1].End], "for") {
+			names = append(names, identName(body[toks[i-1].Start:toks[i-1].End]))
+		}
+	}
+	return names
 }
 
 // identName is how plpgsql names the variable an identifier token spells.

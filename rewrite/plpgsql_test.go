@@ -329,6 +329,8 @@ func TestPlpgsqlNameClashes(t *testing.T) {
 		{"CREATE FUNCTION orders(p int) RETURNS SETOF orders LANGUAGE plpgsql AS $$BEGIN RETURN QUERY SELECT * FROM orders; END$$", false},
 		{"CREATE FUNCTION orders(deleted_at int) RETURNS SETOF orders LANGUAGE plpgsql AS $$BEGIN RETURN QUERY SELECT * FROM orders; END$$", true},
 		{"CREATE FUNCTION s1.accounts(deleted_at int) RETURNS bigint LANGUAGE plpgsql AS $$BEGIN RETURN (SELECT count(*) FROM s1.accounts); END$$", true},
+		{"CREATE FUNCTION f(int) RETURNS void LANGUAGE plpgsql AS $$DECLARE deleted_at ALIAS FOR $1; BEGIN PERFORM 1 FROM contacts c FULL JOIN orders o ON true; END$$", true},
+		{"CREATE FUNCTION f(int) RETURNS void LANGUAGE plpgsql AS $$DECLARE x ALIAS FOR $1; BEGIN PERFORM 1 FROM contacts c FULL JOIN orders o ON true; END$$", false},
 		{"CREATE FUNCTION f(OUT deleted_at int) LANGUAGE plpgsql AS $$BEGIN SELECT 1 INTO deleted_at FROM contacts c FULL JOIN orders o ON true; END$$", true},
 	} {
 		_, _, ref := r.Rewrite(tc.sql)
@@ -419,6 +421,40 @@ func TestPlpgsqlBodyBounds(t *testing.T) {
 		very := "DO $$BEGIN " + strings.Repeat("IF true THEN ", n) + "DELETE FROM contacts;" + strings.Repeat(" END IF;", n) + " END$$"
 		if res, _, ref := r.Rewrite(very); ref == nil && !strings.Contains(res.SQL, "UPDATE contacts SET deleted_at") {
 			t.Errorf("%d nested IFs: neither refused nor rewritten", n)
+		}
+	}
+}
+
+// pg_query does not print a record variable's DEFAULT: every spelling of
+// one that reads a soft-delete table is found in the tokens and refused,
+// or (a type pg_query takes for a scalar) rewritten like any DEFAULT.
+func TestRecordDefaults(t *testing.T) {
+	r := New(testPolicy(t), 0)
+	for _, tc := range []struct {
+		decl string
+		want string // refused, filtered (the default reads live rows), or passes
+	}{
+		{"r record := (SELECT c FROM contacts c LIMIT 1);", "refused"},
+		{"DECLARE r record := (SELECT c FROM contacts c LIMIT 1);", "refused"},
+		{"n int; r CONSTANT record = (SELECT c FROM contacts c LIMIT 1);", "refused"},
+		{`"R" rec NOT NULL := (SELECT c FROM contacts c LIMIT 1);`, "refused"},
+		{"r /* c */ re := (SELECT c FROM contacts c LIMIT 1);", "refused"},
+		{"r RECORD /* c */ DEFAULT (SELECT c FROM contacts c LIMIT 1);", "filtered"},
+		{"r contacts := (SELECT c FROM contacts c LIMIT 1);", "filtered"},
+		{"r record := (SELECT n FROM notes n LIMIT 1);", "passes"},
+		{"r record;", "passes"},
+	} {
+		sql := "DO $$DECLARE " + tc.decl + " BEGIN PERFORM 1 FROM contacts; END$$"
+		res, _, ref := r.Rewrite(sql)
+		got := "passes"
+		switch {
+		case ref != nil:
+			got = "refused"
+		case strings.Contains(res.SQL, "c.deleted_at IS NULL LIMIT 1"):
+			got = "filtered"
+		}
+		if got != tc.want {
+			t.Errorf("%s: %s (%v), want %s", sql, got, ref, tc.want)
 		}
 	}
 }
