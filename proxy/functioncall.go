@@ -36,25 +36,34 @@ var largeObjectFunctions = map[uint32]string{
 	3172: "lo_truncate64",
 }
 
-// functionCall handles a FunctionCall (function OID, then arguments we do
-// not need). A call of any function but a large-object one is refused: a
-// Query carrying the refusal's sentinel goes in its place, which the
-// server answers with ErrorResponse and ReadyForQuery, just as it answers
-// a FunctionCall that fails.
-func (s *session) functionCall(body []byte) error {
+// functionCall handles a FunctionCall (function OID, then arguments),
+// whose header readHeader peeked: n is the body's length. A call of any
+// function but a large-object one is refused: a Query carrying the
+// refusal's sentinel goes in its place, which the server answers with
+// ErrorResponse and ReadyForQuery, just as it answers a FunctionCall that
+// fails. Only the OID is read; the arguments (lowrite's data) are
+// streamed or skipped, never buffered.
+func (s *session) functionCall(n int) error {
 	var oid uint32 // a message too short to name one names none
-	if len(body) >= 4 {
-		oid = binary.BigEndian.Uint32(body)
+	if n >= 4 {
+		h, err := s.cr.Peek(5 + 4)
+		if err != nil {
+			return noEOF(err)
+		}
+		oid = binary.BigEndian.Uint32(h[5:])
 	}
 	if _, ok := largeObjectFunctions[oid]; ok {
 		s.exp.push(expectation{kind: expCall, refusals: s.refusals.last()})
-		return writeMessage(s.uw, 'F', body)
+		return copyMessage(s.uw, s.cr, n)
 	}
 	sentinel := s.refuseMessage(rewrite.RefuseFunctionCall(oid), s.srv.rw.Load().Policy().Mode(), "function_oid", oid)
 	if sentinel == nil { // shadow mode
 		s.srv.met.Statement(metrics.ActionPassthrough)
 		s.exp.push(expectation{kind: expCall, refusals: s.refusals.last()})
-		return writeMessage(s.uw, 'F', body)
+		return copyMessage(s.uw, s.cr, n)
+	}
+	if _, err := s.cr.Discard(5 + n); err != nil {
+		return noEOF(err)
 	}
 	s.srv.met.Statement(metrics.ActionRefused)
 	s.exp.push(expectation{kind: expCall, refusals: s.refusals.last()})

@@ -21,7 +21,9 @@ import (
 // decoding those that carry statements or affect how answers are matched.
 func (s *session) clientMessage(typ byte, n int) error {
 	switch typ {
-	case 'Q', 'P', 'B', 'E', 'C', 'F':
+	case 'Q', 'P', 'B', 'E', 'C':
+	case 'F':
+		return s.functionCall(n)
 	case 'S':
 		s.exp.push(expectation{kind: expSync, refusals: s.refusals.last()})
 		return copyMessage(s.uw, s.cr, n)
@@ -43,8 +45,6 @@ func (s *session) clientMessage(typ byte, n int) error {
 		return s.query(body)
 	case 'P':
 		return s.parse(body)
-	case 'F':
-		return s.functionCall(body)
 	case 'B':
 		// portal name, statement name, then parameters we do not need
 		if portal, rest, ok := cstring(body); ok {
