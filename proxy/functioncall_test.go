@@ -188,3 +188,24 @@ func TestLargeObjectsThroughProxy(t *testing.T) {
 		t.Fatalf("large-object calls refused: %v", got)
 	}
 }
+
+// In shadow mode a FunctionCall that would be refused is counted and
+// logged, and runs.
+func TestFunctionCallInShadowMode(t *testing.T) {
+	_, p, db := softDeleteDB(t, "mode: shadow\n"+softDeleteYAML)
+	ctx := testCtx(t)
+	app := connect(t, p.DSN("app_user", "app", db))
+	var oid uint32
+	if err := app.QueryRow(ctx, "SELECT 'pg_catalog.query_to_xml'::regproc::oid").Scan(&oid); err != nil {
+		t.Fatal(err)
+	}
+	if out, perr := callFunction(t, app, oid, "SELECT 42 AS answer", "false", "false", ""); perr != nil || !strings.Contains(out, "<answer>42</answer>") {
+		t.Fatalf("shadow-mode FunctionCall: %q %v", out, perr)
+	}
+	if got := p.Metric(t, "tombstone_refusals_total", "reason", "protocol"); got != 1 {
+		t.Fatalf("tombstone_refusals_total{reason=protocol} = %v, want 1", got)
+	}
+	if !strings.Contains(p.Logs(), "shadow mode: statement would have been refused") {
+		t.Fatalf("shadow-mode refusal not logged:\n%s", p.Logs())
+	}
+}
