@@ -135,10 +135,17 @@ func (e *engine) routineBody(r *routine) error {
 	}
 	switch {
 	case len(r.parts) != 1:
-	case r.lang == "plpgsql":
+	case r.lang == "plpgsql" || r.lang == "sql" && !r.do:
+		// A routine inside a body is rewritten with its own body, and so
+		// on down: bound the depth, so that one text cannot ask for work
+		// growing with the square of its length.
+		if n := stringNesting(r.parts[0].Sval, maxBodyNesting+1); n > maxBodyNesting {
+			return refuseTooDeep(fmt.Sprintf("nests string literals and routine bodies %d levels deep in the body of a %s (limit %d)", n, r.what, maxBodyNesting))
+		}
+		if r.lang == "sql" {
+			return e.sqlBody(r)
+		}
 		return e.plpgsqlBody(r)
-	case r.lang == "sql" && !r.do:
-		return e.sqlBody(r)
 	}
 	return unseen(r.what+" may touch a soft-delete table: Tombstone cannot see into procedural code",
 		"A DELETE inside it would remove rows for good and its reads would see deleted rows.",
@@ -292,6 +299,60 @@ type expression struct {
 	caseVar string // a simple CASE's WHEN list: the CASE's variable
 }
 
+// maxBodyNesting bounds how deep string literals (and so the bodies of
+// routines defined inside routines, and EXECUTE strings) nest in a body.
+const maxBodyNesting = 8
+
+// stringNesting is how deep string literals nest in s: a literal of s is
+// one level, a literal in its value two, and so on, counted up to limit.
+func stringNesting(s string, limit int) int {
+	if limit <= 0 {
+		return 0
+	}
+	toks, err := pg.Scan(s)
+	if err != nil {
+		return 0 // not SQL: nothing in it is rewritten as SQL
+	}
+	deepest := 0
+	for _, t := range toks.Tokens {
+		if t.Token != pg.Token_SCONST && t.Token != pg.Token_USCONST {
+			continue
+		}
+		v, ok := literalValue(s[t.Start:t.End])
+		if !ok {
+			continue
+		}
+		if !strings.ContainsAny(v, "'$") {
+			deepest = max(deepest, 1) // no literal can start in it
+			continue
+		}
+		deepest = max(deepest, 1+stringNesting(v, limit-1))
+		if deepest >= limit {
+			break
+		}
+	}
+	return deepest
+}
+
+// literalValue is the value of one string literal token.
+func literalValue(lit string) (string, bool) {
+	if lit[0] == '$' {
+		if end := strings.IndexByte(lit[1:], '$'); end >= 0 {
+			tag := lit[:end+2]
+			if len(lit) >= 2*len(tag) && strings.HasSuffix(lit, tag) {
+				return lit[len(tag) : len(lit)-len(tag)], true
+			}
+		}
+		return "", false
+	}
+	if lit[0] == '\'' && strings.Count(lit, "'")%2 == 0 && !strings.Contains(strings.ReplaceAll(lit[1:len(lit)-1], "''", ""), "'") {
+		return strings.ReplaceAll(lit[1:len(lit)-1], "''", "'"), true
+	}
+	// E'', U&'', N'' or a literal continued on the next line: let the
+	// parser read it.
+	return stringLiteral(lit)
+}
+
 // maxBodyExpressions bounds the SQL expressions of one PL/pgSQL body, each
 // rewritten on its own; real routines hold tens or hundreds.
 const maxBodyExpressions = 10000
@@ -343,9 +404,13 @@ func (e *engine) plpgsqlBody(r *routine) error {
 	if ref := scanInvariant(body, toks, r.what); ref != nil {
 		return ref
 	}
-	text, err := parseText(r, body)
-	if err != nil {
-		return refuseDeparse(err)
+	// What pg_query's PL/pgSQL parser reads: the routine printed with its
+	// body in a dollar quote that cannot clash with it (the printer's own
+	// quoting may not read back; that is checked when the body changes,
+	// in setBody).
+	text, ok := spellRoutine(r.stmt)
+	if !ok {
+		return refuseDeparse(errors.New("could not print the routine for the PL/pgSQL parser"))
 	}
 	fn, err := plpgsqlFunction(text)
 	if err != nil {
@@ -402,35 +467,6 @@ func (e *engine) plpgsqlBody(r *routine) error {
 		e.applyAll(res)
 	}
 	return nil
-}
-
-// parseText is a statement for pg_query's PL/pgSQL parser holding body: the
-// routine printed by pg_query with its body written in a dollar quote that
-// cannot clash with it (the printer's own quoting may not read back; that
-// is checked only when the body changes, in setBody).
-func parseText(r *routine, body string) (string, error) {
-	const marker = "tombstone_plpgsql_body_marker"
-	var stmt *pg.Node
-	if r.do {
-		stmt = &pg.Node{Node: &pg.Node_DoStmt{DoStmt: &pg.DoStmt{Args: []*pg.Node{
-			{Node: &pg.Node_DefElem{DefElem: &pg.DefElem{Defname: "as", Arg: pg.MakeStrNode(marker), Location: -1}}},
-		}}}}
-	} else {
-		f := proto.Clone(r.stmt.GetCreateFunctionStmt()).(*pg.CreateFunctionStmt)
-		f.Options = []*pg.Node{
-			{Node: &pg.Node_DefElem{DefElem: &pg.DefElem{Defname: "as", Arg: pg.MakeListNode([]*pg.Node{pg.MakeStrNode(marker)}), Location: -1}}},
-			{Node: &pg.Node_DefElem{DefElem: &pg.DefElem{Defname: "language", Arg: pg.MakeStrNode("plpgsql"), Location: -1}}},
-		}
-		stmt = &pg.Node{Node: &pg.Node_CreateFunctionStmt{CreateFunctionStmt: f}}
-	}
-	out, err := printOne(stmt)
-	if err != nil {
-		return "", err
-	}
-	if strings.Count(out, "$$"+marker+"$$") != 1 {
-		return "", errors.New("could not print the routine for the PL/pgSQL parser")
-	}
-	return strings.Replace(out, "$$"+marker+"$$", dollarQuote(body), 1), nil
 }
 
 // dollarQuote writes s in a dollar quote whose tag it does not contain.
@@ -589,10 +625,11 @@ func (e *engine) rewriteExpression(r *routine, x *expression) (*edit, *Result, e
 		if !res.Changed {
 			return nil, res, nil
 		}
-		ed := &edit{x: x, how: matchVerbatim, pattern: q, repl: res.SQL, newQuery: res.SQL, checkSQL: res.SQL}
+		out := respell(res.SQL)
+		ed := &edit{x: x, how: matchVerbatim, pattern: q, repl: out, newQuery: out, checkSQL: res.SQL}
 		switch {
 		case x.holder == "PLpgSQL_stmt_perform":
-			rest, ok := strings.CutPrefix(res.SQL, "SELECT ")
+			rest, ok := strings.CutPrefix(out, "SELECT ")
 			body, okq := strings.CutPrefix(q, "SELECT")
 			if !ok || !okq {
 				return nil, nil, unsupported("PERFORM whose rewrite is not a plain SELECT", firstTable(res))
@@ -678,8 +715,71 @@ func (e *engine) rewriteDynamic(r *routine, x *expression) (*edit, *Result, erro
 	if !res.Changed {
 		return nil, res, nil
 	}
-	lit := quoteLiteral(res.SQL)
+	lit := quoteLiteral(respell(res.SQL))
 	return &edit{x: x, how: matchVerbatim, pattern: x.query, repl: lit, newQuery: lit, checkSQL: res.SQL}, res, nil
+}
+
+// respell writes the routines among the statements of sql (rewritten
+// SQL, as pg_query prints it) with bodies in dollar quotes of their own
+// tag. pg_query's printer writes a DO body in $$, or $outer$ when the body
+// holds $$: a DO around a DO around a DO would not read back.
+func respell(sql string) string {
+	tree, err := pg.Parse(sql)
+	if err != nil {
+		return sql
+	}
+	parts := make([]string, 0, len(tree.Stmts))
+	routines := 0
+	for _, raw := range tree.Stmts {
+		out, ok := spellRoutine(raw.Stmt)
+		if ok {
+			routines++
+		} else if out, err = printOne(raw.Stmt); err != nil {
+			return sql
+		}
+		parts = append(parts, out)
+	}
+	if routines == 0 {
+		return sql
+	}
+	return strings.Join(parts, "; ")
+}
+
+// spellRoutine prints a DO or CREATE FUNCTION with one AS string, its body
+// in a dollar quote whose tag the body does not hold.
+func spellRoutine(n *pg.Node) (string, bool) {
+	const marker = "tombstone_plpgsql_body_marker"
+	body := routineBodyOf(n)
+	var copied *pg.Node
+	switch {
+	case n.GetDoStmt() != nil:
+		d := proto.Clone(n.GetDoStmt()).(*pg.DoStmt)
+		for _, a := range d.Args {
+			if de := a.GetDefElem(); de.GetDefname() == "as" && de.Arg.GetString_() != nil {
+				de.Arg = pg.MakeStrNode(marker)
+			}
+		}
+		copied = &pg.Node{Node: &pg.Node_DoStmt{DoStmt: d}}
+	case n.GetCreateFunctionStmt() != nil:
+		f := proto.Clone(n.GetCreateFunctionStmt()).(*pg.CreateFunctionStmt)
+		for _, o := range f.Options {
+			if de := o.GetDefElem(); de.GetDefname() == "as" {
+				l := de.Arg.GetList()
+				if l == nil || len(l.Items) != 1 {
+					return "", false
+				}
+				l.Items[0] = pg.MakeStrNode(marker)
+			}
+		}
+		copied = &pg.Node{Node: &pg.Node_CreateFunctionStmt{CreateFunctionStmt: f}}
+	default:
+		return "", false
+	}
+	out, err := printOne(copied)
+	if err != nil || strings.Count(out, "$$"+marker+"$$") != 1 {
+		return "", false
+	}
+	return strings.Replace(out, "$$"+marker+"$$", dollarQuote(body), 1), true
 }
 
 // stringLiteral returns the value of expr when it is exactly one string

@@ -458,3 +458,34 @@ func TestRecordDefaults(t *testing.T) {
 		}
 	}
 }
+
+// Routines inside routines are rewritten at every level, each body in a
+// dollar quote of its own (pg_query's printer has only $$ and $outer$ for
+// DO), down to a bounded depth.
+func TestNestedRoutines(t *testing.T) {
+	r := New(testPolicy(t), 0)
+	nest := func(n int) string {
+		body := "PERFORM 1 FROM contacts;"
+		for i := range n {
+			tag := fmt.Sprintf("$t%d$", i)
+			body = "DO " + tag + "BEGIN " + body + " END" + tag + ";"
+		}
+		return body[:len(body)-1]
+	}
+	for _, n := range []int{2, 3, maxBodyNesting + 1} {
+		res := mustRewrite(t, r, nest(n))
+		if !strings.Contains(res.SQL, "PERFORM 1 FROM contacts WHERE contacts.deleted_at IS NULL") {
+			t.Errorf("%d nested DO blocks: %s", n, res.SQL)
+		}
+		if got := strings.Count(res.SQL, "BEGIN DO"); got != n-1 {
+			t.Errorf("%d nested DO blocks: %d inner ones left in %s", n, got, res.SQL)
+		}
+	}
+	if f := refusal(t, r, nest(maxBodyNesting+2)); f.Reason != ReasonTooDeep {
+		t.Errorf("%d nested DO blocks: %+v", maxBodyNesting+2, f)
+	}
+	const viaExecute = "DO $$BEGIN EXECUTE 'DO $d$BEGIN DELETE FROM contacts WHERE id = 1; END$d$'; END$$"
+	if res := mustRewrite(t, r, viaExecute); !strings.Contains(res.SQL, "UPDATE contacts SET deleted_at") || strings.Contains(res.SQL, "DELETE") {
+		t.Errorf("DO in an EXECUTE string: %s", res.SQL)
+	}
+}
