@@ -9,8 +9,8 @@
 // A text goes through: the prefilter (no configured table name and no
 // tracked keyword: skip everything), the exact-text cache, the template
 // cache (template.go: literals replaced by placeholders, so that texts
-// differing only in values share one rewrite; lexer.go finds the
-// literals), length and nesting bounds
+// differing only in values share one rewrite; scan.go, PostgreSQL's
+// scanner rules, finds the literals), length and nesting bounds
 // (the C parser must never see input that can crash it), pg_query's parser,
 // the rules (engine.go for statements, from.go for FROM trees and outer
 // joins), a final check that every reference to a configured table was

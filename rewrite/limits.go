@@ -33,20 +33,50 @@ type shape struct {
 	expr   int // expression nesting: operators chained through brackets and CASE (see measure)
 	setOps int // UNION, INTERSECT and EXCEPT keywords
 	joins  int // JOIN keywords
+	// unsure: the scanner could not follow the server to the end (the
+	// rest was counted without regard to quotes and comments), and why.
+	unsure string
 }
 
-// textShape measures sql outside string literals, quoted identifiers and
-// comments. Whether a backslash escapes a quote in '...' depends on the
-// session's standard_conforming_strings, which the rewriter cannot see, so
-// the text is measured both ways and the larger answer wins. Where the
-// lexing is unsure (an unterminated quote) it counts what follows rather
-// than skip it: over-counting refuses a statement, under-counting could
-// crash the process.
+// textShape measures sql as PostgreSQL's scanner splits it (scan.go), so
+// that brackets, operators and keywords inside string literals, quoted
+// identifiers and comments do not count, and those outside always do.
+// pg_query parses with standard_conforming_strings on; should a caller
+// ever parse with it off, a backslash in '...' escapes the next byte, so
+// a text with a backslash is measured both ways and the larger answer
+// wins (without a backslash the two readings are the same).
 func textShape(sql string) shape {
-	a, b := measure(sql, false), measure(sql, true)
-	return shape{depth: max(a.depth, b.depth), expr: max(a.expr, b.expr),
-		setOps: max(a.setOps, b.setOps), joins: max(a.joins, b.joins)}
+	s := measure(sql, false)
+	if strings.IndexByte(sql, '\\') >= 0 {
+		s = s.widen(measure(sql, true))
+	}
+	return s
 }
+
+func (s shape) widen(o shape) shape {
+	unsure := s.unsure
+	if unsure == "" {
+		unsure = o.unsure
+	}
+	return shape{depth: max(s.depth, o.depth), expr: max(s.expr, o.expr),
+		setOps: max(s.setOps, o.setOps), joins: max(s.joins, o.joins), unsure: unsure}
+}
+
+// treeDepth bounds the nesting depth of pg_query's tree for a text of
+// this shape, counted in protobuf messages (the unit of the decoder's
+// recursion limit; the C parser's output and deparse functions recurse
+// once or twice per message). Every unit of expr (an operator or a level)
+// adds at most treeDepthPerLevel messages, each set operation one (a
+// SelectStmt whose larg is the previous one) and each JOIN two (Node and
+// JoinExpr). FuzzShapeBoundsTreeDepth checks the bound on random texts.
+func (s shape) treeDepth() int {
+	return treeDepthPerLevel*s.expr + s.setOps + 2*s.joins + treeDepthBase
+}
+
+const (
+	treeDepthPerLevel = 10 // messages per unit of expr; the largest seen is 8 (see limits_test.go)
+	treeDepthBase     = 12 // ParseResult, RawStmt, the statement and its clauses
+)
 
 // tooDeep refuses a shape beyond any bound, or returns nil.
 func (s shape) tooDeep() *Refusal {
@@ -72,13 +102,18 @@ func (s shape) tooDeep() *Refusal {
 // level (the whole text, a bracket, or CASE ... END) is split into runs
 // by commas, semicolons, AND, OR, WHEN, THEN and ELSE: list items and
 // CASE arms are siblings, and the parser folds AND and OR chains into one
-// flat node. A run's depth is its operator count (a run of operator
-// characters is one, but each + or - in it counts alone, since PostgreSQL
-// splits those into unary operators; keywords such as NOT, IS, LIKE and
-// OPERATOR count one each) plus the depth of its deepest nested level, one
-// more for the level itself: a bracketed term can sit at the bottom of
-// the chain. A level's depth is that of its deepest run.
-func measure(sql string, backslashQuotes bool) shape {
+// flat node. A run's depth is its operator count (each operator token,
+// each :: and each of the keywords NOT, IS, LIKE, ... counts one) plus
+// the depth of its deepest nested level, one more for the level itself:
+// a bracketed term can sit at the bottom of the chain. A level's depth is
+// that of its deepest run.
+//
+// Where the scanner is unsure (an unterminated quote, say: the parser
+// will reject the text, but it would read up to there first), the rest of
+// the text is counted without regard to quotes, comments or closing
+// brackets: over-counting refuses a statement, under-counting could let
+// one through deeper than measured.
+func measure(sql string, scsOff bool) shape {
 	var s shape
 	levels := []exprLevel{{}}
 	top := func() *exprLevel { return &levels[len(levels)-1] }
@@ -87,87 +122,51 @@ func measure(sql string, backslashQuotes bool) shape {
 		levels = levels[:len(levels)-1]
 		top().child = max(top().child, d)
 	}
-	prevOp := false
-	for i := 0; i < len(sql); i++ {
-		c := sql[i]
-		op := false
-		switch c {
-		case '(', '[':
-			levels = append(levels, exprLevel{brackets: top().brackets + 1})
-			s.depth = max(s.depth, top().brackets)
-			if s.depth > MaxNestingDepth {
-				return s // refused whatever follows; stop before the stack grows with the text
-			}
-		case ')', ']':
-			// An unclosed CASE ends with its bracket (the parser
-			// rejects it; measure it anyway).
+	sc := newScanner(sql)
+	sc.scsOff = scsOff
+	for {
+		t := sc.next()
+		switch t.kind {
+		case tokEnd:
 			for len(levels) > 1 {
-				isCase := top().isCase
 				closeLevel()
-				if !isCase {
-					break
+			}
+			s.expr = levels[0].depth()
+			return s
+		case tokUnsure:
+			for len(levels) > 1 {
+				closeLevel()
+			}
+			s.expr = levels[0].depth()
+			s.unsure = sc.why
+			return s.widenRaw(sql[t.start:])
+		case tokSelf:
+			switch c := sql[t.start]; c {
+			case '(', '[':
+				levels = append(levels, exprLevel{brackets: top().brackets + 1})
+				s.depth = max(s.depth, top().brackets)
+				if s.depth > MaxNestingDepth {
+					return s // refused whatever follows; stop before the stack grows with the text
 				}
-			}
-		case ',', ';':
-			top().endRun()
-		case '-':
-			if i+1 < len(sql) && sql[i+1] == '-' {
-				end := strings.IndexByte(sql[i:], '\n')
-				if end < 0 {
-					return s
+			case ')', ']':
+				// An unclosed CASE ends with its bracket (the parser
+				// rejects it; measure it anyway).
+				for len(levels) > 1 {
+					isCase := top().isCase
+					closeLevel()
+					if !isCase {
+						break
+					}
 				}
-				i += end
-				break
+			case ',', ';':
+				top().endRun()
+			case '+', '-', '*', '/', '%', '^', '<', '>', '=', ':':
+				top().run++
 			}
-			op = true
-		case '/':
-			if i+1 < len(sql) && sql[i+1] == '*' {
-				i, _ = skipBlockComment(sql, i)
-				break
-			}
-			op = true
-		case '\'':
-			backslash := backslashQuotes || i > 0 && (sql[i-1] == 'e' || sql[i-1] == 'E') && (i < 2 || !identByte(sql[i-2]))
-			end, ok := skipString(sql, i, backslash)
-			if !ok {
-				// Unterminated: the parser will reject it; count what follows.
-				continue
-			}
-			i = end
-		case '"':
-			end := strings.IndexByte(sql[i+1:], '"')
-			if end < 0 {
-				continue
-			}
-			i += end + 1 // a doubled "" inside is two adjacent quoted parts: same result
-		case '$':
-			if i > 0 && identByte(sql[i-1]) {
-				continue // $1 parameters and identifiers containing $
-			}
-			tagEnd := i + 1
-			for tagEnd < len(sql) && sql[tagEnd] != '$' && identByte(sql[tagEnd]) && !(tagEnd == i+1 && sql[tagEnd] >= '0' && sql[tagEnd] <= '9') {
-				tagEnd++
-			}
-			if tagEnd >= len(sql) || sql[tagEnd] != '$' {
-				continue
-			}
-			tag := sql[i : tagEnd+1]
-			end := strings.Index(sql[tagEnd+1:], tag)
-			if end < 0 {
-				continue
-			}
-			i = tagEnd + 1 + end + len(tag) - 1
-		case '+', '*', '<', '>', '=', '~', '!', '@', '#', '%', '^', '&', '|', '`', '?', ':':
-			op = true
-		default:
-			if !identByte(c) {
-				break
-			}
-			j := i + 1
-			for j < len(sql) && identByte(sql[j]) {
-				j++
-			}
-			switch keywordKind(sql[i:j]) {
+		case tokOp, tokTypecast, tokLessEquals, tokGreaterEquals, tokNotEquals, tokEqualsGreater, tokColonEquals:
+			top().run++
+		case tokIdent:
+			switch keywordKind(sql[t.start:t.end]) {
 			case kwOperator:
 				top().run++
 			case kwSeparator:
@@ -187,17 +186,45 @@ func measure(sql string, backslashQuotes bool) shape {
 			case kwJoin:
 				s.joins++
 			}
+		}
+	}
+}
+
+// widenRaw adds to s what rest may hold however the server reads it:
+// every ( or [ nests one more level, every operator character and every
+// operator keyword one more operator, with nothing closing a level or
+// ending a run; words are letter runs, so a keyword glued to anything
+// is still found.
+func (s shape) widenRaw(rest string) shape {
+	brackets, ops := 0, 0
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		switch {
+		case c == '(' || c == '[':
+			brackets++
+		case isOpChar(c) || c == ':':
+			ops++
+		case (c|0x20) >= 'a' && (c|0x20) <= 'z' || c == '_' || c >= 0x80:
+			j := i + 1
+			for j < len(rest) && ((rest[j]|0x20) >= 'a' && (rest[j]|0x20) <= 'z' || rest[j] == '_' || rest[j] >= 0x80) {
+				j++
+			}
+			switch keywordKind(rest[i:j]) {
+			case kwOperator, kwCase:
+				ops++
+			case kwSetOp:
+				s.setOps++
+			case kwJoin:
+				s.joins++
+			}
 			i = j - 1
 		}
-		if op && (!prevOp || c == '+' || c == '-') {
-			top().run++
-		}
-		prevOp = op
 	}
-	for len(levels) > 1 {
-		closeLevel()
+	s.depth += brackets
+	s.expr += brackets + ops
+	if s.depth > MaxNestingDepth {
+		s.depth = MaxNestingDepth + 1 // refused: count no further, as measure does
 	}
-	s.expr = levels[0].depth()
 	return s
 }
 
@@ -251,49 +278,4 @@ func keywordKind(w string) keyword {
 		return kwJoin
 	}
 	return kwOther
-}
-
-// skipBlockComment returns the index of the last byte of the (nestable)
-// comment starting at i, or len(sql)-1 and false when it is not closed.
-func skipBlockComment(sql string, i int) (int, bool) {
-	level := 0
-	for ; i+1 < len(sql); i++ {
-		switch {
-		case sql[i] == '/' && sql[i+1] == '*':
-			level++
-			i++
-		case sql[i] == '*' && sql[i+1] == '/':
-			level--
-			i++
-			if level == 0 {
-				return i, true
-			}
-		}
-	}
-	return len(sql) - 1, false
-}
-
-// skipString returns the index of the quote closing the literal that opens
-// at i; backslash says backslash escapes apply (E'...').
-func skipString(sql string, i int, backslash bool) (int, bool) {
-	for j := i + 1; j < len(sql); j++ {
-		switch sql[j] {
-		case '\\':
-			if backslash {
-				j++
-			}
-		case '\'':
-			if j+1 < len(sql) && sql[j+1] == '\'' {
-				j++
-				continue
-			}
-			return j, true
-		}
-	}
-	return 0, false
-}
-
-func identByte(c byte) bool {
-	return c == '_' || c == '$' || c >= 0x80 ||
-		(c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
 }

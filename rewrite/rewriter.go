@@ -79,7 +79,7 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 		// before it.
 		return nil, refuseUnparseable("it contains a NUL byte")
 	}
-	tree, err := pg.Parse(sql)
+	tree, err := pgParse(sql)
 	if err != nil {
 		return nil, refuseUnparseable(err.Error())
 	}
@@ -123,7 +123,7 @@ func result(sql string, tree *pg.ParseResult, changed bool, stmts []Statement, a
 	if !changed {
 		return &Result{SQL: sql, Statements: stmts}, nil
 	}
-	out, err := pg.Deparse(tree)
+	out, err := pgDeparse(tree)
 	if err != nil {
 		return nil, refuseDeparse(err)
 	}

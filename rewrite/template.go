@@ -5,8 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	pg "github.com/pganalyze/pg_query_go/v6"
+	"unicode/utf8"
 )
 
 // Templates: a client that writes values into its statements (the simple
@@ -20,7 +19,7 @@ import (
 //
 // The output equals the exact path's up to how a literal is spelled (the
 // text's own bytes rather than pg_query's reprint of them): the same
-// statement for PostgreSQL. A shape is not templated when the lexer is
+// statement for PostgreSQL. A shape is not templated when the scanner is
 // unsure of a token, when the text already holds parameters, when the
 // template does not parse or is refused for a reason that could depend on a
 // literal (varchar($1) is not SQL), when the deparsed template does not
@@ -72,35 +71,68 @@ func (sc *templateScratch) template() string { return string(sc.key[:sc.textLen]
 
 // scan builds sql's template key in sc and reports whether sql may be
 // templated: it holds at least one literal, no parameter and nothing the
-// lexer is unsure of.
+// scanner is unsure of. The key is sql's own token sequence (scan.go,
+// PostgreSQL's rules) with each literal replaced by a placeholder and its
+// kind: two texts share a key only if they are the same tokens up to
+// literals of the same kinds. What is parsed is the template text, so it
+// must lex as those tokens too: a placeholder must not glue onto its
+// neighbours (a$1 is one identifier, $12 one parameter), so a literal
+// touching an identifier character on either side is not templated.
 func (sc *templateScratch) scan(sql string) bool {
 	sc.key, sc.spans = sc.key[:0], sc.spans[:0]
-	if strings.IndexByte(sql, 0) >= 0 {
-		return false // refused by the exact path, whose message must not depend on where the NUL is
+	if strings.IndexByte(sql, 0) >= 0 || !utf8.ValidString(sql) {
+		// A NUL is refused by the exact path, whose message must not
+		// depend on where it is; invalid UTF-8 makes pg_query's parse
+		// fail (its protobuf strings must be UTF-8), so the answer
+		// would depend on the literal that holds it.
+		return false
 	}
-	l := lexer{s: sql}
+	l := newScanner(sql)
 	last := 0
 	for {
-		kind, start, end := l.next()
-		switch kind {
+		t := l.next()
+		switch t.kind {
 		case tokEnd:
+			if len(sc.spans) == 0 {
+				return false
+			}
 			sc.key = append(sc.key, sql[last:]...)
 			sc.textLen = len(sc.key)
 			sc.key = append(sc.key, 0)
 			for _, sp := range sc.spans {
 				sc.key = append(sc.key, literalKind(sql[sp.start:sp.end]))
 			}
-			return len(sc.spans) > 0
-		case tokString, tokNumber:
-			sc.spans = append(sc.spans, literalSpan{start, end})
-			sc.key = append(sc.key, sql[last:start]...)
-			sc.key = append(sc.key, '$')
-			sc.key = strconv.AppendInt(sc.key, int64(len(sc.spans)), 10)
-			last = end
-		default: // a parameter: the numbering is the client's; or unsure
+			return true
+		case tokParam, tokUnsure: // the client numbers parameters; or the scanner cannot follow
 			return false
 		}
+		if !templateLiteral(sql, t) {
+			continue // kept verbatim in the key
+		}
+		if t.start > 0 && isIdentCont(sql[t.start-1]) || t.end < len(sql) && isIdentCont(sql[t.end]) {
+			return false
+		}
+		sc.spans = append(sc.spans, literalSpan{t.start, t.end})
+		sc.key = append(sc.key, sql[last:t.start]...)
+		sc.key = append(sc.key, '$')
+		sc.key = strconv.AppendInt(sc.key, int64(len(sc.spans)), 10)
+		last = t.end
 	}
+}
+
+// templateLiteral reports whether t is a literal the template replaces:
+// a plain '...' string on one piece (no continuation), or a decimal
+// number without underscores. Other literals (E”, U&”, B”, X”, dollar quotes, 0x1F,
+// 1_000) stay verbatim in the key: a text with one is its own shape.
+func templateLiteral(sql string, t token) bool {
+	switch t.kind {
+	case tokString:
+		return !t.cont
+	case tokInteger, tokNumeric:
+		lit := sql[t.start:t.end]
+		return strings.IndexByte(lit, '_') < 0 && (len(lit) < 2 || lit[1]|0x20 != 'x' && lit[1]|0x20 != 'o' && lit[1]|0x20 != 'b')
+	}
+	return false
 }
 
 // literalKind is the token PostgreSQL's scanner makes of a literal:
@@ -120,6 +152,32 @@ func literalKind(lit string) byte {
 		return 'i'
 	}
 	return 'f'
+}
+
+// relexesAsTemplate reports whether the template text (sql with each span
+// replaced by $1, $2, ...) scans as sql's tokens with each literal
+// replaced by a parameter. scan's rule about neighbours guarantees it;
+// compileTemplate checks it once per shape all the same, since the
+// template text is what pg_query parses for every text of the shape.
+func relexesAsTemplate(sql, text string, spans []literalSpan) bool {
+	a, b := newScanner(sql), newScanner(text)
+	k := 0
+	for {
+		x, y := a.next(), b.next()
+		if k < len(spans) && x.start == spans[k].start {
+			k++
+			if y.kind != tokParam || text[y.start:y.end] != "$"+strconv.Itoa(k) {
+				return false
+			}
+			continue
+		}
+		if x.kind != y.kind || sql[x.start:x.end] != text[y.start:y.end] {
+			return false
+		}
+		if x.kind == tokEnd || x.kind == tokUnsure {
+			return x.kind == tokEnd && k == len(spans)
+		}
+	}
 }
 
 // viaTemplate answers sql through its template. ok is false when sql must
@@ -156,6 +214,9 @@ func (r *Rewriter) viaTemplate(sql string) (res *Result, hit bool, refusal *Refu
 // trusting a template the engine treated differently from its text.
 func (r *Rewriter) compileTemplate(sql, text string, spans []literalSpan) (cacheEntry, *Result, *Refusal) {
 	want, wantRef := r.rewrite(strings.Clone(sql))
+	if !relexesAsTemplate(sql, text, spans) {
+		return cacheEntry{tmpl: exactOnly}, want, wantRef
+	}
 	e := r.templateEntry(text, len(spans))
 	switch {
 	case e.refusal != nil:
@@ -209,40 +270,65 @@ func sameResult(a, b *Result) bool {
 }
 
 func reprint(sql string) (string, error) {
-	tree, err := pg.Parse(sql)
+	tree, err := pgParse(sql)
 	if err != nil {
 		return "", err
 	}
-	return pg.Deparse(tree)
+	return pgDeparse(tree)
 }
 
 // cutAtPlaceholders splits the deparsed template around $1..$n, which must
 // each occur exactly once. The deparser may move a placeholder (a filter
-// pushed into an ON clause), so the order is recorded.
+// pushed into an ON clause), so the order is recorded. A literal spliced
+// in place of a placeholder must stay one token with the same neighbours,
+// as the placeholder was: see spliceSafe.
 func cutAtPlaceholders(out string, n int) (segments []string, order []int, ok bool) {
 	seen := make([]bool, n)
-	l := lexer{s: out}
+	l := newScanner(out)
 	last := 0
 	for {
-		kind, start, end := l.next()
-		switch kind {
+		t := l.next()
+		switch t.kind {
 		case tokEnd:
 			return append(segments, out[last:]), order, len(order) == n
-		case tokNumber: // a constant the rules wrote
-			continue
+		case tokUnsure:
+			return nil, nil, false
 		case tokParam:
-			k, err := strconv.Atoi(out[start+1 : end])
-			if err != nil || k < 1 || k > n || seen[k-1] {
+			k, err := strconv.Atoi(out[t.start+1 : t.end])
+			if err != nil || k < 1 || k > n || seen[k-1] || !spliceSafe(out, t.start, t.end) {
 				return nil, nil, false
 			}
 			seen[k-1] = true
-			segments = append(segments, out[last:start])
+			segments = append(segments, out[last:t.start])
 			order = append(order, k-1)
-			last = end
-		default: // a string the template did not have, or anything unsure
-			return nil, nil, false
+			last = t.end
 		}
 	}
+}
+
+// spliceSafe reports whether any template literal ('...', or a decimal
+// number such as 5, 1.5, .5, 1., 1e5) may replace out[start:end]
+// without joining the bytes around it: an identifier character on either
+// side would glue on (x'a' is a bit string, a5 an identifier, 5e an
+// error), a quote would double ('a”b'), a dot would make a number
+// (.5, 1..), & after u would make a U& string, and whitespace holding a
+// newline between two strings continues the first.
+func spliceSafe(out string, start, end int) bool {
+	unsafe := func(c byte) bool { return isIdentCont(c) || c == '\'' || c == '.' || c == '&' }
+	if start > 0 && unsafe(out[start-1]) || end < len(out) && unsafe(out[end]) {
+		return false
+	}
+	for i := start - 1; i >= 0 && isScanSpace(out[i]); i-- {
+		if out[i] == '\n' || out[i] == '\r' {
+			return false
+		}
+	}
+	for i := end; i < len(out) && isScanSpace(out[i]); i++ {
+		if out[i] == '\n' || out[i] == '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 // splice builds the rewrite of sql from the template's output and sql's

@@ -11,7 +11,7 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
-func TestTemplateLexer(t *testing.T) {
+func TestTemplateScan(t *testing.T) {
 	for _, c := range []struct {
 		sql  string
 		want string // the template; "" means not templated
@@ -28,36 +28,42 @@ func TestTemplateLexer(t *testing.T) {
 		{"SELECT /* 1 /* '2' */ 3 */ 4", "SELECT /* 1 /* '2' */ 3 */ $1"},
 		{"SELECT a[1:2] FROM t", "SELECT a[$1:$2] FROM t"},
 		{"SELECT 9223372036854775808", "SELECT $1"},
-		// Not templated: the lexer is unsure or the client numbers parameters.
+		{"SELECT 1 -- x\r, 2", "SELECT $1 -- x\r, $2"}, // -- ends at \r as well as \n
+		{"SELECT 1 -- x\n, 2", "SELECT $1 -- x\n, $2"},
+		{"SELECT 1\v,\f2", "SELECT $1\v,\f$2"},
+		{"SELECT 1..2", "SELECT $1..$2"},
+		// Other literals stay verbatim in the template: the text is a
+		// shape of its own.
+		{"SELECT B'101', 1", "SELECT B'101', $1"},
+		{"SELECT X'1F', 1", "SELECT X'1F', $1"},
+		{"SELECT U&'\\0041', 1", "SELECT U&'\\0041', $1"},
+		{"SELECT U&\"\\0041\" FROM t WHERE a = 1", "SELECT U&\"\\0041\" FROM t WHERE a = $1"},
+		{"SELECT $$x$$, 1", "SELECT $$x$$, $1"},
+		{"SELECT $tag$ 'x' $tag$, 1", "SELECT $tag$ 'x' $tag$, $1"},
+		{"SELECT E'a\\'' || 'b', 1", "SELECT E'a\\'' || $1, $2"},
+		{"SELECT 'a\\' FROM t", "SELECT $1 FROM t"}, // standard_conforming_strings on, as pg_query and the proxy read it
+		{"SELECT 'a'\n'b', 1", "SELECT 'a'\n'b', $1"},
+		{"SELECT 0x1F, 1_000, 1", "SELECT 0x1F, 1_000, $1"},
+		// Not templated: the scanner is unsure, the client numbers
+		// parameters, or a placeholder would glue onto a neighbour.
 		{"SELECT * FROM t WHERE id = $1 AND x = 2", ""},
-		{"SELECT E'a\\'b' FROM t", ""},
-		{"SELECT e'a' FROM t", ""},
-		{"SELECT B'101', 1", ""},
-		{"SELECT X'1F', 1", ""},
-		{"SELECT N'abc', 1", ""},
-		{"SELECT U&'\\0041', 1", ""},
-		{"SELECT U&\"\\0041\" FROM t WHERE a = 1", ""},
-		{"SELECT 'a\\' FROM t", ""}, // a backslash: meaning depends on standard_conforming_strings
-		{"SELECT $$x$$, 1", ""},
-		{"SELECT $tag$ 'x' $tag$, 1", ""},
-		{"SELECT 'a'\n'b'", ""}, // one literal continued on a new line
+		{"SELECT E'a\\'b' FROM t", ""}, // no literal to replace
+		{"SELECT N'abc', 1", ""},       // n'abc' is NCHAR and a string: n$1 would be an identifier
 		{"SELECT 'a'x", ""},
-		{"SELECT 0x1F", ""},
-		{"SELECT 0o17", ""},
-		{"SELECT 0b101", ""},
-		{"SELECT 1_000", ""},
+		{"SELECT 'a'$$x$$", ""},
 		{"SELECT 1abc", ""},
 		{"SELECT 1e", ""},
-		{"SELECT 1..2", ""},
-		{"SELECT 1.2.3", ""},
+		{"SELECT 1e5$", ""},
+		{"SELECT 1.2.3", ""}, // 1.2 and .3: $1$2 would read as one parameter
 		{"SELECT t.5", ""},
 		{"SELECT date'2020-01-01'", ""},
 		{"SELECT 'unterminated", ""},
 		{"SELECT \"unterminated = 1", ""},
 		{"SELECT 1 /* unterminated", ""},
 		{"SELECT 1, '\x00'", ""},
-		{"SELECT 1, 'a\xd4'", ""}, // invalid UTF-8: pg_query refuses the text, not the template
-		{"SELECT a FROM t", ""},   // nothing to template
+		{"SELECT 1, 'a\xd4'", ""},       // invalid UTF-8: pg_query refuses the text, not the template
+		{"SELECT 'a' -- c\n'b', 1", ""}, // one literal to the server, two to pg_query
+		{"SELECT a FROM t", ""},         // nothing to template
 	} {
 		var sc templateScratch
 		got := ""
@@ -320,8 +326,15 @@ func TestCutAtPlaceholders(t *testing.T) {
 		{"SELECT $1", 2, false, nil},     // dropped
 		{"SELECT $3", 2, false, nil},     // out of range
 		{"SELECT \"$1\", $1", 1, true, []string{"SELECT \"$1\", ", ""}},
-		{"SELECT 'x', $1", 1, false, nil},
-		{"SELECT $1.5", 1, false, nil}, // a spliced 1 would read 1.5 // a string the template did not have
+		{"SELECT 'x', $1", 1, true, []string{"SELECT 'x', ", ""}}, // a string the rules or the text wrote
+		{"SELECT $1.5", 1, false, nil},                            // a spliced 1 would read 1.5
+		{"SELECT x$1", 1, false, nil},                             // one identifier: no placeholder
+		{"SELECT 'x'$1", 1, false, nil},                           // 'x''a' would be one string
+		{"SELECT u&$1", 1, false, nil},                            // u&'a' would be a U& string
+		{"SELECT 'x'\n$1", 1, false, nil},                         // 'x' \n 'a' would continue
+		{"SELECT $1e", 1, false, nil},                             // 5e is junk
+		{"SELECT -$1, ($1)", 2, false, nil},                       // duplicated
+		{"SELECT -$1, ($2)::int", 2, true, []string{"SELECT -", ", (", ")::int"}},
 	} {
 		segs, _, ok := cutAtPlaceholders(c.out, c.n)
 		if ok != c.ok || ok && !slices.Equal(segs, c.segs) {
