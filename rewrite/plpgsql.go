@@ -1022,13 +1022,24 @@ func relocate(body string, toks []*pg.ScanToken, edits []*edit) (string, bool) {
 		repl    string
 		n       int
 	}
+	// A statement with INTO after its text reads like one without INTO:
+	// matchInto finds both, so they are one group.
+	kind := func(h matching) matching {
+		if h == matchInto {
+			return matchVerbatim
+		}
+		return h
+	}
 	var groups []*group
 	for _, ed := range edits {
 		found := false
 		for _, g := range groups {
-			if g.how == ed.how && g.pattern == ed.pattern {
+			if kind(g.how) == kind(ed.how) && g.pattern == ed.pattern {
 				if g.repl != ed.repl {
 					return "", false
+				}
+				if ed.how == matchInto {
+					g.how = matchInto
 				}
 				g.n++
 				found = true

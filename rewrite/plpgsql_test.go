@@ -298,6 +298,7 @@ func TestRelocate(t *testing.T) {
 		{"IF(x)THEN", []*edit{ed(matchVerbatim, "(x)", "z")}, "IF z THEN"},
 		{"BEGIN SELECT a INTO v FROM t; END", []*edit{ed(matchInto, "SELECT a        FROM t", "SELECT a FROM t2")}, "BEGIN SELECT a FROM t2 INTO v; END"},
 		{"BEGIN SELECT a INTO v FROM t; END", []*edit{ed(matchInto, "SELECT a        FROM u", "SELECT a FROM t2")}, ""},
+		{"BEGIN DELETE FROM t RETURNING a INTO v; DELETE FROM t RETURNING a; END", []*edit{ed(matchInto, "DELETE FROM t RETURNING a", "U"), ed(matchVerbatim, "DELETE FROM t RETURNING a", "U")}, "BEGIN U INTO v; U; END"},
 		{"BEGIN SELECT a\n INTO v\n FROM t; END", []*edit{ed(matchInto, "SELECT a\n         FROM t", "SELECT a FROM t2")}, "BEGIN SELECT a FROM t2 INTO v\n\n; END"},
 	} {
 		got, ok := relocate(tc.body, scan(tc.body), tc.edits)
