@@ -27,6 +27,17 @@ const (
 	MaxJoins           = 500     // more JOIN keywords are refused (ReasonTooDeep)
 )
 
+// Stack the C code needs per level of a chain of binary operators, the
+// construct that needs the most per byte of text (measured on this
+// machine: a chain of n "+1" overflows a parser stack of S bytes at
+// n = S/352 in pg_query_parse_protobuf, its output functions; the deparse
+// of such a tree at n = S/1886). TestParserStackBoundsRecursion checks
+// both against the real parser.
+const (
+	parseStackPerLevel   = 352
+	deparseStackPerLevel = 1886
+)
+
 // shape is what the bounds judge, measured on the text without parsing.
 type shape struct {
 	depth  int // deepest nesting of ( and [
