@@ -20,11 +20,11 @@ import (
 // protobuf decoder's recursion limit; the bounds below leave a margin of
 // 5 to 25 times.
 const (
-	MaxStatementBytes  = 1 << 20 // longer texts are refused (ReasonTooLong)
-	MaxNestingDepth    = 256     // deeper bracket nesting is refused (ReasonTooDeep)
-	MaxExpressionDepth = 1000    // deeper operator nesting, brackets included, is refused (ReasonTooDeep)
-	MaxSetOperations   = 500     // more UNION, INTERSECT and EXCEPT are refused (ReasonTooDeep)
-	MaxJoins           = 500     // more JOIN keywords are refused (ReasonTooDeep)
+	MaxStatementBytes  = 16 << 20 // longer texts are refused (ReasonTooLong)
+	MaxNestingDepth    = 256      // deeper bracket nesting is refused (ReasonTooDeep)
+	MaxExpressionDepth = 1000     // deeper operator nesting, brackets included, is refused (ReasonTooDeep)
+	MaxSetOperations   = 5000     // more UNION, INTERSECT and EXCEPT are refused (ReasonTooDeep)
+	MaxJoins           = 2500     // more JOIN keywords are refused (ReasonTooDeep)
 )
 
 // Stack the C code needs per level of a chain of binary operators, the
@@ -86,7 +86,7 @@ func (s shape) treeDepth() int {
 
 const (
 	treeDepthPerLevel = 10 // messages per unit of expr; the largest seen is 8 (see limits_test.go)
-	treeDepthBase     = 12 // ParseResult, RawStmt, the statement and its clauses
+	treeDepthBase     = 24 // ParseResult, RawStmt, wrapping statements (EXPLAIN, CREATE TABLE AS), the clause, OR over AND
 )
 
 // tooDeep refuses a shape beyond any bound, or returns nil.
