@@ -3,6 +3,7 @@ package rewrite
 import (
 	"hash/maphash"
 	"sync"
+	"unsafe"
 )
 
 // cache memoises Rewrite by exact text. It is bounded by an estimate of the
@@ -34,8 +35,21 @@ type cacheEntry struct {
 	cost    int64
 }
 
-// entryOverhead approximates the map slot, entry and Result headers.
-const entryOverhead = 160
+// Heap bytes of what an entry holds besides its strings' bytes, from the
+// sizes of the types on 64-bit platforms rounded up to Go's allocation
+// size classes. A map slot (key header, cacheEntry, control byte) is
+// counted twice over, since a Go map's table holds up to twice as many
+// slots as entries and never shrinks. TestCacheHeapWithinBound checks
+// the sum against the heap a full cache really holds.
+const (
+	slotBytes      = 2 * 56
+	resultBytes    = 80  // Result
+	statementBytes = 64  // Statement
+	appliedBytes   = 24  // Applied (Table points into the policy)
+	templateBytes  = 64  // template
+	refusalBytes   = 112 // Refusal
+	stringBytes    = 16  // a string header in a slice
+)
 
 func newCache(limit int64) *cache {
 	if limit <= 0 {
@@ -105,23 +119,35 @@ func (c *cache) put(sql string, e cacheEntry) {
 	s.bytes += e.cost
 }
 
-func entryCost(sql string, e cacheEntry) int64 {
-	n := int64(len(sql)) + entryOverhead
-	if r := e.res; r != nil {
-		if r.Changed {
-			n += int64(len(r.SQL))
-		}
-		n += int64(len(r.Statements))*64 + int64(len(r.Applied))*32
-		for _, st := range r.Statements {
-			n += int64(len(st.Prepare) + len(st.Execute) + len(st.Deallocate))
-		}
-	}
-	if t := e.tmpl; t != nil {
-		// segments are substrings of res.SQL, counted above
-		n += int64(len(t.segments))*16 + int64(len(t.order))*8
+// entryCost is what an entry costs the heap: the key, and every result,
+// template and refusal the entry holds, with their strings (a Result's
+// SQL only when it is not the key's own bytes).
+func entryCost(key string, e cacheEntry) int64 {
+	n := int64(len(key)) + slotBytes
+	n += resultCost(e.res, key)
+	if t := e.tmpl; t != nil && t != exactOnly {
+		// segments are substrings of res.SQL: only their headers count
+		n += templateBytes + int64(len(t.segments))*stringBytes + int64(len(t.order))*8
+		n += resultCost(t.res, "")
 	}
 	if f := e.refusal; f != nil {
-		n += int64(len(f.Message) + len(f.Detail) + len(f.Hint) + len(f.Table))
+		n += refusalBytes + int64(len(f.Reason)+len(f.Code)+len(f.Message)+len(f.Detail)+len(f.Hint)+len(f.Table))
+		n += resultCost(f.Before, "")
+	}
+	return n
+}
+
+func resultCost(r *Result, key string) int64 {
+	if r == nil {
+		return 0
+	}
+	n := int64(resultBytes)
+	if len(r.SQL) > 0 && (len(key) == 0 || unsafe.StringData(r.SQL) != unsafe.StringData(key)) {
+		n += int64(len(r.SQL))
+	}
+	n += int64(cap(r.Statements))*statementBytes + int64(cap(r.Applied))*appliedBytes
+	for _, st := range r.Statements {
+		n += int64(len(st.Prepare) + len(st.Execute) + len(st.Deallocate))
 	}
 	return n
 }
