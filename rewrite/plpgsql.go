@@ -217,7 +217,7 @@ func (e *engine) setBody(r *routine, body string) (string, error) {
 	printed, err := printOne(r.stmt)
 	if err == nil {
 		var tree *pg.ParseResult
-		tree, err = pg.Parse(printed)
+		tree, err = pgParse(printed)
 		if err == nil && (len(tree.Stmts) != 1 || routineBodyOf(tree.Stmts[0].Stmt) != body) {
 			err = errors.New("the printed statement does not hold the rewritten body")
 		}
@@ -232,7 +232,7 @@ func (e *engine) setBody(r *routine, body string) (string, error) {
 // treeVersion is the parse tree version pg_query's printer expects, the
 // same for every tree this build of pg_query makes.
 var treeVersion = sync.OnceValue(func() int32 {
-	tree, err := pg.Parse("SELECT")
+	tree, err := pgParse("SELECT")
 	if err != nil {
 		return 0
 	}
@@ -241,7 +241,7 @@ var treeVersion = sync.OnceValue(func() int32 {
 
 // printOne is pg_query's text for one statement.
 func printOne(stmt *pg.Node) (string, error) {
-	return pg.Deparse(&pg.ParseResult{Version: treeVersion(), Stmts: []*pg.RawStmt{{Stmt: stmt}}})
+	return pgDeparse(&pg.ParseResult{Version: treeVersion(), Stmts: []*pg.RawStmt{{Stmt: stmt}}})
 }
 
 // routineBodyOf is the single AS string of a DO or CREATE FUNCTION, or "".
@@ -482,7 +482,7 @@ func dollarQuote(s string) string {
 // plpgsqlFunction parses the routine in text with pg_query's PL/pgSQL
 // parser and returns its PLpgSQL_function object.
 func plpgsqlFunction(text string) (map[string]any, error) {
-	out, err := pg.ParsePlPgSqlToJSON(text)
+	out, err := pgParsePlPgSQLToJSON(text)
 	if err != nil {
 		return nil, err
 	}
@@ -724,7 +724,7 @@ func (e *engine) rewriteDynamic(r *routine, x *expression) (*edit, *Result, erro
 // tag. pg_query's printer writes a DO body in $$, or $outer$ when the body
 // holds $$: a DO around a DO around a DO would not read back.
 func respell(sql string) string {
-	tree, err := pg.Parse(sql)
+	tree, err := pgParse(sql)
 	if err != nil {
 		return sql
 	}
@@ -789,7 +789,7 @@ func stringLiteral(expr string) (string, bool) {
 	if err != nil || len(toks.Tokens) != 1 || toks.Tokens[0].Token != pg.Token_SCONST {
 		return "", false
 	}
-	tree, err := pg.Parse("SELECT " + expr)
+	tree, err := pgParse("SELECT " + expr)
 	if err != nil || len(tree.Stmts) != 1 {
 		return "", false
 	}
@@ -956,7 +956,7 @@ func (e *engine) checkNames(edits []*edit, names *plNames) error {
 		}
 	}
 	for _, ed := range edits {
-		tree, err := pg.Parse(ed.checkSQL)
+		tree, err := pgParse(ed.checkSQL)
 		if err != nil {
 			return refuseUnparseable(err.Error())
 		}
