@@ -276,3 +276,19 @@ func TestShapeFollowsTheScanner(t *testing.T) {
 		}
 	}
 }
+
+// Regression: the depth bound ended "--" comments at \n only, so it
+// measured this text as flat; to the server and pg_query the comment
+// ends at \r and 30,000 chained + follow, which overflowed the C parser
+// on the calling thread's stack (SIGSEGV in cgo: the process died). Now
+// the bound counts the chain, and the parser stack holds it even when a
+// bound is bypassed.
+func TestChainAfterCarriageReturnComment(t *testing.T) {
+	sql := "SELECT 1 -- x\r" + strings.Repeat("+1", 30000) + " FROM contacts"
+	if f := refusal(t, New(testPolicy(t), 0), sql); f.Reason != ReasonTooDeep {
+		t.Fatalf("refused as %s, want too deep: %s", f.Reason, f.Message)
+	}
+	if _, err := pgParse(sql); err == nil || !strings.Contains(err.Error(), "recursion") {
+		t.Fatalf("pgParse: %v, want the protobuf decoder's recursion limit", err)
+	}
+}

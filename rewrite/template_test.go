@@ -365,3 +365,105 @@ func TestLiteralKind(t *testing.T) {
 		t.Fatalf("typed string literal: %s", res.SQL)
 	}
 }
+
+// Regression: a "--" comment ends at \r as well as \n. The lexer that
+// ended it only at \n read the two texts below as one shape: the same
+// bytes up to their literals, with "' <X> AND body = '" a literal between
+// the comment's \n and the last quote. To the server (and pg_query) the
+// comment ends at \r, 'newline' is a string, and X is code: the first
+// text reads notes, the second also contacts. The first seeded a
+// template that the second hit, unfiltered.
+func TestTemplateCommentEndsAtCarriageReturn(t *testing.T) {
+	text := func(x string) string {
+		return "SELECT * FROM notes WHERE id = 1 -- contacts\r AND body = '\n' " + x + " AND body = '\n-- '"
+	}
+	a, b := text("OR true"), text("UNION SELECT * FROM contacts WHERE true")
+	var sa, sb templateScratch
+	if !sa.scan(a) || !sb.scan(b) {
+		t.Fatal("not templated")
+	}
+	if string(sa.key) == string(sb.key) {
+		t.Fatalf("one template key for two statements: %q", sa.key)
+	}
+	if want := "SELECT * FROM notes WHERE id = $1 -- contacts\r AND body = $2 OR true AND body = $3"; sa.template() != want {
+		t.Fatalf("template %q, want %q", sa.template(), want)
+	}
+	p := testPolicy(t)
+	exact, templated := New(p, 0), New(p, 1<<20)
+	for _, sql := range []string{a, b, text("OR false"), b} {
+		want, _, wantErr := exact.Rewrite(sql)
+		got, _, gotErr := templated.Rewrite(sql)
+		if msg := sameAnswer(want, wantErr, got, gotErr); msg != "" {
+			t.Fatalf("%s\n sql: %q", msg, sql)
+		}
+	}
+	res := mustRewrite(t, templated, b)
+	if !strings.Contains(res.SQL, "deleted_at IS NULL") {
+		t.Fatalf("contacts read unfiltered: %s", res.SQL)
+	}
+}
+
+// Literals of each kind that stress what surrounds a spliced literal:
+// quotes, comment and dollar starts, backslashes, dots and exponents.
+var literalPool = map[byte][]string{
+	's': {"''", "'x'", "'it''s'", "'--'", "'/*'", "'$1'", "'$$'", "'\\'", "'contacts'", "'ü'", "' '", "'a''b''c'", "'*/'", "'\r'", "'\n'"},
+	'i': {"0", "1", "42", "2147483647", "007", "0000000000002"},
+	'f': {"1.5", ".5", "1.", "1e5", "2147483648", "99999999999999999999", "1E-3", "0.0", "2.5e+10", "4294967296"},
+}
+
+// collide returns sql with each literal replaced by one of the same kind
+// drawn from literalPool, and whether the result has sql's template key.
+func collide(sql string, seed uint64) (string, bool) {
+	var sc, other templateScratch
+	if !sc.scan(sql) {
+		return "", false
+	}
+	kinds := sc.key[sc.textLen+1:]
+	var b strings.Builder
+	last := 0
+	for k, sp := range sc.spans {
+		pool := literalPool[kinds[k]]
+		seed = seed*6364136223846793005 + 1442695040888963407
+		b.WriteString(sql[last:sp.start])
+		b.WriteString(pool[(seed>>33)%uint64(len(pool))])
+		last = sp.end
+	}
+	b.WriteString(sql[last:])
+	out := b.String()
+	return out, other.scan(out) && string(other.key) == string(sc.key)
+}
+
+// FuzzTemplateKeyCollisions: two texts that share a template key get the
+// exact path's answers whichever seeds the template; and every template
+// text scans as its text's tokens with literals made parameters.
+func FuzzTemplateKeyCollisions(f *testing.F) {
+	for i, sql := range templateCorpus(f) {
+		f.Add(sql, uint64(i))
+	}
+	f.Add("SELECT * FROM notes WHERE id = 1 -- contacts\r AND body = '\n' OR true AND body = '\n-- '", uint64(7))
+	p := testPolicy(f)
+	exact := New(p, 0)
+	f.Fuzz(func(t *testing.T, sql string, seed uint64) {
+		var sc templateScratch
+		if !sc.scan(sql) {
+			return
+		}
+		if !relexesAsTemplate(sql, sc.template(), sc.spans) {
+			t.Fatalf("template %q does not scan as %q", sc.template(), sql)
+		}
+		other, ok := collide(sql, seed)
+		if !ok {
+			return
+		}
+		for _, order := range [][2]string{{sql, other}, {other, sql}} {
+			templated := New(p, 1<<20) // the first text seeds the template, the second hits it
+			for _, s := range order {
+				want, _, wantErr := exact.Rewrite(s)
+				got, _, gotErr := templated.Rewrite(s)
+				if msg := sameAnswer(want, wantErr, got, gotErr); msg != "" {
+					t.Fatalf("%s\n sql: %q\n seeded by: %q", msg, s, order[0])
+				}
+			}
+		}
+	})
+}
