@@ -314,13 +314,13 @@ func stringNesting(s string, limit int) int {
 		return 0 // not SQL: nothing in it is rewritten as SQL
 	}
 	deepest := 0
-	for _, t := range toks.Tokens {
+	for i, t := range toks.Tokens {
 		if t.Token != pg.Token_SCONST && t.Token != pg.Token_USCONST {
 			continue
 		}
 		v, ok := literalValue(s[t.Start:t.End])
-		if !ok {
-			continue
+		if !ok || t.Token == pg.Token_USCONST && i+1 < len(toks.Tokens) && toks.Tokens[i+1].Token == pg.Token_UESCAPE {
+			return limit // unreadable here (U& with UESCAPE): assume the worst
 		}
 		if !strings.ContainsAny(v, "'$") {
 			deepest = max(deepest, 1) // no literal can start in it
@@ -786,7 +786,7 @@ func spellRoutine(n *pg.Node) (string, bool) {
 // literal.
 func stringLiteral(expr string) (string, bool) {
 	toks, err := pg.Scan(expr)
-	if err != nil || len(toks.Tokens) != 1 || toks.Tokens[0].Token != pg.Token_SCONST {
+	if err != nil || len(toks.Tokens) != 1 || toks.Tokens[0].Token != pg.Token_SCONST && toks.Tokens[0].Token != pg.Token_USCONST {
 		return "", false
 	}
 	tree, err := pgParse("SELECT " + expr)

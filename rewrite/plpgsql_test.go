@@ -485,6 +485,14 @@ func TestNestedRoutines(t *testing.T) {
 	if f := refusal(t, r, nest(maxBodyNesting+2)); f.Reason != ReasonTooDeep {
 		t.Errorf("%d nested DO blocks: %+v", maxBodyNesting+2, f)
 	}
+	// A U& literal is read too; one with UESCAPE is not, and counts as
+	// deep as the bound.
+	if res := mustRewrite(t, r, `DO $$BEGIN EXECUTE U&'DELETE FROM contacts'; END$$`); !strings.Contains(res.SQL, "UPDATE contacts SET deleted_at") {
+		t.Errorf("EXECUTE of a U& literal: %s", res.SQL)
+	}
+	if f := refusal(t, r, `DO $$BEGIN PERFORM U&'!0063' UESCAPE '!' FROM contacts; END$$`); f.Reason != ReasonTooDeep {
+		t.Errorf("U& literal with UESCAPE: %+v", f)
+	}
 	const viaExecute = "DO $$BEGIN EXECUTE 'DO $d$BEGIN DELETE FROM contacts WHERE id = 1; END$d$'; END$$"
 	if res := mustRewrite(t, r, viaExecute); !strings.Contains(res.SQL, "UPDATE contacts SET deleted_at") || strings.Contains(res.SQL, "DELETE") {
 		t.Errorf("DO in an EXECUTE string: %s", res.SQL)
