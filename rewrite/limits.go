@@ -5,20 +5,58 @@ import (
 	"strings"
 )
 
-// The C parser recurses on nested input and can overflow the thread's stack
-// inside the cgo call, where recover() cannot help. These bounds are
-// checked on the text before it reaches the parser.
+// pg_query's C code recurses on nested input and can overflow the stack
+// it runs on inside the cgo call, where recover() cannot help: a SIGSEGV
+// kills every session. bigstack.go runs it on a 4 GiB parser stack, which
+// no text of MaxStatementBytes can overflow; these bounds come first, so
+// that what reaches the parser also parses (pg_query's own limits below
+// are refusals, not crashes) and needs a sliver of that stack.
 //
 // Brackets are not the only way to nest: a left-associative chain
 // (a+b+c+..., x::int::int..., NOT NOT ...) nests one expression level per
 // operator, and each UNION or JOIN nests one more set operation or join
 // node. Chains add up through brackets: in ((a+a+...)+a+...)+a+... each
-// bracket level's chain sits below the next one's. Measured with
-// pg_query_go v6 on this project's machine, 25000 chained + or ::, 30
-// brackets each followed by 900 +, or 25000 JOINs overflow the stack
-// (SIGSEGV kills the process), and 5000 levels already exceed the
-// protobuf decoder's recursion limit; the bounds below leave a margin of
-// 5 to 25 times.
+// bracket level's chain sits below the next one's.
+//
+// Measured with pg_query_go v6.2.5 on this project's machine: each
+// construct nested n times, pg_query_go's Parse and Deparse run in a child
+// process on a Go thread's 8 MiB stack (the overflow points scale with
+// the stack; "-" is none up to n = 1,000,000, or for the deparse up to
+// the largest n that parses):
+//
+//	construct                                parses up to n  then             parse overflows  deparse overflows
+//	((((1))))  ((SELECT 1))                  9,984           bison's stack    -                -
+//	1+1+1 (- * || ^ -> #>> :: IS NULL        4,992           decoder          23,808           4,446
+//	  COLLATE AT TIME ZONE alike)
+//	NOT NOT x, - - x                         4,992           decoder          -                4,446
+//	x AND x AND x, OR                        flat            -                -                -
+//	CASE WHEN x THEN CASE ...                1,992           bison's stack    -                -
+//	(SELECT (SELECT 1)), EXISTS, IN (SELECT  1,664           decoder          -                1,482
+//	FROM (SELECT * FROM (...) a) a, WITH     1,664           bison's stack    -                -
+//	UNION [ALL] / INTERSECT / EXCEPT chain   9,984           decoder          47,616           8,892
+//	SELECT 1 UNION (SELECT 1 UNION (...))    2,496           bison's stack    -                -
+//	t JOIN t USING (id) ..., CROSS JOIN      4,992           decoder          23,808           4,446
+//	(t JOIN (t JOIN ...))                    3,328           bison's stack    -                -
+//	f(f(1)), coalesce(...), ARRAY[ARRAY[..   4,992           bison's stack    -                4,446
+//	ARRAY[[[1]]]                             4,992           decoder          -                4,446
+//	ROW(1, ROW(...)), (1, (1, ...))          2,496 / 3,328   bison's stack    -                -
+//	x[1][1], IN (1, 1, ...), VALUES (1),     flat            -                -                -
+//	  (1), multi-row INSERT
+//
+// "bison's stack" is the grammar's own limit (10,000 states: "memory
+// exhausted"), "decoder" the protobuf decoder's recursion limit (10,000
+// messages, 2 per operator level, 6 per subquery): both refuse the text.
+// A parse overflows at 23,808 levels (352 bytes of stack each, 176 per
+// byte of text); every deparse at 8,892 protobuf messages (943 bytes
+// each), within what parses: on a thread's stack, deparse is the weak
+// point. At the bounds below a tree is at most treeDepth() = 20,024
+// messages deep: 19 MB of deparse stack, under 0.5% of a parser stack
+// (TestShapeBoundsTreeDepth). They also stay 1.8 to 5.8 times under the
+// 8 MiB overflow points, for callers that still run pg_query_go on a
+// thread's stack.
+//
+// Length alone is not dangerous: a flat 16 MiB multi-row INSERT parses
+// (see MaxStatementBytes).
 const (
 	MaxStatementBytes  = 16 << 20 // longer texts are refused (ReasonTooLong)
 	MaxNestingDepth    = 256      // deeper bracket nesting is refused (ReasonTooDeep)

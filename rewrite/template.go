@@ -183,8 +183,11 @@ func relexesAsTemplate(sql, text string, spans []literalSpan) bool {
 // viaTemplate answers sql through its template. ok is false when sql must
 // take the exact path; hit reports that the template was cached.
 func (r *Rewriter) viaTemplate(sql string) (res *Result, hit bool, refusal *Refusal, ok bool) {
-	if r.templates == nil || len(sql) > MaxStatementBytes {
-		// Too long is refused by the exact path, with the text's length.
+	if r.templates == nil || int64(len(sql)) > r.templates.shards[0].limit/4 {
+		// A template this long could hardly be kept (an entry larger
+		// than a shard is not stored), and compiling it costs a second
+		// parse: long texts, and those too long to parse at all (refused
+		// by the exact path with their length), take the exact path.
 		return nil, false, nil, false
 	}
 	sc := scratchPool.Get().(*templateScratch)
