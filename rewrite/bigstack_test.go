@@ -143,11 +143,19 @@ func TestParserStackBoundsRecursion(t *testing.T) {
 }
 
 // BenchmarkParserStackSwitch is what the parser stack adds to a call:
-// taking a stack from the pool, switching to it and back.
+// taking a stack from the pool, switching to it and back ("switch"),
+// against a cgo call of a C function that does nothing much ("cgo").
 func BenchmarkParserStackSwitch(b *testing.B) {
-	for b.Loop() {
-		parserStackSwitch()
-	}
+	b.Run("switch", func(b *testing.B) {
+		for b.Loop() {
+			parserStackSwitch()
+		}
+	})
+	b.Run("cgo", func(b *testing.B) {
+		for b.Loop() {
+			parserStackLinked()
+		}
+	})
 }
 
 func BenchmarkParse(b *testing.B) {
