@@ -11,12 +11,15 @@
 // cache (template.go: literals replaced by placeholders, so that texts
 // differing only in values share one rewrite; scan.go, PostgreSQL's
 // scanner rules, finds the literals), length and nesting bounds
-// (the C parser must never see input that can crash it), pg_query's parser,
+// (limits.go, measured on the same tokens), pg_query's parser (run on a
+// parser stack of its own, bigstack.go, so that no input can overflow the
+// calling thread's stack),
 // the rules (engine.go for statements, from.go for FROM trees and outer
 // joins), a final check that every reference to a configured table was
 // handled by some rule (anything else is refused, never passed through),
-// and pg_query's deparser when something changed.
+// and pg_query's deparser (on a parser stack too) when something changed.
 //
-// It imports the standard library, pg_query_go, protobuf reflection (to
-// walk pg_query's trees, which have no walker) and policy.
+// It imports the standard library, pg_query_go, protobuf (to decode and
+// walk pg_query's trees, which have no walker) and policy; bigstack.c
+// calls pg_query's C entry points through cgo.
 package rewrite

@@ -127,10 +127,15 @@ const (
 	treeDepthBase     = 24 // ParseResult, RawStmt, wrapping statements (EXPLAIN, CREATE TABLE AS), the clause, OR over AND
 )
 
-// tooDeep refuses a shape beyond any bound, or returns nil.
+// tooDeep refuses a shape beyond any bound, or a text that the server
+// and pg_query read differently; or returns nil.
 func (s shape) tooDeep() *Refusal {
 	var what string
 	switch {
+	case s.unsure == whyContinuedAcrossComment:
+		// pg_query's parse would judge another statement than the
+		// server runs (in practice it fails: two adjacent strings).
+		return refuseUnparseable("it holds " + whyContinuedAcrossComment)
 	case s.depth > MaxNestingDepth:
 		what = fmt.Sprintf("nests brackets %d levels deep (limit %d)", s.depth, MaxNestingDepth)
 	case s.expr > MaxExpressionDepth:

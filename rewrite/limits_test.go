@@ -292,3 +292,20 @@ func TestChainAfterCarriageReturnComment(t *testing.T) {
 		t.Fatalf("pgParse: %v, want the protobuf decoder's recursion limit", err)
 	}
 }
+
+// The server continues a string across a -- comment ('con' -- c newline
+// 'tacts' is 'contacts'); pg_query reads two strings. The text is refused
+// rather than judged by what pg_query reads.
+func TestStringContinuedAcrossCommentIsRefused(t *testing.T) {
+	r := New(testPolicy(t), 1<<20)
+	for _, sql := range []string{
+		"SELECT * FROM contacts WHERE name = 'con' -- c\n'tacts'",
+		"SELECT * FROM contacts WHERE name = 'con'\n-- c\n'tacts' AND id = 1",
+	} {
+		f := refusal(t, r, sql)
+		if f.Reason != ReasonUnparseable || !strings.Contains(f.Message, "continued across a -- comment") {
+			t.Errorf("%q: %+v", sql, f)
+		}
+	}
+	mustRewrite(t, r, "SELECT * FROM contacts WHERE name = 'con'\n'tacts' -- c\n")
+}

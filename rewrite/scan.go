@@ -67,6 +67,10 @@ const (
 	tokUnsure                  // the scanner cannot follow the server from here
 )
 
+// whyContinuedAcrossComment: the server and pg_query read the text
+// differently (see scanner).
+const whyContinuedAcrossComment = "a string continued across a -- comment (the server reads one literal, pg_query two)"
+
 // token is one token: its kind and byte range in the text. cont marks a
 // quoted string continued across whitespace with a newline ('a' \n 'b').
 type token struct {
@@ -237,7 +241,7 @@ func (sc *scanner) quoted(s string, start, body int, kind tokenKind) token {
 				return token{kind: kind, cont: cont, start: start, end: j + 1}
 			}
 			if comment {
-				return sc.unsure(start, "a string continued across a -- comment (the server reads one literal, pg_query two)")
+				return sc.unsure(start, whyContinuedAcrossComment)
 			}
 			cont = true
 			j = k + 1
