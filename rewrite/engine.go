@@ -155,9 +155,15 @@ func (e *engine) statement(n *pg.Node, sc *scope) (deleteTag bool, err error) {
 	case *pg.Node_DoStmt:
 		return false, e.doStmt(s.DoStmt)
 	case *pg.Node_CreateFunctionStmt:
-		// A BEGIN ATOMIC body (SqlBody) is parsed and rewritten like any
-		// statement; a string body is judged by functionBody (plpgsql.go).
-		if f := s.CreateFunctionStmt; f.SqlBody == nil {
+		// A BEGIN ATOMIC or RETURN body (SqlBody) is statements the
+		// parser already read: each gets the statement rules. A string
+		// body is judged by functionBody (plpgsql.go).
+		f := s.CreateFunctionStmt
+		if f.SqlBody != nil {
+			if err := e.atomicBody(f.SqlBody, sc); err != nil {
+				return false, err
+			}
+		} else {
 			what := "CREATE FUNCTION"
 			if f.IsProcedure {
 				what = "CREATE PROCEDURE"
@@ -166,7 +172,8 @@ func (e *engine) statement(n *pg.Node, sc *scope) (deleteTag bool, err error) {
 				return false, err
 			}
 		}
-		return false, e.expr(n, sc)
+		// Parameter defaults may hold subqueries.
+		return false, e.exprs(sc, f.Parameters, f.Options)
 	}
 	if err := e.schemaChange(n); err != nil {
 		return false, err
@@ -399,6 +406,24 @@ func (e *engine) viewStmt(v *pg.ViewStmt, sc *scope) error {
 	e.view = true
 	defer func() { e.view = false }()
 	return e.statement1(v.Query, sc)
+}
+
+// atomicBody rewrites a SQL-standard function body: BEGIN ATOMIC's
+// statements (lists of statements) or a RETURN expression.
+func (e *engine) atomicBody(n *pg.Node, sc *scope) error {
+	switch b := n.Node.(type) {
+	case *pg.Node_List:
+		for _, it := range b.List.Items {
+			if err := e.atomicBody(it, sc); err != nil {
+				return err
+			}
+		}
+		return nil
+	case *pg.Node_ReturnStmt:
+		return e.expr(b.ReturnStmt.Returnval, sc)
+	}
+	_, err := e.statement(n, sc)
+	return err
 }
 
 // ruleStmt rewrites a rule's actions like the statements they are. An ON

@@ -126,30 +126,37 @@ func (e *engine) routineBody(r *routine) error {
 			return refuseDeparse(fmt.Errorf("the body of the %s would not survive pg_query's printer (a dollar quote at its end or inside it)", r.what))
 		}
 	}
-	mayMatch := false
-	for _, p := range r.parts {
-		mayMatch = mayMatch || e.filter.mayMatch(p.Sval)
+	readable := len(r.parts) == 1 && (r.lang == "plpgsql" || r.lang == "sql" && !r.do)
+	if !readable {
+		// Any other language (plperl, plv8, pltcl, ... some of them
+		// trusted, so an ordinary role may use them) runs SQL it builds
+		// at run time through SPI: no text in its body need name a
+		// table. C and internal functions need a superuser anyway.
+		return unseen(r.what+" in LANGUAGE "+langName(r.lang)+": Tombstone cannot see into code in that language",
+			"Such code can run any SQL; a DELETE inside it would remove rows for good and its reads would see deleted rows.",
+			"Write it in LANGUAGE plpgsql or sql, which Tombstone rewrites, or run it as a privileged role.")
 	}
-	if !mayMatch {
+	if !e.filter.mayMatch(r.parts[0].Sval) {
 		return nil
 	}
-	switch {
-	case len(r.parts) != 1:
-	case r.lang == "plpgsql" || r.lang == "sql" && !r.do:
-		// A routine inside a body is rewritten with its own body, and so
-		// on down: bound the depth, so that one text cannot ask for work
-		// growing with the square of its length.
-		if n := stringNesting(r.parts[0].Sval, maxBodyNesting+1); n > maxBodyNesting {
-			return refuseTooDeep(fmt.Sprintf("nests string literals and routine bodies %d levels deep in the body of a %s (limit %d)", n, r.what, maxBodyNesting))
-		}
-		if r.lang == "sql" {
-			return e.sqlBody(r)
-		}
-		return e.plpgsqlBody(r)
+	// A routine inside a body is rewritten with its own body, and so
+	// on down: bound the depth, so that one text cannot ask for work
+	// growing with the square of its length.
+	if n := stringNesting(r.parts[0].Sval, maxBodyNesting+1); n > maxBodyNesting {
+		return refuseTooDeep(fmt.Sprintf("nests string literals and routine bodies %d levels deep in the body of a %s (limit %d)", n, r.what, maxBodyNesting))
 	}
-	return unseen(r.what+" may touch a soft-delete table: Tombstone cannot see into procedural code",
-		"A DELETE inside it would remove rows for good and its reads would see deleted rows.",
-		"Write it in LANGUAGE plpgsql or sql, which Tombstone rewrites, or run it as a privileged role.")
+	if r.lang == "sql" {
+		return e.sqlBody(r)
+	}
+	return e.plpgsqlBody(r)
+}
+
+// langName is a routine's language for a message.
+func langName(lang string) string {
+	if lang == "" {
+		return "(none given)"
+	}
+	return lang
 }
 
 // reemittable reports whether pg_query's printer writes body back as a

@@ -402,8 +402,10 @@ func TestRefusalsOfHiddenSQLAndSchemaChanges(t *testing.T) {
 		{"SELECT * FROM ts_stat('select v from docs')", ReasonUnsupported, "0A000", "ts_stat() runs SQL", "privileged role"},
 		{"SELECT dblink_send_query('c', 'select 1')", ReasonUnsupported, "0A000", "dblink_send_query() runs SQL", "privileged role"},
 		{"TRUNCATE orgs CASCADE", ReasonTruncate, "42501", "TRUNCATE ... CASCADE refused: it also empties every table that references", "privileged role"},
-		{"DO LANGUAGE plperl $$spi_exec_query('DELETE FROM contacts WHERE id = 1');$$", ReasonUnsupported, "0A000", "DO block may touch a soft-delete table: Tombstone cannot see into procedural code", "run it as a privileged role."},
-		{"CREATE OR REPLACE PROCEDURE p() LANGUAGE plperl AS 'spi_exec_query(\"DELETE FROM orders\")'", ReasonUnsupported, "0A000", "CREATE PROCEDURE may touch", "run it as a privileged role."},
+		{"DO LANGUAGE plperl $$spi_exec_query('DELETE FROM contacts WHERE id = 1');$$", ReasonUnsupported, "0A000", "DO block in LANGUAGE plperl: Tombstone cannot see into code in that language", "run it as a privileged role."},
+		// No table name is needed: the code builds its SQL at run time.
+		{"DO LANGUAGE plperl $$spi_exec_query('DELETE FROM con' . 'tacts');$$", ReasonUnsupported, "0A000", "DO block in LANGUAGE plperl", "run it as a privileged role."},
+		{"CREATE OR REPLACE PROCEDURE p() LANGUAGE plperl AS 'spi_exec_query(\"DELETE FROM orders\")'", ReasonUnsupported, "0A000", "CREATE PROCEDURE in LANGUAGE plperl", "run it as a privileged role."},
 		{"DO $$BEGIN EXECUTE 'DELETE FROM ' || 'orders'; END$$", ReasonUnsupported, "0A000", "dynamic SQL in the DO block", "privileged role"},
 		{"ALTER TABLE contacts RENAME TO people", ReasonPrivileged, "42501", "ALTER TABLE RENAME of soft-delete table contacts refused: it would undo soft deletes", "migrations as a privileged role"},
 		{"ALTER TABLE contacts DROP COLUMN deleted_at", ReasonPrivileged, "42501", "dropping or retyping column deleted_at of soft-delete table contacts", "migrations"},
