@@ -1,11 +1,15 @@
 package rewrite
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -195,4 +199,51 @@ func BenchmarkDeparse(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Signals reach threads while they run on a parser stack: the Go
+// runtime's profiling signal (SIGPROF), preemption (SIGURG) and the GC's
+// stop-the-world must not trip over a stack pointer outside any stack it
+// knows. Many goroutines parse and deparse under a CPU profile and forced
+// GCs; the test passes if the process survives and every answer is right.
+func TestParserStackUnderSignals(t *testing.T) {
+	var prof bytes.Buffer
+	if err := pprof.StartCPUProfile(&prof); err != nil {
+		t.Skip("a CPU profile is already running")
+	}
+	defer pprof.StopCPUProfile()
+	sql := "SELECT * FROM contacts c JOIN orders o ON o.contact_id = c.id WHERE c.id IN (SELECT 1" + strings.Repeat("+1", 200) + ")"
+	want, err := pg.Parse(sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSQL, _ := pg.Deparse(want)
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				if g == 0 && i%10 == 0 {
+					runtime.GC()
+				}
+				tree, err := pgParse(sql)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				out, err := pgDeparse(tree)
+				if err != nil || out != wantSQL {
+					errs <- fmt.Sprintf("deparse: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }
