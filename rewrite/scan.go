@@ -9,9 +9,10 @@ import (
 // (src/backend/parser/scan.l) does, so that what Tombstone reads without
 // parsing (template literals, nesting bounds) is what the server reads.
 // It follows the server's rules: "--" comments end at \n or \r;
-// whitespace is [ \t\n\r\f\v]; block comments nest; dollar quotes, E”
-// escapes, U&” and U&"", B” X” N”, string continuation, numbers with
-// 0x 0o 0b prefixes and underscores, parameters, and the operator rules
+// whitespace is [ \t\n\r\f\v]; block comments nest; dollar quotes,
+// E'...' escapes, U&'...' and U&"...", B'...' X'...' N'...', string
+// continuation, numbers with 0x 0o 0b prefixes and underscores,
+// parameters, and the operator rules
 // (a multi-character operator loses trailing + and - unless it holds one
 // of ~ ! @ # ^ & | ` ? %).
 //
@@ -282,7 +283,7 @@ func skipContinuationSpace(s string, j int) (end int, newline, comment bool) {
 	return j, newline, comment
 }
 
-// escapeLen measures the backslash escape at s[j] in an E” string: its
+// escapeLen measures the backslash escape at s[j] in an E'...' string: its
 // length, whether it produces a NUL or a non-ASCII byte (the literal must
 // then be valid UTF-8), or why the scanner rejects it.
 func escapeLen(s string, j int) (n int, nonASCII bool, why string) {
@@ -359,7 +360,7 @@ func unicodeEscape(s string, j int) (cp rune, end int, ok bool) {
 	return rune(v), j + 2 + n, true
 }
 
-// validEscapedLiteral decodes the body of an E” literal (continuations
+// validEscapedLiteral decodes the body of an E'...' literal (continuations
 // included) and reports whether the result is valid UTF-8 without NUL,
 // as the scanner verifies when an escape produced such a byte.
 func validEscapedLiteral(body string) bool {

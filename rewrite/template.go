@@ -122,8 +122,9 @@ func (sc *templateScratch) scan(sql string) bool {
 
 // templateLiteral reports whether t is a literal the template replaces:
 // a plain '...' string on one piece (no continuation), or a decimal
-// number without underscores. Other literals (E”, U&”, B”, X”, dollar quotes, 0x1F,
-// 1_000) stay verbatim in the key: a text with one is its own shape.
+// number without underscores. Other literals (E'...', U&'...', B'...',
+// X'...', dollar quotes, 0x1F, 1_000) stay verbatim in the key: a text
+// with one is its own shape.
 func templateLiteral(sql string, t token) bool {
 	switch t.kind {
 	case tokString:
@@ -313,9 +314,10 @@ func cutAtPlaceholders(out string, n int) (segments []string, order []int, ok bo
 // number such as 5, 1.5, .5, 1., 1e5) may replace out[start:end]
 // without joining the bytes around it: an identifier character on either
 // side would glue on (x'a' is a bit string, a5 an identifier, 5e an
-// error), a quote would double ('a”b'), a dot would make a number
-// (.5, 1..), & after u would make a U& string, and whitespace holding a
-// newline between two strings continues the first.
+// error), a quote next to a string's quote would be read as a doubled
+// quote inside one string, a dot would make a number (.5, 1..), & after
+// u would make a U& string, and whitespace holding a newline between two
+// strings continues the first.
 func spliceSafe(out string, start, end int) bool {
 	unsafe := func(c byte) bool { return isIdentCont(c) || c == '\'' || c == '.' || c == '&' }
 	if start > 0 && unsafe(out[start-1]) || end < len(out) && unsafe(out[end]) {
