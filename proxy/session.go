@@ -190,6 +190,13 @@ func (s *session) clientToServer() *pgError {
 		typ, err := s.forwardClientMessage()
 		if err == nil {
 			if typ == 'X' {
+				// The reason is already recorded (terminate is then a
+				// no-op): give the server a bounded time to close.
+				s.mu.Lock()
+				if s.upstream != nil {
+					_ = s.upstream.SetReadDeadline(time.Now().Add(fatalWriteTimeout))
+				}
+				s.mu.Unlock()
 				return errTerminated
 			}
 			continue
@@ -227,6 +234,14 @@ func (s *session) forwardClientMessage() (byte, error) {
 		return typ, &pgError{Severity: "FATAL", Code: "08P01",
 			Message: fmt.Sprintf("tombstone: message of %d bytes exceeds max_message_size (%d bytes)", n, maxSize),
 			Hint:    "Send smaller messages, or raise max_message_size in the Tombstone configuration."}
+	}
+	if typ == 'X' {
+		// The server closes its end once it reads Terminate: record the
+		// goodbye first, so that EOF reads as the end it is and not as a
+		// lost upstream (FATAL 08006 to a client still reading, and an
+		// upstream error counted). The pending answers still reach the
+		// client: no deadline is set here.
+		s.reason.CompareAndSwap(nil, errTerminated)
 	}
 	if s.privileged {
 		if typ == 'Q' || typ == 'P' {
