@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/tombstone-proxy/tombstone/rewrite"
 )
 
 func pgErr(err error) *pgconn.PgError {
@@ -140,19 +142,38 @@ func TestRefusalInMultiStatementQuery(t *testing.T) {
 
 // A statement that names a soft-delete table but is too long or too deeply
 // nested to parse safely is refused (54000, 54001); the same sizes without
-// a soft-delete table reach Postgres.
+// a soft-delete table reach Postgres. Length alone is not dangerous: a
+// 1.2 MB IN list of 400,000 values and a 1,000-branch UNION ALL are
+// rewritten and answer as on the hard-delete twin.
 func TestOversizedStatementsRefused(t *testing.T) {
 	p := newPair(t, proxyConfig)
 	ctx := testCtx(t)
 	conn := connect(t, p.softDSN(appUser, appPassword))
-	long := "SELECT count(*) FROM users WHERE user_id IN (" + strings.Repeat("1, ", 400_000) + "1)"
+	real := connect(t, p.realDSN())
+	for _, sql := range []string{"DELETE FROM users WHERE user_id % 3 = 0"} {
+		for _, c := range []*pgx.Conn{conn, real} {
+			if _, err := c.Exec(ctx, sql); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	inList := "SELECT count(*) FROM users WHERE user_id IN (" + strings.Repeat("1, 2, 3, ", 133_333) + "4)"
+	unions := "SELECT count(*) FROM (" + strings.Repeat("SELECT user_id FROM users UNION ALL ", 999) + "SELECT user_id FROM users) u"
+	for name, sql := range map[string]string{"400,000-value IN list": inList, "1000 UNION ALL branches": unions} {
+		got, want := scalar[int](t, conn, sql), scalar[int](t, real, sql)
+		if got != want {
+			t.Errorf("%s (%d bytes): %d through Tombstone, %d on the hard-delete twin", name, len(sql), got, want)
+		}
+	}
+	// One long literal: as long as the bound, cheap for the server to run.
+	long := "SELECT count(*) FROM users WHERE uname <> '" + strings.Repeat("x", rewrite.MaxStatementBytes) + "'"
 	deep := "SELECT count(*) FROM users WHERE user_id = " + strings.Repeat("(", 1000) + "1" + strings.Repeat(")", 1000)
 	for _, c := range []struct{ name, sql, code string }{{"too long", long, "54000"}, {"too deep", deep, "54001"}} {
 		_, err := conn.Exec(ctx, c.sql, pgx.QueryExecModeSimpleProtocol)
 		if pe := pgErr(err); pe == nil || pe.Code != c.code {
 			t.Errorf("%s (%d bytes): got %v, want SQLSTATE %s", c.name, len(c.sql), err, c.code)
 		}
-		other := strings.Replace(c.sql, "FROM users WHERE user_id", "FROM items WHERE item_id", 1)
+		other := strings.Replace(strings.Replace(c.sql, "FROM users WHERE user_id", "FROM items WHERE item_id", 1), "FROM users WHERE uname", "FROM items WHERE iname", 1)
 		if _, err := conn.Exec(ctx, other, pgx.QueryExecModeSimpleProtocol); pgErr(err) != nil && pgErr(err).Code == c.code {
 			t.Errorf("%s without a soft-delete table was refused too: %v", c.name, err)
 		}
