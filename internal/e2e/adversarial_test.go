@@ -4,23 +4,29 @@ package e2e
 // application role would: it does not own the soft-delete tables, it has ALL
 // on them and CREATE on schema public. Each case is a short script run as
 // that role through Tombstone on a soft-delete database and directly on its
-// hard-delete twin (the oracle), both holding the same deleted rows. Every
-// case ends in one of three outcomes:
+// hard-delete twin (the oracle), both cloned from templates in which the
+// same rows were deleted (softly through Tombstone, for real on the twin)
+// and planner statistics gathered afterwards. Every case ends in one of
+// three outcomes:
 //
 //   - exact: every answer matched the oracle (rows as multisets unless the
-//     step says otherwise, command tags, SQLSTATEs, protocol messages), and
-//     afterwards the soft-delete database still holds every row, marked as
-//     the oracle's state says;
+//     step says otherwise, column names and types, command tags, SQLSTATEs,
+//     notices, protocol messages), and afterwards the soft-delete database
+//     still holds every row, its live rows being the twin's rows;
 //   - refused: Tombstone refused a statement with its own error (a message
-//     starting "tombstone:"), after matching answers up to there;
+//     starting "tombstone:"), after matching answers up to there; or, for a
+//     statistics view, answered no rows where the oracle has some
+//     ("withheld": the side channel is hidden);
 //   - leak: anything else, including a row of a soft-delete table removed
-//     for good or a deleted row undeleted, and a proxy that no longer
-//     accepts connections.
+//     for good or a deleted row undeleted (seen by triggers and a report
+//     function the superuser installed), and a proxy that no longer accepts
+//     connections or a process that died.
 //
-// Leaks fail the case, and so do refusals of plain constructs the rewriter
-// claims to support (mustMatch). Replay one case with
+// Leaks fail the test, and so do refusals of plain constructs the rewriter
+// claims to support (mustMatch). Run some cases only, each step's answers
+// logged, with
 //
-//	go test ./internal/e2e -run 'TestAdversarial/cases/<class>/<name>$' -v
+//	TOMBSTONE_ADV_TRACE=1 go test ./internal/e2e -run TestAdversarial -adversarial '<class>/<name>' -v
 
 import (
 	"bufio"
@@ -66,11 +72,6 @@ type advCase struct {
 	name  string
 	want  expectation
 	steps []step
-	// fresh runs the case on databases of its own. Without it a case runs
-	// inside a transaction on a database pair shared with other cases and
-	// rolled back afterwards; a case that ends that transaction, or runs a
-	// statement that cannot run inside one, is rerun on fresh databases.
-	fresh bool
 	// isolate runs the case in a child test process, because it may crash
 	// Tombstone, which runs inside the test process (see runIsolated).
 	isolate bool
@@ -151,6 +152,15 @@ var predeleted = []struct {
 	{"teams", "team_id", "deleted_at", []int{2, 5}, 8},
 	{"users", "user_id", "removed_at", []int{3, 4, 5, 6, 22}, 40},
 	{"orders", "order_id", "gone_at", []int{1, 2, 3, 40, 77}, 120},
+}
+
+// idList is ids as an SQL list: 2, 5.
+func idList(ids []int) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.Itoa(id)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // ---------------------------------------------------------------------------
@@ -259,9 +269,13 @@ func TestAdversarial(t *testing.T) {
 	counts := map[outcomeKind]int{}
 	perClass := map[string]map[outcomeKind]int{}
 	var leaks, regressions []string
+	withheldStats := 0
 	for _, c := range cases {
 		v := verdicts[c.key()]
 		counts[v.Outcome]++
+		if v.Outcome == outRefused && strings.Contains(v.What, ": withheld:") {
+			withheldStats++
+		}
 		if perClass[c.class] == nil {
 			perClass[c.class] = map[outcomeKind]int{}
 		}
@@ -282,8 +296,8 @@ func TestAdversarial(t *testing.T) {
 		n := perClass[cl]
 		t.Logf("class %-24s cases %3d: exact %3d  refused %3d  leak %3d", cl, n[outExact]+n[outRefused]+n[outLeak]+n[outError], n[outExact], n[outRefused], n[outLeak])
 	}
-	t.Logf("adversarial cases: %d run: exact %d, refused %d, leak %d, harness errors %d; refusals of supported constructs: %d",
-		len(cases), counts[outExact], counts[outRefused], counts[outLeak], counts[outError], len(regressions))
+	t.Logf("adversarial cases: %d run: exact %d, refused %d (%d of them statistics withheld), leak %d, harness errors %d; refusals of supported constructs: %d",
+		len(cases), counts[outExact], counts[outRefused], withheldStats, counts[outLeak], counts[outError], len(regressions))
 	if len(leaks) > 0 {
 		t.Errorf("%d leaking cases:\n%s", len(leaks), strings.Join(leaks, "\n"))
 	}
@@ -321,9 +335,14 @@ func (c *caseTB) Fatalf(f string, a ...any) { c.Errorf(f, a...); panic(abortCase
 func (c *caseTB) Fatal(a ...any)            { c.Error(a...); panic(abortCase{}) }
 func (c *caseTB) Failed() bool              { c.mu.Lock(); defer c.mu.Unlock(); return len(c.errs) > 0 }
 
+// runCleanups runs the cleanups registered so far, last first, once.
 func (c *caseTB) runCleanups() {
-	for i := len(c.cleanups) - 1; i >= 0; i-- {
-		c.cleanups[i]()
+	c.mu.Lock()
+	fs := c.cleanups
+	c.cleanups = nil
+	c.mu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
 	}
 }
 
@@ -393,7 +412,7 @@ CREATE TRIGGER zz_adv_truncated AFTER TRUNCATE ON public.%[1]s FOR EACH STATEMEN
 CREATE TRIGGER zz_adv_undeleted AFTER UPDATE ON public.%[1]s FOR EACH ROW WHEN (OLD.%[3]s IS NOT NULL AND NEW.%[3]s IS NULL)
   EXECUTE FUNCTION adv_audit.record('%[2]s');
 `, p.table, p.key, p.deletedAt)
-		ids := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(p.ids)), ", "), "[]")
+		ids := idList(p.ids)
 		report = append(report,
 			fmt.Sprintf(`SELECT 'missing %[1]s ' || g FROM generate_series(1, %[3]d) g WHERE soft AND NOT EXISTS (SELECT FROM public.%[1]s WHERE %[2]s = g)`, p.table, p.key, p.initial),
 			fmt.Sprintf(`SELECT 'undeleted %[1]s ' || %[2]s FROM public.%[1]s WHERE soft AND %[2]s IN (%[4]s) AND %[3]s IS NULL`, p.table, p.key, p.deletedAt, ids))
@@ -407,6 +426,7 @@ CREATE TRIGGER zz_adv_undeleted AFTER UPDATE ON public.%[1]s FOR EACH ROW WHEN (
 		`SELECT 'live items ' || i::text FROM public.items i`)
 	fmt.Fprintf(&b, `CREATE FUNCTION adv_audit.report(soft boolean) RETURNS SETOF text LANGUAGE sql VOLATILE SECURITY DEFINER
   SET search_path = pg_catalog AS $$ %s $$;
+REVOKE EXECUTE ON FUNCTION adv_audit.record() FROM PUBLIC;
 GRANT USAGE ON SCHEMA adv_audit TO %s;
 `, strings.Join(report, "\n  UNION ALL "), appUser)
 	return b.String()
@@ -425,8 +445,7 @@ func (env *advEnv) buildTemplates(t *testing.T) {
 	}
 	var deletes []string
 	for _, p := range predeleted {
-		ids := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(p.ids)), ", "), "[]")
-		deletes = append(deletes, fmt.Sprintf("DELETE FROM %s WHERE %s IN (%s)", p.table, p.key, ids))
+		deletes = append(deletes, fmt.Sprintf("DELETE FROM %s WHERE %s IN (%s)", p.table, p.key, idList(p.ids)))
 	}
 	// The proxy for the deletes lives only as long as they do: no session
 	// may stay connected to a template.
@@ -453,7 +472,6 @@ func (env *advEnv) buildTemplates(t *testing.T) {
 		t.Fatalf("the initial deletes differ: through Tombstone %v, direct %v", tags[0], tags[1])
 	}
 	scope.runCleanups()
-	scope.cleanups = nil
 	for _, db := range []string{env.softTmpl, env.realTmpl} {
 		pgtest.Exec(t, pg, db, `TRUNCATE adv_audit.removed;
 CREATE STATISTICS adv_teams_mcv (ndistinct, dependencies, mcv) ON tname, region FROM teams;
@@ -566,7 +584,7 @@ var statementsOutsideTxn = regexp.MustCompile(`(?i)(^|;)\s*(BEGIN|START\s+TRANSA
 // rolled back afterwards: several sessions (the others would not see the
 // uncommitted work), startup parameters, or the statements above.
 func needsFresh(c advCase) bool {
-	if c.fresh || c.startup != nil {
+	if c.startup != nil {
 		return true
 	}
 	for _, st := range c.steps {
@@ -646,10 +664,16 @@ func (env *advEnv) runCase(t testing.TB, c advCase, dbs pairDBs, txn bool) (v ve
 		if advTrace {
 			t.Logf("step %d %s\n  through Tombstone: %v\n  direct:            %v", i+1, describeStep(st), ra, rb)
 		}
+		if v.Outcome == outLeak {
+			// The rest of the script still runs, so that what it would do
+			// to the data (a COMMIT after the step that differed) reaches
+			// the disk checks below; its answers are no longer compared.
+			continue
+		}
 		refusal, diff := compareAnswers(ra, rb, st)
 		if diff != "" {
 			v = verdict{Outcome: outLeak, What: fmt.Sprintf("step %d %s differs:\n%s", i+1, describeStep(st), diff)}
-			break
+			continue
 		}
 		if refusal != "" {
 			v = verdict{Outcome: outRefused, What: fmt.Sprintf("step %d %s: %s", i+1, describeStep(st), refusal)}
@@ -846,8 +870,9 @@ func (env *advEnv) exec(s *session, st step, db string) []result {
 type session struct {
 	conn net.Conn
 	fe   *pgproto3.Frontend
-	tx   byte  // the last ReadyForQuery status
-	dead error // the connection failed; every later exchange reports it
+	tx   byte   // the last ReadyForQuery status
+	dead error  // the connection failed; every later exchange reports it
+	db   string // the database, whose name is left out of notices
 }
 
 func openSession(dsn string, params map[string]string) *session {
@@ -871,7 +896,7 @@ func openSession(dsn string, params map[string]string) *session {
 	if err != nil {
 		return &session{dead: err}
 	}
-	return &session{conn: hc.Conn, fe: hc.Frontend, tx: hc.TxStatus}
+	return &session{conn: hc.Conn, fe: hc.Frontend, tx: hc.TxStatus, db: cfg.Database}
 }
 
 func (s *session) close() {
@@ -971,7 +996,7 @@ func (s *session) exchange(msgs []pgproto3.FrontendMessage, copyData *string) []
 				name := string(f.Name)
 				keep = append(keep, !softColumns[name])
 				if !softColumns[name] {
-					cur.cols = append(cur.cols, name)
+					cur.cols = append(cur.cols, name+" "+typeName(f.DataTypeOID, f.TypeModifier))
 				}
 			}
 		case *pgproto3.DataRow:
@@ -1031,7 +1056,9 @@ func (s *session) exchange(msgs []pgproto3.FrontendMessage, copyData *string) []
 			s.tx = m.TxStatus
 			note("ReadyForQuery " + string(m.TxStatus))
 		case *pgproto3.NoticeResponse:
-			// Warnings and notices are not compared.
+			// A notice can carry data (RAISE NOTICE), so it is compared;
+			// the database name, which differs, is not.
+			note("Notice " + m.Code + " " + strings.ReplaceAll(m.Message, s.db, "{db}"))
 		case *pgproto3.NotificationResponse:
 			note("Notification " + m.Channel + " " + strconv.Quote(m.Payload))
 		case *pgproto3.FunctionCallResponse:
@@ -1049,6 +1076,19 @@ func (s *session) exchange(msgs []pgproto3.FrontendMessage, copyData *string) []
 		}
 	}
 	return out
+}
+
+// typeName is how a column's type is compared: built-in types by OID and
+// modifier; types made in a database (row types, domains) have OIDs of
+// their own in each database, so only that they are such a type counts.
+func typeName(oid uint32, typmod int32) string {
+	if oid >= 16384 { // FirstNormalObjectId
+		return "user-type"
+	}
+	if typmod >= 0 {
+		return fmt.Sprintf("%d(%d)", oid, typmod)
+	}
+	return strconv.FormatUint(uint64(oid), 10)
 }
 
 func isRefusal(r result) bool {
@@ -1607,6 +1647,14 @@ func lexingCases() []advCase {
 			sq(`CREATE AGGREGATE sc(text, bool) (SFUNC = set_config, STYPE = text, INITCOND = 'standard_conforming_strings')`),
 			proto(&pgproto3.Query{String: `SELECT sc('off', false)`}, &pgproto3.Query{String: selHidden}),
 			sq(`RESET standard_conforming_strings`))},
+		{name: "set_inside_sql_function_pipelined", steps: steps(sq(`CREATE FUNCTION sc() RETURNS void LANGUAGE sql AS $$SET standard_conforming_strings = off$$`),
+			proto(&pgproto3.Query{String: `SELECT sc()`}, &pgproto3.Query{String: selHidden}), sq(`RESET standard_conforming_strings`))},
+		{name: "set_inside_do_block_pipelined", steps: steps(
+			proto(&pgproto3.Query{String: `DO $$BEGIN SET standard_conforming_strings = off; END$$`}, &pgproto3.Query{String: selHidden}),
+			sq(`RESET standard_conforming_strings`))},
+		{name: "pg_settings_inside_function_pipelined", steps: steps(sq(`CREATE FUNCTION sc() RETURNS void LANGUAGE sql AS $$`+scsOffBySettings+`$$`),
+			proto(&pgproto3.Query{String: `SELECT sc()`}, &pgproto3.Query{String: delHidden}), sq(`RESET standard_conforming_strings`), sq(listTeams))},
+		{name: "replication_startup_parameter", startup: map[string]string{"replication": "database"}, steps: steps(on(1, sq(listTeams)))},
 		{name: "alter_function_set_scs", steps: sqls(`CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'`,
 			`ALTER FUNCTION f() SET standard_conforming_strings = off`, `SELECT f()`)},
 		// A string body is scanned again each time a session compiles it,
@@ -1989,6 +2037,36 @@ func tagCases() []advCase {
 			p("u", del), sync, bind("u", "3"), exe, sync)...), sq(listTeams))},
 		{name: "unnamed_parse_skipped_after_error", steps: steps(proto(append(append([]pgproto3.FrontendMessage{p("", upd), bind("", "3"), exe, sync},
 			p("f", "SELECT 1 / 0"), bind("f"), exe), p("", del), sync, bind("", "4"), exe, sync)...), sq(listTeams))},
+		// PREPARE and DEALLOCATE also run inside functions, procedures and
+		// DO blocks, where the proxy does not see them happen.
+		{name: "prepare_inside_sql_function", steps: sqls(`CREATE FUNCTION prep() RETURNS void LANGUAGE sql AS $$PREPARE x AS DELETE FROM teams WHERE team_id = 1$$`,
+			`SELECT prep()`, `EXECUTE x`, listTeams)},
+		{name: "prepare_inside_procedure", steps: sqls(`CREATE PROCEDURE prep() LANGUAGE sql AS $$PREPARE x AS DELETE FROM teams WHERE team_id = 1$$`,
+			`CALL prep()`, `EXECUTE x`, listTeams)},
+		{name: "prepare_inside_do_block_then_bind", steps: steps(sq(`DO $$BEGIN PREPARE x(int) AS DELETE FROM teams WHERE team_id = $1; END$$`),
+			proto(bind("x", "1"), exe, sync), sq(listTeams))},
+		{name: "reprepare_inside_do_block", steps: sqls(`PREPARE x AS DELETE FROM teams WHERE team_id = 1`,
+			`DO $$BEGIN DEALLOCATE x; PREPARE x AS UPDATE teams SET region = 9 WHERE team_id = 3; END$$`, `EXECUTE x`, listTeams)},
+		{name: "reprepare_inside_sql_function", steps: sqls(`PREPARE x AS DELETE FROM teams WHERE team_id = 1`,
+			`CREATE FUNCTION swap() RETURNS void LANGUAGE sql AS $$DEALLOCATE x; PREPARE x AS UPDATE teams SET region = 9 WHERE team_id = 3$$`,
+			`SELECT swap()`, `EXECUTE x`, listTeams)},
+		{name: "deallocate_all_inside_function_then_reprepare_by_protocol", steps: steps(proto(p("x", del), sync),
+			sq(`CREATE FUNCTION swap() RETURNS void LANGUAGE sql AS $$DEALLOCATE ALL; PREPARE x(int) AS UPDATE teams SET region = 9 WHERE team_id = $1$$`),
+			sq(`SELECT swap()`), proto(bind("x", "3"), exe, sync), sq(listTeams))},
+		// The proxy learns that a PREPARE happened from its CommandComplete;
+		// statements sent in the same write are forwarded before that.
+		{name: "pipelined_prepare_then_execute", want: mustMatch, steps: steps(proto(&pgproto3.Query{String: `PREPARE x AS DELETE FROM teams WHERE team_id = 1`},
+			&pgproto3.Query{String: `EXECUTE x`}), sq(listTeams))},
+		{name: "pipelined_failed_prepare_then_execute", steps: steps(sq(`PREPARE x AS UPDATE teams SET region = 9 WHERE team_id = 3`),
+			proto(&pgproto3.Query{String: `PREPARE x AS DELETE FROM teams WHERE team_id = 1`}, &pgproto3.Query{String: `EXECUTE x`}), sq(listTeams))},
+		{name: "pipelined_deallocate_reprepare_execute", steps: steps(sq(`PREPARE x AS DELETE FROM teams WHERE team_id = 1`),
+			proto(&pgproto3.Query{String: `DEALLOCATE x`}, &pgproto3.Query{String: `PREPARE x AS UPDATE teams SET region = 9 WHERE team_id = 3`},
+				&pgproto3.Query{String: `EXECUTE x`}), sq(listTeams))},
+		{name: "pipelined_parse_sync_bind", want: mustMatch, steps: steps(proto(p("x", del), sync, bind("x", "1"), exe, sync,
+			&pgproto3.Close{ObjectType: 'S', Name: "x"}, sync, p("x", upd), sync, bind("x", "3"), exe, sync), sq(listTeams))},
+		{name: "pipelined_discard_all_then_execute", steps: steps(sq(`PREPARE x AS DELETE FROM teams WHERE team_id = 1`),
+			proto(&pgproto3.Query{String: `DISCARD ALL`}, &pgproto3.Query{String: `PREPARE x AS UPDATE teams SET region = 9 WHERE team_id = 3`},
+				&pgproto3.Query{String: `EXECUTE x`}), sq(listTeams))},
 		{name: "portal_outlives_its_statement", want: mustMatch, steps: steps(proto(&pgproto3.Query{String: "BEGIN"},
 			p("s", del), &pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "s", Parameters: [][]byte{[]byte("3")}},
 			&pgproto3.Close{ObjectType: 'S', Name: "s"}, p("s", upd), &pgproto3.Execute{Portal: "p"}, sync,
@@ -2057,6 +2135,17 @@ func otherCases() []advCase {
 		must("select_without_columns", `SELECT FROM teams`),
 		must("having_subquery", `SELECT region FROM teams GROUP BY region HAVING count(*) > (SELECT count(*) FROM teams) / 4`),
 		must("where_mark_is_set", `SELECT count(*) FROM teams WHERE deleted_at IS NOT NULL`),
+		advCase{name: "update_key_onto_deleted_key", steps: sqls(`UPDATE teams SET team_id = 2 WHERE team_id = 1`, listTeams)},
+		advCase{name: "routine_created_inside_do_block", steps: sqls(`DO $$BEGIN CREATE FUNCTION g() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM teams'; END$$`, `SELECT g()`)},
+		advCase{name: "do_block_inside_function", steps: sqls(`CREATE FUNCTION g() RETURNS void LANGUAGE plpgsql AS $f$BEGIN DO $d$BEGIN DELETE FROM teams WHERE team_id = 1; END$d$; END$f$`,
+			`SELECT g()`, listTeams)},
+		must("prepare_and_execute_in_one_query", `PREPARE d AS DELETE FROM teams WHERE team_id = 1; EXECUTE d; EXECUTE d`, listTeams),
+		must("cte_delete_under_update", `WITH d AS (DELETE FROM teams WHERE team_id = 1 RETURNING team_id) UPDATE items SET price = price + 1 WHERE item_id IN (SELECT team_id FROM d)`, listTeams),
+		must("cte_delete_under_insert", `WITH d AS (DELETE FROM teams WHERE team_id = 3 RETURNING team_id, tname) INSERT INTO items SELECT team_id + 100, tname, 0 FROM d`, `SELECT * FROM items`),
+		advCase{name: "delete_returning_whole_row", steps: sqls(`DELETE FROM teams WHERE team_id = 1 RETURNING teams`)},
+		advCase{name: "delete_returning_row_to_json", steps: sqls(`DELETE FROM teams WHERE team_id = 1 RETURNING row_to_json(teams)`)},
+		advCase{name: "delete_returning_mark_expression", steps: sqls(`DELETE FROM users WHERE user_id = 1 RETURNING removed_at IS NULL AS was_live, removed_by`)},
+		must("raise_notice_with_subquery", `DO $$BEGIN RAISE NOTICE 'teams: %', (SELECT string_agg(tname, ',' ORDER BY tname) FROM teams); END$$`),
 		must("aggregate_over_mark", `SELECT count(deleted_at), count(*) FROM teams`),
 		must("cte_named_like_table_deletes", `WITH teams AS (DELETE FROM teams WHERE team_id = 1 RETURNING team_id, tname) SELECT * FROM teams`, listTeams),
 		must("cte_shadows_table_in_delete_subquery", `WITH teams AS (SELECT 2 AS team_id) DELETE FROM teams WHERE team_id IN (SELECT team_id FROM teams)`, listTeams),
@@ -2118,6 +2207,16 @@ func otherCases() []advCase {
 		advCase{name: "cursor_current_of_after_soft_delete", steps: sqls(`BEGIN`, `DECLARE c CURSOR FOR SELECT team_id FROM teams WHERE team_id = 3 FOR UPDATE`,
 			`FETCH 1 FROM c`, `DELETE FROM teams WHERE team_id = 3`, `UPDATE teams SET region = 9 WHERE CURRENT OF c RETURNING team_id`,
 			`DELETE FROM teams WHERE CURRENT OF c RETURNING team_id`, `COMMIT`, listTeams)},
+		advCase{name: "cursor_current_of_undeletes", steps: sqls(`BEGIN`, `DECLARE c CURSOR FOR SELECT team_id FROM teams WHERE team_id = 3 FOR UPDATE`,
+			`FETCH 1 FROM c`, `DELETE FROM teams WHERE team_id = 3`, `UPDATE teams SET deleted_at = NULL WHERE CURRENT OF c`, `COMMIT`, listTeams)},
+		advCase{name: "cursor_current_of_undeletes_other_sessions_delete", steps: steps(sq(`BEGIN`),
+			sq(`DECLARE c CURSOR FOR SELECT team_id FROM teams WHERE team_id = 3`), sq(`FETCH 1 FROM c`),
+			on(1, sq(`DELETE FROM teams WHERE team_id = 3`)),
+			sq(`UPDATE teams SET deleted_at = NULL WHERE CURRENT OF c`), sq(`COMMIT`), on(1, sq(listTeams)))},
+		advCase{name: "cursor_current_of_updates_other_sessions_delete", steps: steps(sq(`BEGIN`),
+			sq(`DECLARE c CURSOR FOR SELECT team_id, tname FROM teams WHERE team_id = 4`), sq(`FETCH 1 FROM c`),
+			on(1, sq(`DELETE FROM teams WHERE team_id = 4`)),
+			sq(`UPDATE teams SET tname = 'edited' WHERE CURRENT OF c RETURNING team_id, tname`), sq(`COMMIT`), on(1, sq(listTeams)))},
 		advCase{name: "cursor_declared_before_delete", steps: sqls(`BEGIN`, `DECLARE c CURSOR FOR SELECT team_id FROM teams ORDER BY 1`,
 			`DELETE FROM teams WHERE team_id = 3`, `FETCH ALL FROM c`, `COMMIT`)},
 		// Prepared statements and the extended protocol.
