@@ -37,11 +37,11 @@ var trackedKeywords = []string{"execute", "deallocate", "discard"}
 // tables it never names, the statistics views that show values of
 // deleted rows (statsView), and the settings that change how the server
 // scans SQL (settings.go: standard_conforming_strings, client_encoding,
-// SET NAMES, set_config), DROP OWNED, and LANGUAGE: a routine in a
+// SET NAMES, set_config, UPDATE pg_settings), DROP OWNED, and LANGUAGE: a routine in a
 // language other than plpgsql and sql builds its SQL at run time, so its
 // body need name no table (plpgsql.go).
 var refusedKeywords = []string{"_to_xml", "ts_stat", "ts_rewrite", "dblink", "cascade",
-	"pg_stats", "conforming", "encoding", "names", "set_config", "owned", "language"}
+	"pg_stats", "conforming", "encoding", "names", "set_config", "pg_settings", "owned", "language"}
 
 func newPrefilter(tableNames []string) *prefilter {
 	f := &prefilter{minLen: 1 << 30}

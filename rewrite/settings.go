@@ -54,6 +54,26 @@ func setConfigCall(f *pg.FuncCall) error {
 	return settingValue(strings.ToLower(name), value, known)
 }
 
+// setConfigBound refuses set_config bound by name as the function of an
+// operator, aggregate, cast or transform: its arguments are then values
+// at run time, which no statement text shows.
+func setConfigBound(names []*pg.Node) error {
+	if len(names) == 0 || !strings.EqualFold(names[len(names)-1].GetString_().GetSval(), "set_config") {
+		return nil
+	}
+	return refuseSetting("set_config() bound by name may", "Its setting name and value are known only when it runs.")
+}
+
+// settingsUpdate refuses UPDATE of pg_settings, whose rule calls
+// set_config for each row it updates: which settings change depends on
+// the rows the WHERE selects.
+func settingsUpdate(rv *pg.RangeVar) error {
+	if rv == nil || rv.Relname != "pg_settings" || rv.Schemaname != "" && rv.Schemaname != "pg_catalog" {
+		return nil
+	}
+	return refuseSetting("UPDATE pg_settings may", "Use SET for the settings you need; standard_conforming_strings and client_encoding must keep safe values.")
+}
+
 // settingValue refuses setting name to value (known is false when the
 // value is not a constant Tombstone can read).
 func settingValue(name, value string, known bool) error {

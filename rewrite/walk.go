@@ -137,12 +137,16 @@ func (e *engine) verify(stmt *pg.Node) error {
 			if name := sqlRunningFunc(x.Objname, nargs); name != "" {
 				return refuseSQLRunning(name)
 			}
+			return setConfigBound(x.Objname)
 		case *pg.DefElem:
 			// CREATE OPERATOR (FUNCTION = f), CREATE AGGREGATE (SFUNC =
 			// f, FINALFUNC = f, ...): the function is a name.
 			if name := sqlRunningFunc(defElemName(x), -1); name != "" {
 				return refuseSQLRunning(name)
 			}
+			return setConfigBound(defElemName(x))
+		case *pg.UpdateStmt:
+			return settingsUpdate(x.Relation)
 		case *pg.VariableSetStmt:
 			return lexingSetting(x)
 		case *pg.RangeVar:
