@@ -300,15 +300,11 @@ func (e *engine) deleteStmt(n *pg.Node, d *pg.DeleteStmt, sc *scope) (bool, erro
 		}
 		return false, nil
 	}
-	where := d.WhereClause
-	if isCurrentOf(where) {
-		if len(pending) > 0 {
-			return false, unsupported("DELETE ... USING with WHERE CURRENT OF", t)
-		}
-	} else {
-		live := isNull(columnRef(refQual(d.Relation), t.DeletedAt))
-		where = and(append([]*pg.Node{where, live}, pending...)...)
+	if isCurrentOf(d.WhereClause) {
+		return false, refuseCurrentOf("DELETE", t)
 	}
+	live := isNull(columnRef(refQual(d.Relation), t.DeletedAt))
+	where := and(append([]*pg.Node{d.WhereClause, live}, pending...)...)
 	n.Node = &pg.Node_UpdateStmt{UpdateStmt: &pg.UpdateStmt{
 		Relation:      d.Relation,
 		TargetList:    softDeleteTargets(tableCols{t.DeletedAt, t.DeletedBy}),
@@ -341,8 +337,11 @@ func (e *engine) updateStmt(u *pg.UpdateStmt, sc *scope) error {
 	}
 	t, ok := e.target(u.Relation)
 	if isCurrentOf(u.WhereClause) {
+		if ok {
+			return refuseCurrentOf("UPDATE", t)
+		}
 		if len(pending) > 0 {
-			return unsupported("UPDATE ... FROM with WHERE CURRENT OF", t)
+			return unsupported("UPDATE ... FROM with WHERE CURRENT OF", nil)
 		}
 		return nil
 	}

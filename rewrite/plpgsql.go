@@ -205,6 +205,15 @@ func (e *engine) embeddedRewrite(sql string) (*Result, *Refusal) {
 		r.Before = nil
 		return nil, &r
 	}
+	for _, st := range res.Statements {
+		if st.Prepare != "" || st.Deallocate != "" || st.DeallocateAll {
+			// The proxy follows prepared statements by the names the
+			// client's own statements give them, to report DELETE for a
+			// soft delete; one prepared or dropped inside a routine
+			// would later be reported with the wrong tag.
+			return nil, unsupported("PREPARE, DEALLOCATE or DISCARD inside a routine", nil)
+		}
+	}
 	return res, nil
 }
 

@@ -128,6 +128,18 @@ func refuseSQLRunning(name string) *Refusal {
 		"Run the query itself through Tombstone, or call the function as a privileged role.")
 }
 
+// refuseCurrentOf refuses UPDATE or DELETE ... WHERE CURRENT OF on a
+// soft-delete table: CURRENT OF cannot be combined with the live-rows
+// filter, and the cursor's row may have been soft-deleted since it was
+// fetched (by this statement's cursor or by another session), so the
+// statement would change, or even undelete, a row that is gone.
+func refuseCurrentOf(verb string, t *policy.Table) *Refusal {
+	r := unsupported(verb+" ... WHERE CURRENT OF", t)
+	r.Detail = "The cursor's row may have been deleted since it was fetched, and WHERE CURRENT OF takes no other condition."
+	r.Hint = verb + " the row by its key instead (WHERE id = ...), or run it as a privileged role."
+	return r
+}
+
 // refusePrivileged refuses DDL or a setting reserved to privileged roles
 // (42501, insufficient_privilege: nothing is wrong with the statement).
 // table is the configured table involved, or "".
