@@ -211,7 +211,9 @@ func (e *engine) embeddedRewrite(sql string) (*Result, *Refusal) {
 			// client's own statements give them, to report DELETE for a
 			// soft delete; one prepared or dropped inside a routine
 			// would later be reported with the wrong tag.
-			return nil, unsupported("PREPARE, DEALLOCATE or DISCARD inside a routine", nil)
+			return nil, unseen("PREPARE, DEALLOCATE or DISCARD inside a routine: Tombstone follows prepared statements only through the client's own statements",
+				"A DELETE prepared inside it would later complete as UPDATE, or an UPDATE as DELETE.",
+				"Prepare the statement from the client, or run the routine as a privileged role.")
 		}
 	}
 	return res, nil
