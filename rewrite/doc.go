@@ -15,9 +15,15 @@
 // parser stack of its own, bigstack.go, so that no input can overflow the
 // calling thread's stack),
 // the rules (engine.go for statements, from.go for FROM trees and outer
-// joins), a final check that every reference to a configured table was
-// handled by some rule (anything else is refused, never passed through),
-// and pg_query's deparser (on a parser stack too) when something changed.
+// joins, plpgsql.go for the SQL inside DO blocks and function bodies,
+// settings.go for settings that change how the server scans SQL), a
+// final check that every reference to a configured table was handled by
+// some rule and that no SQL-running built-in is reached (anything else is
+// refused, never passed through), and pg_query's deparser (on a parser
+// stack too) when something changed.
+//
+// Every refusal is built in refusal.go. CheckLexing (lexing.go) is the
+// proxy's check of a text against the session's reported settings.
 //
 // It imports the standard library, pg_query_go, protobuf (to decode and
 // walk pg_query's trees, which have no walker) and policy; bigstack.c
