@@ -29,7 +29,7 @@ import (
 // Each stack reserves parserStackBytes of address space and commits only
 // the pages a call touches. The worst construct measured, a chain of
 // binary operators, needs 176 bytes of parse stack per byte of text, so
-// any text up to MaxStatementBytes (16 MiB) needs at most 2.9 GiB: no
+// any text up to MaxStatementBytes (4 MiB) needs at most 0.7 GiB: no
 // text the bounds let through can overflow a parse stack, whatever its
 // nesting, even if measure() misjudged it. Deparse reads trees that
 // pg_query's own parse produced and the protobuf decoder accepted (at most

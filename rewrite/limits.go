@@ -55,14 +55,18 @@ import (
 // 8 MiB overflow points, for callers that still run pg_query_go on a
 // thread's stack.
 //
-// Length alone is not dangerous: a flat 16 MiB multi-row INSERT parses
-// (see MaxStatementBytes).
+// Length alone is not dangerous to the stack: a flat 16 MiB multi-row
+// INSERT parses. It is costly in memory: pg_query's tree and its protobuf
+// copies take about 40 times the text (a 16 MiB INSERT: 5 s of CPU and
+// 700 MB to parse and print), and any client may send one, so the length
+// bound is 4 MiB: a 1.3 MB multi-row INSERT and a 200,000-element IN list
+// fit, and one statement costs at most about 175 MB.
 const (
-	MaxStatementBytes  = 16 << 20 // longer texts are refused (ReasonTooLong)
-	MaxNestingDepth    = 256      // deeper bracket nesting is refused (ReasonTooDeep)
-	MaxExpressionDepth = 1000     // deeper operator nesting, brackets included, is refused (ReasonTooDeep)
-	MaxSetOperations   = 5000     // more UNION, INTERSECT and EXCEPT are refused (ReasonTooDeep)
-	MaxJoins           = 2500     // more JOIN keywords are refused (ReasonTooDeep)
+	MaxStatementBytes  = 4 << 20 // longer texts are refused (ReasonTooLong)
+	MaxNestingDepth    = 256     // deeper bracket nesting is refused (ReasonTooDeep)
+	MaxExpressionDepth = 1000    // deeper operator nesting, brackets included, is refused (ReasonTooDeep)
+	MaxSetOperations   = 5000    // more UNION, INTERSECT and EXCEPT are refused (ReasonTooDeep)
+	MaxJoins           = 2500    // more JOIN keywords are refused (ReasonTooDeep)
 )
 
 // Stack the C code needs per level of a chain of binary operators, the
