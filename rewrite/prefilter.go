@@ -77,7 +77,10 @@ func block(a, b byte) uint16 { return uint16(a|0x20)<<8 | uint16(b|0x20) }
 // is off), a U& escape, or a string continued across lines ('con'
 // newline 'tacts' is 'contacts') can spell a table name inside a DO or
 // function body or a string argument. Texts holding any of those are
-// parsed, and the parse tree holds the decoded strings.
+// parsed, and the parse tree holds the decoded strings. These are checks
+// of raw bytes, not a scan, on purpose: a routine body is code inside a
+// string ($$ ... U&"\0063ontacts" ... $$), which the server scans again,
+// so an escape counts wherever it stands.
 func (f *prefilter) mayMatch(sql string) bool {
 	if strings.IndexByte(sql, '\\') >= 0 || hasUnicodeEscape(sql) || hasContinuation(sql) {
 		return true

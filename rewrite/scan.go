@@ -668,21 +668,3 @@ func isOpChar(c byte) bool {
 	}
 	return false
 }
-
-// spellsDecodedText reports whether the server decodes any part of sql
-// before it reads names and strings: a U&"..." identifier or U&'...'
-// string (escapes can spell any character), an E'...' string, a string
-// continued across lines ('con' newline 'tacts' is 'contacts'), or
-// anything the scanner cannot follow. A search of the raw bytes for a
-// name (the prefilter) can miss a name such a text spells.
-func spellsDecodedText(sql string) bool {
-	sc := newScanner(sql)
-	for {
-		switch t := sc.next(); {
-		case t.kind == tokEnd:
-			return false
-		case t.kind == tokUnsure || t.kind == tokUnicodeIdent || t.kind == tokUnicodeString || t.kind == tokEscapeString || t.cont:
-			return true
-		}
-	}
-}

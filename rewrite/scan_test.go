@@ -236,22 +236,3 @@ func TestScanServerOnlyRules(t *testing.T) {
 		}
 	}
 }
-
-func TestSpellsDecodedText(t *testing.T) {
-	for sql, want := range map[string]bool{
-		"SELECT * FROM contacts":            false,
-		"SELECT 'u&x', \"U&\", $$E'x'$$":    false,
-		"SELECT * FROM U&\"\\0063ontacts\"": true,
-		"SELECT U&'\\0063ontacts'":          true,
-		"SELECT E'\\x63ontacts'":            true,
-		"SELECT 'con'\n'tacts'":             true,
-		"SELECT 'con' -- c\n'tacts'":        true,
-		"SELECT 1 -- U&'x'\r, 2":            false,
-		"SELECT 'unterminated":              true,
-		"SELECT u&'x' FROM t WHERE a = 'b'": true,
-	} {
-		if got := spellsDecodedText(sql); got != want {
-			t.Errorf("%q: %v, want %v", sql, got, want)
-		}
-	}
-}
