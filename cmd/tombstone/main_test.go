@@ -116,7 +116,7 @@ func TestRewriteDryRun(t *testing.T) {
 		want  []string // what each line of stdout contains, in order
 	}{
 		{"delete becomes a soft delete", "", []string{"--config", enforce, "DELETE FROM contacts WHERE id = 1"}, []string{
-			"UPDATE contacts SET deleted_at = now() WHERE id = 1 AND contacts.deleted_at IS NULL",
+			"UPDATE contacts SET deleted_at = pg_catalog.now() WHERE id = 1 AND contacts.deleted_at IS NULL",
 			"-- applied: delete on contacts",
 			"-- the client sees the command tag DELETE n, not UPDATE n"}},
 		{"statement read from stdin", "SELECT name FROM contacts", []string{"--config", enforce, "-"}, []string{
@@ -130,12 +130,12 @@ func TestRewriteDryRun(t *testing.T) {
 		{"privileged role bypassed", "", []string{"--config", enforce, "--role", "admin", "TRUNCATE contacts"}, []string{
 			`bypassed: role "admin" is in privileged_roles; the statement is sent unchanged`}},
 		{"membership is not checked offline", "", []string{"--config", enforce, "--role", "bob", "DELETE FROM contacts"}, []string{
-			"UPDATE contacts SET deleted_at = now() WHERE contacts.deleted_at IS NULL",
+			"UPDATE contacts SET deleted_at = pg_catalog.now() WHERE contacts.deleted_at IS NULL",
 			"-- applied: delete on contacts",
 			"-- the client sees the command tag DELETE n, not UPDATE n",
 			`-- note: role "bob" is privileged if it is a member of bypass; that is resolved at login and not checked here`}},
 		{"shadow mode says what it would do", "", []string{"--config", shadow, "DELETE FROM contacts"}, []string{
-			"UPDATE contacts SET deleted_at = now() WHERE contacts.deleted_at IS NULL",
+			"UPDATE contacts SET deleted_at = pg_catalog.now() WHERE contacts.deleted_at IS NULL",
 			"-- applied: delete on contacts",
 			"-- the client sees the command tag DELETE n, not UPDATE n",
 			"-- note: mode is shadow: the proxy sends the statement unchanged and only logs and counts the above"}},
