@@ -400,8 +400,15 @@ func (e *engine) insertStmt(s *pg.InsertStmt, sc *scope) error {
 // configured table is therefore replaced by its live rows,
 // (SELECT * FROM t WHERE deleted_at IS NULL) t, which PostgreSQL does not
 // auto-update: DELETE FROM the view fails with "cannot delete from view".
+//
+// A view over pg_settings is refused: it would be auto-updatable, and an
+// UPDATE of it changes settings through pg_settings' rule, under a name
+// no check knows (settingsUpdate).
 func (e *engine) viewStmt(v *pg.ViewStmt, sc *scope) error {
 	e.mark(v.View)
+	if err := viewOfSettings(v.Query); err != nil {
+		return err
+	}
 	e.view = true
 	defer func() { e.view = false }()
 	return e.statement1(v.Query, sc)
@@ -443,6 +450,11 @@ func (e *engine) ruleStmt(r *pg.RuleStmt, sc *scope) error {
 		return err
 	}
 	if r.Event == pg.CmdType_CMD_SELECT {
+		for _, a := range r.Actions {
+			if err := viewOfSettings(a); err != nil {
+				return err
+			}
+		}
 		e.view = true
 		defer func() { e.view = false }()
 	}

@@ -68,10 +68,26 @@ func setConfigBound(names []*pg.Node) error {
 // set_config for each row it updates: which settings change depends on
 // the rows the WHERE selects.
 func settingsUpdate(rv *pg.RangeVar) error {
-	if rv == nil || rv.Relname != "pg_settings" || rv.Schemaname != "" && rv.Schemaname != "pg_catalog" {
+	if !isSettings(rv) {
 		return nil
 	}
 	return refuseSetting("UPDATE pg_settings may", "Use SET for the settings you need; standard_conforming_strings and client_encoding must keep safe values.")
+}
+
+func isSettings(rv *pg.RangeVar) bool {
+	return rv != nil && rv.Relname == "pg_settings" && (rv.Schemaname == "" || rv.Schemaname == "pg_catalog")
+}
+
+// viewOfSettings refuses a view (or _RETURN rule) whose query reads
+// pg_settings: UPDATE of such a view reaches pg_settings' rule.
+func viewOfSettings(query *pg.Node) error {
+	return rangeVars(query.ProtoReflect(), func(rv *pg.RangeVar) error {
+		if !isSettings(rv) {
+			return nil
+		}
+		return refuseSetting("a view over pg_settings (an UPDATE of it changes settings) may",
+			"Read pg_settings in the query itself, or create the view as a privileged role.")
+	})
 }
 
 // settingValue refuses setting name to value (known is false when the
