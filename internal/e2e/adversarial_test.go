@@ -189,7 +189,7 @@ const (
 	// "Limits" documents (knownLimits); it does not fail the test. A
 	// change on disk (a row gone for good or undeleted) is never one.
 	outLimit outcomeKind = "limit"
-	outError   outcomeKind = "error" // the harness failed: no verdict on Tombstone
+	outError outcomeKind = "error" // the harness failed: no verdict on Tombstone
 )
 
 type verdict struct {
