@@ -10,8 +10,6 @@ import (
 	"time"
 	"unsafe"
 
-	pg_query "github.com/pganalyze/pg_query_go/v6"
-
 	"github.com/tombstone-proxy/tombstone/internal/config"
 	"github.com/tombstone-proxy/tombstone/metrics"
 	"github.com/tombstone-proxy/tombstone/rewrite"
@@ -233,7 +231,7 @@ func (s *session) rewrite(text []byte) (res *rewrite.Result, refusal *rewrite.Re
 		met.Statement(metrics.ActionRewritten)
 	default:
 		met.Statement(metrics.ActionPassthrough)
-		// Fingerprinting parses again: only when someone reads the log.
+		// Fingerprinting scans again: only when someone reads the log.
 		if res != nil && res.Changed && s.log.Enabled(context.Background(), slog.LevelDebug) {
 			s.log.Debug("shadow mode: statement would have been rewritten", "user", s.user, "fingerprint", fingerprint(text, ""))
 		}
@@ -268,20 +266,15 @@ func (s *session) refuseMessage(r *rewrite.Refusal, mode config.Mode, key string
 	return []byte(`SELECT "` + s.marker + strconv.FormatUint(seq, 10) + `"`)
 }
 
-// fingerprint identifies a statement in logs without its literal values.
-// Texts refused as too long or too deep are not parsed again: that is
-// what makes them unsafe. Nor are texts refused for the session's lexing
-// settings: the rewriter never checked their bounds, and pg_query would
-// not read them as the server does anyway.
+// fingerprint identifies a statement in logs without its literal values
+// (rewrite.Fingerprint: a scan, never a parse, so any text is safe).
+// Texts refused for the session's lexing settings are not fingerprinted:
+// the scan would not split them as the server does.
 func fingerprint(text []byte, reason string) string {
-	if reason == rewrite.ReasonTooLong || reason == rewrite.ReasonTooDeep || reason == rewrite.ReasonLexing {
+	if reason == rewrite.ReasonLexing {
 		return "(not computed: " + reason + ")"
 	}
-	fp, err := pg_query.Fingerprint(string(text))
-	if err != nil {
-		return "(unparseable)"
-	}
-	return fp
+	return rewrite.Fingerprint(string(text))
 }
 
 // serverMessage forwards one server message of a non-privileged session,
