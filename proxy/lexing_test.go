@@ -110,17 +110,7 @@ func TestStandardConformingStringsOffAtStartup(t *testing.T) {
 		"SELECT 'it''s', current_setting('standard_conforming_strings')",
 		"SELECT count(*), min(id) FROM contacts",
 	} {
-		got, err := simpleRows(t, app, sql)
-		if err != nil {
-			t.Fatalf("%q through the proxy: %v", sql, err)
-		}
-		want, err := simpleRows(t, direct, sql)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !equalRows(got, want) {
-			t.Fatalf("%q: proxied %v, direct %v", sql, got, want)
-		}
+		sameAsDirect(t, app, direct, sql)
 	}
 	// Turned back on, the server reports it and backslashes pass again.
 	if _, err := simpleRows(t, app, "SET standard_conforming_strings = on"); err != nil {
@@ -141,6 +131,23 @@ func equalRows(a, b [][]string) bool {
 		}
 	}
 	return true
+}
+
+// sameAsDirect runs sql through the proxy and directly on the twin and
+// fails unless both give the same rows.
+func sameAsDirect(t *testing.T, proxied, direct *pgconn.PgConn, sql string) {
+	t.Helper()
+	got, err := simpleRows(t, proxied, sql)
+	if err != nil {
+		t.Fatalf("%q through the proxy: %v", sql, err)
+	}
+	want, err := simpleRows(t, direct, sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalRows(got, want) {
+		t.Fatalf("%q: proxied %v, direct %v", sql, got, want)
+	}
 }
 
 // A role's default (ALTER ROLE ... SET) applies at login, and the server
@@ -183,17 +190,7 @@ func TestClientEncodingSJISAtStartup(t *testing.T) {
 		}
 	}
 	for _, sql := range []string{"SELECT 'plain', count(*) FROM contacts", `SELECT E'a\\b', current_setting('client_encoding')`} {
-		got, err := simpleRows(t, app, sql)
-		if err != nil {
-			t.Fatalf("%q through the proxy: %v", sql, err)
-		}
-		want, err := simpleRows(t, direct, sql)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !equalRows(got, want) {
-			t.Fatalf("%q: proxied %v, direct %v", sql, got, want)
-		}
+		sameAsDirect(t, app, direct, sql)
 	}
 	// The bytes E3 81 81 5C are valid UTF-8 (a hiragana and a backslash,
 	// which escapes the quote after it: the string goes on to the end),

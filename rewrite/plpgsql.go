@@ -39,9 +39,9 @@ import (
 // Refused outright: dynamic SQL (EXECUTE, OPEN ... FOR EXECUTE, RETURN QUERY
 // EXECUTE, FOR ... IN EXECUTE) of anything but one string literal, whose
 // text is built at run time; a literal is rewritten like an embedded
-// statement. A function SET clause for standard_conforming_strings or
-// client_encoding. Bodies whose reading depends on
-// standard_conforming_strings.
+// statement. Bodies whose reading depends on standard_conforming_strings.
+// (A SET clause that turns it off, or sets an unsafe client_encoding, is
+// refused with every other such SET by the final check, settings.go.)
 //
 // How plpgsql (PostgreSQL 17's pl_gram.y, which pg_query compiles) builds an
 // expression's query text from the body, and so how it is found again:
@@ -108,13 +108,6 @@ func (e *engine) functionBody(what string, f *pg.CreateFunctionStmt) error {
 			}
 		case "language":
 			r.lang = d.Arg.GetString_().GetSval()
-		case "set":
-			// A SET clause is in force while the body is compiled, so it
-			// changes how the server scans the body's literals.
-			if vs := d.Arg.GetVariableSetStmt(); vs != nil &&
-				(strings.EqualFold(vs.Name, "standard_conforming_strings") || strings.EqualFold(vs.Name, "client_encoding")) {
-				return RefuseLexing(what + " with SET " + strings.ToLower(vs.Name) + " changes how the server reads the routine's body")
-			}
 		}
 	}
 	return e.routineBody(r)
