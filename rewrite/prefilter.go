@@ -20,7 +20,9 @@ import (
 // as no needle can end earlier, so a 200-byte text costs a few dozen table
 // lookups, no copy and no allocation.
 type prefilter struct {
-	needles []string // folded
+	// byFirst holds the needles, folded, by their first byte, so that a
+	// candidate position is compared with the few that can start there.
+	byFirst [256][]string
 	minLen  int
 	// shift[b] is how far the window may move when its last two bytes
 	// form block b; 0 means some needle may end here: verify.
@@ -45,12 +47,14 @@ var refusedKeywords = []string{"_to_xml", "ts_stat", "ts_rewrite", "dblink", "ca
 
 func newPrefilter(tableNames []string) *prefilter {
 	f := &prefilter{minLen: 1 << 30}
+	var needles []string
 	for _, s := range slices.Concat(tableNames, trackedKeywords, refusedKeywords) {
 		nd := []byte(s)
 		for i := range nd {
 			nd[i] |= 0x20
 		}
-		f.needles = append(f.needles, string(nd))
+		needles = append(needles, string(nd))
+		f.byFirst[nd[0]] = append(f.byFirst[nd[0]], string(nd))
 		f.minLen = min(f.minLen, len(nd))
 	}
 	if f.minLen < 2 {
@@ -60,7 +64,7 @@ func newPrefilter(tableNames []string) *prefilter {
 	for i := range f.shift {
 		f.shift[i] = def
 	}
-	for _, nd := range f.needles {
+	for _, nd := range needles {
 		for j := 1; j < f.minLen; j++ { // block nd[j-1:j+1] ends at j of the window
 			b := block(nd[j-1], nd[j])
 			f.shift[b] = min(f.shift[b], uint8(min(f.minLen-1-j, 255)))
@@ -81,10 +85,15 @@ func block(a, b byte) uint16 { return uint16(a|0x20)<<8 | uint16(b|0x20) }
 // of raw bytes, not a scan, on purpose: a routine body is code inside a
 // string ($$ ... U&"\0063ontacts" ... $$), which the server scans again,
 // so an escape counts wherever it stands.
+//
+// The needle search runs first: a text that names a needle (every cache
+// hit does) is answered without the decode checks.
 func (f *prefilter) mayMatch(sql string) bool {
-	if strings.IndexByte(sql, '\\') >= 0 || hasUnicodeEscape(sql) || hasContinuation(sql) {
-		return true
-	}
+	return f.mayMention(sql) || strings.IndexByte(sql, '\\') >= 0 || hasUnicodeEscape(sql) || hasContinuation(sql)
+}
+
+// mayMention reports whether a needle may occur in sql's raw bytes.
+func (f *prefilter) mayMention(sql string) bool {
 	if f.minLen < 2 {
 		return f.scan(sql)
 	}
@@ -188,7 +197,10 @@ func (f *prefilter) search(sql string, end, limit int) bool {
 
 // verify reports whether a needle starts at sql[start].
 func (f *prefilter) verify(sql string, start int) bool {
-	for _, nd := range f.needles {
+	if start >= len(sql) {
+		return false
+	}
+	for _, nd := range f.byFirst[sql[start]|0x20] {
 		if start+len(nd) <= len(sql) && foldedEqual(sql[start:start+len(nd)], nd) {
 			return true
 		}
