@@ -1,20 +1,64 @@
 package policy
 
 import (
+	"errors"
+	"fmt"
 	"strings"
-
-	"github.com/tombstone-proxy/tombstone/internal/config"
 )
 
-// Mode re-exports the configuration's enforce/shadow switch.
-type Mode = config.Mode
+// Mode says whether statements are rewritten (enforce) or only counted and
+// logged (shadow).
+type Mode string
 
-// Table is one soft-delete table. A row is live while DeletedAt is NULL.
+const (
+	ModeEnforce Mode = "enforce"
+	ModeShadow  Mode = "shadow"
+)
+
+// Spec is what the configuration asks for, before any database is seen.
+// Names are as PostgreSQL stores them: unquoted identifiers already
+// folded to lower case (internal/server does that).
+type Spec struct {
+	Mode               Mode
+	PrivilegedRoles    []string
+	PrivilegedMemberOf []string
+	Tables             []TableSpec
+}
+
+// TableSpec is one configured soft-delete table.
+type TableSpec struct {
+	Schema    string // empty: the name matches in any schema
+	Name      string
+	DeletedAt string
+	DeletedBy string // empty: no audit column
+	// Cascade declares relationships that have no foreign-key
+	// constraint: deleting a row of this table deletes the rows of
+	// Table whose Column equals this row's primary key, as ON DELETE
+	// CASCADE would.
+	Cascade []CascadeSpec
+}
+
+// CascadeSpec is one declared relationship (see TableSpec.Cascade).
+type CascadeSpec struct {
+	Schema string // empty: the child's name matches in any schema
+	Table  string
+	Column string
+}
+
+// Table is one soft-delete relation: a configured table, or (once a
+// catalog is applied) a partition or inheritance child of one, which is
+// soft-delete under its own name too. A row is live while DeletedAt is
+// NULL.
 type Table struct {
 	Schema    string // empty: the table name matches in any schema
 	Name      string
 	DeletedAt string
 	DeletedBy string // empty: no audit column
+
+	// Known from the catalog; zero before one is applied.
+	OID         uint32
+	Partitioned bool   // relkind 'p': COPY ... TO refuses it, as the server does
+	Root        *Table // the configured table this one descends from; itself when configured
 }
 
 // QualifiedName is schema.name, or name when the table matches any schema.
@@ -28,49 +72,113 @@ func (t *Table) QualifiedName() string {
 
 // Policy is the immutable rule set the rewriter and the proxy consult.
 type Policy struct {
-	mode       Mode
+	spec       Spec
 	privileged map[string]struct{}
-	memberOf   []string
 	byName     map[string][]*Table // keyed by table name
 	tables     []*Table
+	// deps lists, by the parent's name, the foreign keys whose delete
+	// rules involve a soft-delete table on either side.
+	deps     map[string][]*ForeignKey
+	helpers  bool
+	problems []Problem
+	schema   bool // a catalog was applied
 }
 
-// New builds a Policy from a validated configuration.
-func New(f *config.File) *Policy {
+// New builds the name-only Policy a spec describes: what applies before a
+// database's catalog has been read. Its error says which declared cascade
+// forms a cycle.
+func New(spec Spec) (*Policy, error) {
+	if err := cascadeCycle(spec.Tables); err != nil {
+		return nil, err
+	}
+	p := newPolicy(spec)
+	for i := range spec.Tables {
+		ts := &spec.Tables[i]
+		t := &Table{Schema: ts.Schema, Name: ts.Name, DeletedAt: ts.DeletedAt, DeletedBy: ts.DeletedBy}
+		t.Root = t
+		p.add(t)
+	}
+	return p, nil
+}
+
+func newPolicy(spec Spec) *Policy {
 	p := &Policy{
-		mode:       f.Mode,
-		privileged: make(map[string]struct{}, len(f.PrivilegedRoles)),
-		memberOf:   append([]string(nil), f.PrivilegedMemberOf...),
-		byName:     make(map[string][]*Table, len(f.Tables)),
+		spec:       spec,
+		privileged: make(map[string]struct{}, len(spec.PrivilegedRoles)),
+		byName:     make(map[string][]*Table, len(spec.Tables)),
+		deps:       map[string][]*ForeignKey{},
 	}
-	for _, r := range f.PrivilegedRoles {
+	for _, r := range spec.PrivilegedRoles {
 		p.privileged[r] = struct{}{}
-	}
-	for _, ct := range f.Tables {
-		t := &Table{Name: ct.Name, DeletedAt: ct.DeletedAt, DeletedBy: ct.DeletedBy}
-		if i := strings.IndexByte(ct.Name, '.'); i >= 0 {
-			t.Schema, t.Name = ct.Name[:i], ct.Name[i+1:]
-		}
-		p.tables = append(p.tables, t)
-		p.byName[t.Name] = append(p.byName[t.Name], t)
 	}
 	return p
 }
 
+func (p *Policy) add(t *Table) {
+	p.tables = append(p.tables, t)
+	p.byName[t.Name] = append(p.byName[t.Name], t)
+}
+
+// cascadeCycle rejects declared cascades that lead back to where they
+// started: a delete would then chase itself.
+func cascadeCycle(tables []TableSpec) error {
+	edges := map[string][]string{}
+	for _, t := range tables {
+		for _, c := range t.Cascade {
+			edges[t.Name] = append(edges[t.Name], c.Table)
+		}
+	}
+	const (
+		visiting = 1
+		done     = 2
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(n string) error
+	visit = func(n string) error {
+		switch state[n] {
+		case visiting:
+			return fmt.Errorf("tables: declared cascades form a cycle: %s -> %s; a delete would cascade back to the table it started from, so remove one of these cascade entries", strings.Join(path, " -> "), n)
+		case done:
+			return nil
+		}
+		state[n] = visiting
+		path = append(path, n)
+		for _, m := range edges[n] {
+			if err := visit(m); err != nil {
+				return err
+			}
+		}
+		path = path[:len(path)-1]
+		state[n] = done
+		return nil
+	}
+	for _, t := range tables {
+		if err := visit(t.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Mode reports whether statements are rewritten (enforce) or only counted
 // and logged (shadow).
-func (p *Policy) Mode() Mode { return p.mode }
+func (p *Policy) Mode() Mode { return p.spec.Mode }
 
-// Tables lists the configured soft-delete tables in configuration order.
-// The slice must not be modified.
+// Spec is the spec this policy was built from.
+func (p *Policy) Spec() Spec { return p.spec }
+
+// Tables lists the soft-delete tables: configured ones in configuration
+// order, then the children a catalog found. The slice must not be
+// modified.
 func (p *Policy) Tables() []*Table { return p.tables }
 
 // Lookup finds the soft-delete table a reference names. schema is "" for an
-// unqualified reference. An unqualified reference matches a configured table
-// of that name in any schema, since the search_path decides which one it is
-// and filtering a live table too much is safer than leaking deleted rows. A
-// qualified reference matches a configured schema.table exactly, or an
-// unqualified configured name.
+// unqualified reference. An unqualified reference matches a soft-delete
+// table of that name in any schema, since the search_path decides which
+// one it is and filtering a live table too much is safer than leaking
+// deleted rows. A qualified reference matches a table of that schema
+// exactly, or a configured name without a schema.
 func (p *Policy) Lookup(schema, name string) (*Table, bool) {
 	for _, t := range p.byName[name] {
 		if schema == "" || t.Schema == "" || t.Schema == schema {
@@ -80,12 +188,33 @@ func (p *Policy) Lookup(schema, name string) (*Table, bool) {
 	return nil, false
 }
 
-// TableNames returns the distinct configured table names (without schema),
-// for the rewriter's text prefilter.
+// Dependents lists the foreign keys whose parent a reference names (with
+// Lookup's matching rules) and whose delete rule involves a soft-delete
+// table: Tombstone must carry out or check each one when it rewrites a
+// DELETE of that parent. Empty before a catalog is applied.
+func (p *Policy) Dependents(schema, name string) []*ForeignKey {
+	var out []*ForeignKey
+	for _, fk := range p.deps[name] {
+		if schema == "" || fk.Parent.Schema == "" || fk.Parent.Schema == schema {
+			out = append(out, fk)
+		}
+	}
+	return out
+}
+
+// TableNames returns the distinct soft-delete table names (without
+// schema), for the rewriter's text prefilter.
 func (p *Policy) TableNames() []string {
-	names := make([]string, 0, len(p.byName))
+	names := make([]string, 0, len(p.byName)+len(p.deps))
 	for n := range p.byName {
 		names = append(names, n)
+	}
+	// A plain parent's DELETE must be checked too: its name must reach
+	// the parser.
+	for n := range p.deps {
+		if _, ok := p.byName[n]; !ok {
+			names = append(names, n)
+		}
 	}
 	return names
 }
@@ -99,4 +228,18 @@ func (p *Policy) PrivilegedByName(role string) bool {
 
 // PrivilegedMemberOf lists the roles whose members (direct or inherited)
 // are privileged. The proxy resolves membership once per connection.
-func (p *Policy) PrivilegedMemberOf() []string { return p.memberOf }
+func (p *Policy) PrivilegedMemberOf() []string { return p.spec.PrivilegedMemberOf }
+
+// HasCatalog reports whether a database's catalog was applied.
+func (p *Policy) HasCatalog() bool { return p.schema }
+
+// Helpers reports whether the database holds Tombstone's helper functions
+// (tombstone migrate installs them), which foreign-key checks call.
+func (p *Policy) Helpers() bool { return p.helpers }
+
+// Problems lists what applying the catalog found wrong: configured tables
+// that do not exist or lack their columns.
+func (p *Policy) Problems() []Problem { return p.problems }
+
+// ErrNoSchema is returned by WithSchema for a nil schema.
+var ErrNoSchema = errors.New("policy: no schema given")
