@@ -114,14 +114,14 @@ CREATE TABLE nokey (deleted_at timestamptz);`)
 	}
 	pub := rel(t, s, "public.contacts")
 	want := policy.Relation{OID: oidOf(t, conn, "public.contacts"), Schema: "public", Name: "contacts",
-		Columns:    []policy.Column{{"id", "integer"}, {"name", "text"}, {"deleted_at", "timestamp with time zone"}},
+		Columns:    []policy.Column{{Name: "id", Type: "integer"}, {Name: "name", Type: "text"}, {Name: "deleted_at", Type: "timestamp with time zone"}},
 		PrimaryKey: []string{"id"}}
 	if !reflect.DeepEqual(pub, want) {
 		t.Errorf("public.contacts:\n got %+v\nwant %+v", pub, want)
 	}
 	crm := rel(t, s, "crm.contacts")
 	want = policy.Relation{OID: oidOf(t, conn, "crm.contacts"), Schema: "crm", Name: "contacts",
-		Columns:    []policy.Column{{"region", "integer"}, {"id", "bigint"}, {"note", "character varying(20)"}, {"deleted_at", "timestamp without time zone"}},
+		Columns:    []policy.Column{{Name: "region", Type: "integer"}, {Name: "id", Type: "bigint"}, {Name: "note", Type: "character varying(20)"}, {Name: "deleted_at", Type: "timestamp without time zone"}},
 		PrimaryKey: []string{"id", "region"}}
 	if !reflect.DeepEqual(crm, want) {
 		t.Errorf("crm.contacts:\n got %+v\nwant %+v", crm, want)

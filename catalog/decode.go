@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -81,7 +82,9 @@ func Decode(value string) (*policy.Schema, error) {
 			if c.Name == "" || c.Type == "" {
 				return nil, fmt.Errorf("catalog: relation %s.%s has a column without a name or type", r.Schema, r.Name)
 			}
-			rel.Columns = append(rel.Columns, policy.Column{Name: c.Name, Type: c.Type})
+			// format_type qualifies a type its session's search_path
+			// hides; a built-in type is named the same in every session.
+			rel.Columns = append(rel.Columns, policy.Column{Name: c.Name, Type: strings.TrimPrefix(c.Type, "pg_catalog.")})
 		}
 		s.Relations = append(s.Relations, rel)
 	}
@@ -123,7 +126,7 @@ func Decode(value string) (*policy.Schema, error) {
 // command-line tools.
 func Read(ctx context.Context, conn *pgx.Conn, spec policy.Spec) (*policy.Schema, error) {
 	var value string
-	if err := conn.QueryRow(ctx, Query(spec), pgx.QueryExecModeSimpleProtocol).Scan(&value); err != nil {
+	if err := conn.QueryRow(ctx, Query(spec)).Scan(&value); err != nil {
 		return nil, fmt.Errorf("catalog: read the catalog: %w", err)
 	}
 	return Decode(value)

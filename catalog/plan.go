@@ -1,0 +1,213 @@
+package catalog
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tombstone-proxy/tombstone/policy"
+)
+
+// failFunction raises the error it is given. The rewriter calls it inside
+// rewritten DELETEs (in a CASE or WHERE that reaches it only when a
+// foreign key would be violated), so that the error is PostgreSQL's own
+// SQLSTATE and wording. Empty detail or hint means none.
+const failFunction = `CREATE OR REPLACE FUNCTION tombstone.fail(sqlstate text, message text, detail text, hint text)
+RETURNS boolean LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $tombstone$
+BEGIN
+  IF detail IS NULL OR detail OPERATOR(pg_catalog.=) '' THEN
+    IF hint IS NULL OR hint OPERATOR(pg_catalog.=) '' THEN
+      RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, HINT = hint;
+  END IF;
+  IF hint IS NULL OR hint OPERATOR(pg_catalog.=) '' THEN
+    RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, DETAIL = detail;
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = sqlstate, MESSAGE = message, DETAIL = detail, HINT = hint;
+END
+$tombstone$`
+
+// checkParentLive is the constraint trigger function that refuses a row
+// referencing a soft-deleted parent, as a foreign key refuses one that
+// references a missing parent: SQLSTATE 23503, PostgreSQL's wording.
+//
+// Its arguments (set by Plan, never by the application: only the owner
+// may create triggers with it) are: the constraint's name, the parent's
+// schema, name and deleted_at column, "only" when the parent is not
+// partitioned (an inheritance parent's foreign key sees its own rows
+// only), the child's deleted_at column ("" when the child is not
+// soft-delete), then child and parent column names in pairs.
+//
+// It runs as its owner, as PostgreSQL's referential checks run as the
+// parent table's owner, so the application needs no privilege on the
+// parent. It locks the parent row FOR SHARE rather than FOR KEY SHARE: a
+// soft delete is an UPDATE of a non-key column, which FOR KEY SHARE would
+// not wait for, so a concurrent soft delete could commit unseen.
+const checkParentLive = `CREATE OR REPLACE FUNCTION tombstone.check_parent_live()
+RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $tombstone$
+DECLARE
+  parent_deleted_at text := TG_ARGV[3];
+  child_deleted_at text := TG_ARGV[5];
+  cond text := '';
+  same text := '';
+  key_names text := '';
+  key_values text := '';
+  v text;
+  b boolean;
+  dead boolean;
+  i integer := 6;
+BEGIN
+  IF child_deleted_at OPERATOR(pg_catalog.<>) '' THEN
+    EXECUTE pg_catalog.format('SELECT ($1).%I IS NOT NULL', child_deleted_at) INTO b USING NEW;
+    IF b THEN
+      RETURN NULL; -- a soft-deleted row references nothing
+    END IF;
+  END IF;
+  WHILE i OPERATOR(pg_catalog.<) TG_NARGS LOOP
+    EXECUTE pg_catalog.format('SELECT ($1).%I::pg_catalog.text', TG_ARGV[i]) INTO v USING NEW;
+    IF v IS NULL THEN
+      RETURN NULL; -- MATCH SIMPLE: a NULL column references nothing
+    END IF;
+    IF i OPERATOR(pg_catalog.>) 6 THEN
+      cond := cond OPERATOR(pg_catalog.||) ' AND ';
+      same := same OPERATOR(pg_catalog.||) ' AND ';
+      key_names := key_names OPERATOR(pg_catalog.||) ', ';
+      key_values := key_values OPERATOR(pg_catalog.||) ', ';
+    END IF;
+    cond := cond OPERATOR(pg_catalog.||) pg_catalog.format('p.%I OPERATOR(pg_catalog.=) ($1).%I', TG_ARGV[i OPERATOR(pg_catalog.+) 1], TG_ARGV[i]);
+    same := same OPERATOR(pg_catalog.||) pg_catalog.format('($1).%I IS NOT DISTINCT FROM ($2).%I', TG_ARGV[i], TG_ARGV[i]);
+    key_names := key_names OPERATOR(pg_catalog.||) TG_ARGV[i];
+    key_values := key_values OPERATOR(pg_catalog.||) v;
+    i := i OPERATOR(pg_catalog.+) 2;
+  END LOOP;
+  IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+    -- As PostgreSQL skips the check of an unchanged key: a row that was
+    -- live and keeps its key was checked when it got it.
+    EXECUTE 'SELECT ' OPERATOR(pg_catalog.||) same INTO b USING NEW, OLD;
+    IF b THEN
+      IF child_deleted_at OPERATOR(pg_catalog.=) '' THEN
+        RETURN NULL;
+      END IF;
+      EXECUTE pg_catalog.format('SELECT ($1).%I IS NULL', child_deleted_at) INTO b USING OLD;
+      IF b THEN
+        RETURN NULL;
+      END IF;
+    END IF;
+  END IF;
+  EXECUTE pg_catalog.format('SELECT p.%I IS NOT NULL FROM %s %I.%I p WHERE %s FOR SHARE OF p',
+      parent_deleted_at, CASE WHEN TG_ARGV[4] OPERATOR(pg_catalog.=) 'only' THEN 'ONLY' ELSE '' END,
+      TG_ARGV[1], TG_ARGV[2], cond)
+    INTO dead USING NEW;
+  IF dead THEN
+    RAISE EXCEPTION USING ERRCODE = '23503',
+      MESSAGE = pg_catalog.format('insert or update on table "%s" violates foreign key constraint "%s"', TG_TABLE_NAME, TG_ARGV[0]),
+      DETAIL = pg_catalog.format('Key (%s)=(%s) is not present in table "%s".', key_names, key_values, TG_ARGV[2]),
+      SCHEMA = TG_TABLE_SCHEMA, TABLE = TG_TABLE_NAME, CONSTRAINT = TG_ARGV[0];
+  END IF;
+  RETURN NULL;
+END
+$tombstone$`
+
+// Plan lists the idempotent statements that install what Tombstone needs
+// in the database s describes: schema tombstone with its helper
+// functions, and for every foreign-key constraint whose parent is a
+// soft-delete table a constraint trigger on the child that refuses rows
+// referencing a soft-deleted parent. Run them in one transaction: each
+// trigger is dropped and created again.
+//
+// The statements need a role that may create triggers on the child
+// tables; the functions belong to that role (a superuser, or a role the
+// configuration names as privileged, so that catalog reads trust them).
+func Plan(spec policy.Spec, s *policy.Schema) []string {
+	plan := []string{
+		"CREATE SCHEMA IF NOT EXISTS tombstone",
+		"REVOKE CREATE ON SCHEMA tombstone FROM PUBLIC",
+		"GRANT USAGE ON SCHEMA tombstone TO PUBLIC",
+		failFunction,
+		"GRANT EXECUTE ON FUNCTION tombstone.fail(text, text, text, text) TO PUBLIC",
+		checkParentLive,
+		// Whoever may execute it may create triggers with arguments of
+		// their choosing, and it runs as its owner.
+		"REVOKE EXECUTE ON FUNCTION tombstone.check_parent_live() FROM PUBLIC",
+	}
+	p, err := policy.New(spec)
+	if err != nil || s == nil {
+		return plan
+	}
+	p2, err := p.WithSchema(s)
+	if err != nil {
+		return plan
+	}
+	partitioned := map[policy.RelName]bool{}
+	for _, r := range s.Relations {
+		partitioned[policy.RelName{Schema: r.Schema, Name: r.Name}] = r.Partitioned
+	}
+	for _, fk := range s.ForeignKeys {
+		parent, ok := p2.Lookup(fk.Parent.Schema, fk.Parent.Name)
+		if !ok || fk.Name == "" {
+			continue
+		}
+		args := []string{fk.Name, fk.Parent.Schema, fk.Parent.Name, parent.DeletedAt, "only", ""}
+		if partitioned[fk.Parent] || parent.Partitioned {
+			args[4] = ""
+		}
+		cols := append([]string(nil), fk.ChildCols...)
+		if child, ok := p2.Lookup(fk.Child.Schema, fk.Child.Name); ok {
+			args[5] = child.DeletedAt
+			cols = append(cols, child.DeletedAt)
+		}
+		for i := range fk.ChildCols {
+			args = append(args, fk.ChildCols[i], fk.ParentCols[i])
+		}
+		name := QuoteIdent(TriggerName(fk.Name))
+		on := QuoteIdent(fk.Child.Schema) + "." + QuoteIdent(fk.Child.Name)
+		quoted := make([]string, len(cols))
+		for i, c := range cols {
+			quoted[i] = QuoteIdent(c)
+		}
+		lits := make([]string, len(args))
+		for i, a := range args {
+			lits[i] = triggerArg(a)
+		}
+		deferrable := ""
+		if fk.Deferrable {
+			deferrable = " DEFERRABLE INITIALLY IMMEDIATE"
+		}
+		plan = append(plan,
+			fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s", name, on),
+			fmt.Sprintf("CREATE CONSTRAINT TRIGGER %s AFTER INSERT OR UPDATE OF %s ON %s%s FOR EACH ROW EXECUTE FUNCTION tombstone.check_parent_live(%s)",
+				name, strings.Join(quoted, ", "), on, deferrable, strings.Join(lits, ", ")))
+	}
+	return plan
+}
+
+// TriggerName is the name of the trigger Plan creates for the foreign
+// key named conname: tombstone_live_<conname>, or, when that is longer
+// than PostgreSQL's 63 bytes, a prefix of it (cut at a character
+// boundary) and a hash of the whole name, so that two long names stay
+// apart.
+func TriggerName(conname string) string {
+	name := "tombstone_live_" + conname
+	if len(name) <= 63 {
+		return name
+	}
+	h := fnv.New32a()
+	h.Write([]byte(conname))
+	suffix := fmt.Sprintf("_%08x", h.Sum32())
+	cut := 63 - len(suffix)
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut] + suffix
+}
+
+// triggerArg quotes a trigger argument: CREATE TRIGGER takes string
+// literals there, not expressions, so Literal's hexadecimal form cannot
+// be used. Plan's statements run on a connection of Tombstone's own
+// (UTF8, standard_conforming_strings as the server reports), and E”
+// literals are read the same whatever standard_conforming_strings says.
+func triggerArg(s string) string {
+	return "E'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
