@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,7 +91,11 @@ type TableDefaults struct {
 	DeletedBy string `yaml:"deleted_by"`
 }
 
-// Table is one soft-delete table.
+// Table is one soft-delete table. Names are written as in SQL: unquoted
+// ones are folded to lower case as PostgreSQL folds them, double-quoted
+// ones ("Mixed Case") are kept exactly. After validation DeletedAt,
+// DeletedBy and the cascade columns hold the names as the catalog stores
+// them, and Schema and Relation hold Name's parts.
 type Table struct {
 	// Name is "table" (matches that table in any schema) or "schema.table".
 	Name      string `yaml:"name"`
@@ -98,6 +103,37 @@ type Table struct {
 	// DeletedBy, when set, names a text column that a soft delete fills
 	// with the login role (session_user).
 	DeletedBy string `yaml:"deleted_by"`
+	// Cascade declares relationships without a foreign-key constraint:
+	// deleting a row of this table soft-deletes the rows of Table whose
+	// Column holds its primary key, as ON DELETE CASCADE would.
+	Cascade []Cascade `yaml:"cascade"`
+
+	Schema   string `yaml:"-"` // Name's schema, folded; "" for any schema
+	Relation string `yaml:"-"` // Name's table, folded
+}
+
+// Cascade is one declared relationship of a Table.
+type Cascade struct {
+	// Table is "table" or "schema.table", the child holding the reference.
+	Table  string `yaml:"table"`
+	Column string `yaml:"column"`
+
+	Schema   string `yaml:"-"` // Table's schema, folded; "" for any schema
+	Relation string `yaml:"-"` // Table's table, folded
+}
+
+// QualifiedName is the folded schema.table (or table), quoted where SQL
+// needs quotes, for messages.
+func (t Table) QualifiedName() string { return qualified(t.Schema, t.Relation) }
+
+// QualifiedName is the folded schema.table (or table) of the child.
+func (c Cascade) QualifiedName() string { return qualified(c.Schema, c.Relation) }
+
+func qualified(schema, name string) string {
+	if schema == "" {
+		return QuoteIdent(name)
+	}
+	return QuoteIdent(schema) + "." + QuoteIdent(name)
 }
 
 // Metrics configures the HTTP listener for /metrics, /healthz, /readyz and
@@ -408,7 +444,11 @@ func lineOf(lines map[string]int, key string) int {
 	return 0
 }
 
-var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*$`)
+// isUnixSocket reports whether an address names a Unix-domain socket: an
+// absolute path, or an abstract socket (@name).
+func isUnixSocket(addr string) bool {
+	return strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, "@")
+}
 
 func (f *File) validate(lines map[string]int) error {
 	var errs []error
@@ -426,7 +466,7 @@ func (f *File) validate(lines map[string]int) error {
 		}
 	}
 	checkAddr := func(key, v string) {
-		if strings.HasPrefix(v, "/") || strings.HasPrefix(v, "@") {
+		if isUnixSocket(v) {
 			if _, err := os.Stat(filepath.Dir(v)); err != nil && !strings.HasPrefix(v, "@") {
 				bad(key, "directory of Unix socket %q does not exist", v)
 			}
@@ -465,6 +505,21 @@ func (f *File) validate(lines map[string]int) error {
 	default:
 		bad("upstream_tls.mode", "%q is not one of disable, prefer, require, verify-full", f.UpstreamTLS.Mode)
 	}
+	if f.UpstreamTLS.Mode == UpstreamTLSVerifyFull {
+		// The proxy checks these again when it starts; reporting them
+		// here makes check-config and serve agree.
+		if isUnixSocket(f.Upstream) {
+			bad("upstream_tls.mode", "verify-full needs a host:port upstream, and upstream %q is a Unix-domain socket (PostgreSQL has no TLS on Unix sockets): set mode to disable, or upstream to host:port", f.Upstream)
+		}
+		switch ca := f.UpstreamTLS.CAFile; {
+		case ca == "":
+			bad("upstream_tls.ca_file", "verify-full needs ca_file: the PEM file of the CA that signed the server's certificate")
+		default:
+			if pem, err := os.ReadFile(ca); err == nil && !x509.NewCertPool().AppendCertsFromPEM(pem) {
+				bad("upstream_tls.ca_file", "%q holds no PEM certificate (want one or more -----BEGIN CERTIFICATE----- blocks)", ca)
+			}
+		}
+	}
 	for i, r := range f.PrivilegedRoles {
 		if r == "" {
 			bad(fmt.Sprintf("privileged_roles[%d]", i), "role name is empty")
@@ -475,31 +530,86 @@ func (f *File) validate(lines map[string]int) error {
 			bad(fmt.Sprintf("privileged_member_of[%d]", i), "role name is empty")
 		}
 	}
-	if f.Defaults.DeletedAt != "" && !identRe.MatchString(f.Defaults.DeletedAt) {
-		bad("defaults.deleted_at", "%q is not a plain column name", f.Defaults.DeletedAt)
-	}
-	if f.Defaults.DeletedBy != "" && !identRe.MatchString(f.Defaults.DeletedBy) {
-		bad("defaults.deleted_by", "%q is not a plain column name", f.Defaults.DeletedBy)
-	}
-	seen := map[string]int{}
-	for i, t := range f.Tables {
-		key := fmt.Sprintf("tables[%d]", i)
-		parts := strings.Split(t.Name, ".")
+	// column folds a column name in place, reporting it at key.
+	column := func(key string, v *string) {
+		if *v == "" {
+			return
+		}
+		parts, err := foldName(*v)
 		switch {
-		case t.Name == "":
+		case err != nil:
+			bad(key, "%v", err)
+		case len(parts) != 1:
+			bad(key, "%q is not a column name: write the column alone, without its table or schema (quote a name with a dot in it: '\"a.b\"')", *v)
+		default:
+			*v = parts[0]
+		}
+	}
+	// relation folds "table" or "schema.table".
+	relation := func(key, v string) (schema, name string, ok bool) {
+		parts, err := foldName(v)
+		switch {
+		case err != nil:
+			bad(key, "%v", err)
+		case len(parts) > 2:
+			bad(key, "%q is not table or schema.table: it has %d dot-separated parts (quote a name with a dot in it: '\"a.b\"')", v, len(parts))
+		case len(parts) == 2:
+			return parts[0], parts[1], true
+		default:
+			return "", parts[0], true
+		}
+		return "", "", false
+	}
+	column("defaults.deleted_at", &f.Defaults.DeletedAt)
+	column("defaults.deleted_by", &f.Defaults.DeletedBy)
+	seen := map[[2]string]int{}
+	for i := range f.Tables {
+		t := &f.Tables[i]
+		key := fmt.Sprintf("tables[%d]", i)
+		// A column taken from defaults was reported there; fold it
+		// quietly.
+		tableColumn := func(k string, v *string) {
+			if lines[k] != 0 {
+				column(k, v)
+			} else if parts, err := foldName(*v); err == nil && len(parts) == 1 {
+				*v = parts[0]
+			}
+		}
+		tableColumn(key+".deleted_at", &t.DeletedAt)
+		tableColumn(key+".deleted_by", &t.DeletedBy)
+		if t.Name == "" {
 			bad(key+".name", "table name is required")
-		case len(parts) > 2 || !identRe.MatchString(parts[0]) || (len(parts) == 2 && !identRe.MatchString(parts[1])):
-			bad(key+".name", "%q is not table or schema.table with plain identifiers", t.Name)
+		} else if schema, name, ok := relation(key+".name", t.Name); ok {
+			t.Schema, t.Relation = schema, name
+			if prev, dup := seen[[2]string{schema, name}]; dup {
+				bad(key+".name", "%q is listed twice (first at tables[%d] as %q; unquoted names are folded to lower case)", t.Name, prev, f.Tables[prev].Name)
+			} else {
+				seen[[2]string{schema, name}] = i
+			}
 		}
-		if prev, dup := seen[strings.ToLower(t.Name)]; dup {
-			bad(key+".name", "%q is listed twice (first at tables[%d])", t.Name, prev)
-		}
-		seen[strings.ToLower(t.Name)] = i
-		if !identRe.MatchString(t.DeletedAt) {
-			bad(key+".deleted_at", "%q is not a plain column name", t.DeletedAt)
-		}
-		if t.DeletedBy != "" && !identRe.MatchString(t.DeletedBy) {
-			bad(key+".deleted_by", "%q is not a plain column name", t.DeletedBy)
+		children := map[[3]string]int{}
+		for j := range t.Cascade {
+			c := &t.Cascade[j]
+			ck := fmt.Sprintf("%s.cascade[%d]", key, j)
+			if c.Table == "" {
+				bad(ck+".table", "the child table is required: the table whose rows reference this one")
+			} else if schema, name, ok := relation(ck+".table", c.Table); ok {
+				c.Schema, c.Relation = schema, name
+			}
+			if c.Column == "" {
+				bad(ck+".column", "the column is required: the child's column that holds this table's primary key")
+			} else {
+				column(ck+".column", &c.Column)
+			}
+			if c.Relation == "" || c.Column == "" {
+				continue
+			}
+			k := [3]string{c.Schema, c.Relation, c.Column}
+			if prev, dup := children[k]; dup {
+				bad(ck, "%s.%s is declared twice (first at %s.cascade[%d])", c.QualifiedName(), QuoteIdent(c.Column), key, prev)
+			} else {
+				children[k] = j
+			}
 		}
 	}
 	switch f.Log.Format {

@@ -49,13 +49,46 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"empty role", "privileged_roles: [admin, \"\"]\n", []string{"c.yaml:1: privileged_roles[1]: role name is empty"}},
 		{"table without name", "tables:\n  - deleted_at: gone\n", []string{"c.yaml:2: tables[0].name: table name is required"}},
 		{"table name not an identifier", "tables:\n  - name: a.b.c\n",
-			[]string{`c.yaml:2: tables[0].name: "a.b.c" is not table or schema.table with plain identifiers`}},
+			[]string{`c.yaml:2: tables[0].name: "a.b.c" is not table or schema.table: it has 3 dot-separated parts`}},
 		{"table listed twice", "tables:\n  - name: contacts\n  - name: Contacts\n",
-			[]string{`c.yaml:3: tables[1].name: "Contacts" is listed twice (first at tables[0])`}},
+			[]string{`c.yaml:3: tables[1].name: "Contacts" is listed twice (first at tables[0] as "contacts"; unquoted names are folded to lower case)`}},
+		{"quoted and folded name listed twice", "tables:\n  - name: app.contacts\n  - name: '\"app\".\"contacts\"'\n",
+			[]string{`c.yaml:3: tables[1].name: "\"app\".\"contacts\"" is listed twice`}},
+		{"table name with a space", "tables:\n  - name: my table\n",
+			[]string{`c.yaml:2: tables[0].name: "my table" is not a valid name: " " is not allowed in an unquoted name; if the name really holds it, write it double-quoted: '"my table"'`}},
+		{"table name starting with a digit", "tables:\n  - name: 1st\n",
+			[]string{`c.yaml:2: tables[0].name: "1st" is not a valid name: an unquoted name cannot start with "1"`}},
+		{"unclosed quote", "tables:\n  - name: '\"Contacts'\n",
+			[]string{`c.yaml:2: tables[0].name: "\"Contacts" has a double quote that is not closed`}},
+		{"empty quoted name", "tables:\n  - name: 'app.\"\"'\n",
+			[]string{`tables[0].name: "app.\"\"" has an empty quoted name`}},
+		{"text after a quoted name", "tables:\n  - name: '\"Con\"tacts'\n",
+			[]string{`tables[0].name: "\"Con\"tacts" has "t" right after a quoted name`}},
+		{"trailing dot", "tables:\n  - name: app.\n", []string{`tables[0].name: "app." ends with a dot`}},
+		{"leading dot", "tables:\n  - name: .contacts\n", []string{`tables[0].name: ".contacts" has an empty name part`}},
+		{"name longer than PostgreSQL keeps", "tables:\n  - name: " + strings.Repeat("a", 64) + "\n",
+			[]string{"tables[0].name: ", "has a name of 64 bytes; PostgreSQL truncates names to 63 bytes"}},
+		{"qualified column", "tables:\n  - name: contacts\n    deleted_at: contacts.gone\n",
+			[]string{`c.yaml:3: tables[0].deleted_at: "contacts.gone" is not a column name`}},
+		{"cascade without table and column", "tables:\n  - name: contacts\n    cascade:\n      - {}\n",
+			[]string{"c.yaml:4: tables[0].cascade[0].table: the child table is required", "c.yaml:4: tables[0].cascade[0].column: the column is required"}},
+		{"cascade bad names", "tables:\n  - name: contacts\n    cascade:\n      - table: a.b.c\n        column: \"x y\"\n",
+			[]string{"c.yaml:4: tables[0].cascade[0].table: \"a.b.c\" is not table or schema.table", `c.yaml:5: tables[0].cascade[0].column: "x y" is not a valid name`}},
+		{"cascade declared twice", "tables:\n  - name: contacts\n    cascade:\n      - {table: Orders, column: contact_id}\n      - {table: orders, column: CONTACT_ID}\n",
+			[]string{"c.yaml:5: tables[0].cascade[1]: orders.contact_id is declared twice (first at tables[0].cascade[0])"}},
+		{"cascade unknown key", "tables:\n  - name: contacts\n    cascade:\n      - {table: orders, col: contact_id}\n",
+			[]string{"c.yaml:4: tables[0].cascade[0].col: unknown key; valid keys here are table, column"}},
+		{"verify-full without ca_file", "upstream_tls:\n  mode: verify-full\n",
+			[]string{"c.yaml:1: upstream_tls.ca_file: verify-full needs ca_file"}},
+		{"verify-full over a Unix socket", "upstream: /tmp/.s.PGSQL.5432\nupstream_tls:\n  mode: verify-full\n  ca_file: /etc/hostname\n",
+			[]string{`c.yaml:3: upstream_tls.mode: verify-full needs a host:port upstream, and upstream "/tmp/.s.PGSQL.5432" is a Unix-domain socket`,
+				`c.yaml:4: upstream_tls.ca_file: "/etc/hostname" holds no PEM certificate`}},
 		{"bad column", "tables:\n  - name: contacts\n    deleted_at: \"gone at\"\n",
-			[]string{`c.yaml:3: tables[0].deleted_at: "gone at" is not a plain column name`}},
+			[]string{`c.yaml:3: tables[0].deleted_at: "gone at" is not a valid name: " " is not allowed in an unquoted name`}},
 		{"bad default column", "defaults:\n  deleted_by: \"a-b\"\n",
-			[]string{`c.yaml:2: defaults.deleted_by: "a-b" is not a plain column name`}},
+			[]string{`c.yaml:2: defaults.deleted_by: "a-b" is not a valid name: "-" is not allowed in an unquoted name`}},
+		{"bad default reported once", "defaults:\n  deleted_at: \"a-b\"\ntables:\n  - name: contacts\n",
+			[]string{`c.yaml:2: defaults.deleted_at: "a-b"`}},
 		{"bad log format", "log:\n  format: xml\n", []string{`c.yaml:2: log.format: "xml" is not json or text`}},
 		{"bad log level", "log:\n  level: loud\n", []string{`c.yaml:2: log.level: "loud" is not debug, info, warn or error`}},
 		{"yaml syntax", "listen: [\n", []string{"c.yaml:1: YAML syntax:"}},
@@ -145,15 +178,15 @@ tables:
 		t.Fatal(err)
 	}
 	want := []Table{
-		{Name: "contacts", DeletedAt: "removed_at", DeletedBy: "removed_by"},
-		{Name: "crm.deals", DeletedAt: "archived_at", DeletedBy: "removed_by"},
-		{Name: "notes", DeletedAt: "removed_at", DeletedBy: "author_gone"},
+		{Name: "contacts", DeletedAt: "removed_at", DeletedBy: "removed_by", Relation: "contacts"},
+		{Name: "crm.deals", DeletedAt: "archived_at", DeletedBy: "removed_by", Schema: "crm", Relation: "deals"},
+		{Name: "notes", DeletedAt: "removed_at", DeletedBy: "author_gone", Relation: "notes"},
 	}
 	if len(f.Tables) != len(want) {
 		t.Fatalf("got %d tables, want %d", len(f.Tables), len(want))
 	}
 	for i := range want {
-		if f.Tables[i] != want[i] {
+		if !reflect.DeepEqual(f.Tables[i], want[i]) {
 			t.Errorf("tables[%d] = %+v, want %+v", i, f.Tables[i], want[i])
 		}
 	}
@@ -235,4 +268,62 @@ func yamlKeys(t reflect.Type) []string {
 		}
 	}
 	return keys
+}
+
+// Names are folded as PostgreSQL folds unquoted identifiers (ASCII only);
+// double-quoted ones keep their case, with "" for a quote.
+func TestNamesAreFoldedLikePostgres(t *testing.T) {
+	f, err := Parse([]byte(`
+defaults:
+  deleted_at: Deleted_At
+tables:
+  - name: Contacts
+  - name: CRM.Deals
+    deleted_by: '"RemovedBy"'
+  - name: 'app."Mixed Case"'
+    deleted_at: '"Gone ""At"""'
+  - name: '"Sales".Ünïcode_Ä'
+    cascade:
+      - {table: Orders, column: Contact_ID}
+      - {table: 'Billing."Line Items"', column: '"Contact"'}
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Table{
+		{Name: "Contacts", Schema: "", Relation: "contacts", DeletedAt: "deleted_at"},
+		{Name: "CRM.Deals", Schema: "crm", Relation: "deals", DeletedAt: "deleted_at", DeletedBy: "RemovedBy"},
+		{Name: `app."Mixed Case"`, Schema: "app", Relation: "Mixed Case", DeletedAt: `Gone "At"`},
+		{Name: `"Sales".Ünïcode_Ä`, Schema: "Sales", Relation: "Ünïcode_Ä", DeletedAt: "deleted_at", Cascade: []Cascade{
+			{Table: "Orders", Column: "contact_id", Relation: "orders"},
+			{Table: `Billing."Line Items"`, Column: "Contact", Schema: "billing", Relation: "Line Items"},
+		}},
+	}
+	if f.Defaults.DeletedAt != "deleted_at" {
+		t.Errorf("defaults.deleted_at = %q, want it folded", f.Defaults.DeletedAt)
+	}
+	if !reflect.DeepEqual(f.Tables, want) {
+		t.Fatalf("tables:\n got %+v\nwant %+v", f.Tables, want)
+	}
+	if got := f.Tables[2].QualifiedName(); got != `app."Mixed Case"` {
+		t.Errorf("QualifiedName = %s", got)
+	}
+	if got := f.Tables[1].QualifiedName(); got != "crm.deals" {
+		t.Errorf("QualifiedName = %s", got)
+	}
+}
+
+func TestQuoteIdent(t *testing.T) {
+	for in, want := range map[string]string{"contacts": "contacts", "Contacts": `"Contacts"`, "a b": `"a b"`, `a"b`: `"a""b"`, "1x": `"1x"`, "x$1": "x$1", "": `""`} {
+		if got := QuoteIdent(in); got != want {
+			t.Errorf("QuoteIdent(%q) = %s, want %s", in, got, want)
+		}
+	}
+	// What QuoteIdent writes, foldName reads back.
+	for _, name := range []string{"contacts", "Contacts", `a"b`, "a.b", "Ünï"} {
+		parts, err := foldName(QuoteIdent(name))
+		if err != nil || len(parts) != 1 || parts[0] != name {
+			t.Errorf("foldName(QuoteIdent(%q)) = %q, %v", name, parts, err)
+		}
+	}
 }
