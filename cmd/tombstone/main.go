@@ -26,6 +26,7 @@ Usage:
   tombstone serve --config FILE                      run the proxy
   tombstone rewrite --config FILE [--role ROLE] SQL  show what the proxy does with SQL ("-" reads stdin)
   tombstone check-config --config FILE               validate a configuration file and exit
+  tombstone migrate --config FILE --dsn DSN [--apply]  install the database objects Tombstone needs
   tombstone version                                  print version and build information
 
 Run "tombstone COMMAND --help" for a command's flags.
@@ -47,6 +48,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"serve":        serve,
 		"rewrite":      dryRun,
 		"check-config": checkConfig,
+		"migrate":      migrate,
 		"version":      version,
 	}
 	if len(args) == 0 {

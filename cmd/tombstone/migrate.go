@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tombstone-proxy/tombstone/catalog"
+	"github.com/tombstone-proxy/tombstone/internal/config"
+	"github.com/tombstone-proxy/tombstone/policy"
+)
+
+// migrate prints, or with --apply runs, the DDL that installs Tombstone's
+// database objects (schema tombstone, its helper functions, the triggers
+// that keep rows from referencing soft-deleted parents) in one database.
+func migrate(std stdio, args []string) error {
+	fs := newFlags("migrate", `migrate --config FILE --dsn DSN [--apply]
+
+Reads the database's catalog and prints the statements that install what
+Tombstone needs there: schema tombstone with its helper functions, and a
+constraint trigger on the child of every foreign key whose parent is a
+soft-delete table, refusing rows that reference a soft-deleted parent
+(SQLSTATE 23503, as PostgreSQL refuses a missing one). --apply runs them
+in one transaction; running it again changes nothing. Run it as a
+superuser or a privileged role: the application role must not own the
+functions.`, std)
+	path := configFlag(fs)
+	dsn := fs.String("dsn", "", "PostgreSQL connection string `DSN` of the database to migrate")
+	apply := fs.Bool("apply", false, "run the statements in one transaction instead of printing them")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *dsn == "" {
+		return usagef("--dsn DSN is required")
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	spec := migrateSpec(cfg)
+	if _, err := policy.New(spec); err != nil {
+		return &configError{err}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	conn, err := pgx.Connect(ctx, *dsn)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.Background())
+	schema, err := catalog.Read(ctx, conn, spec)
+	if err != nil {
+		return err
+	}
+	plan := catalog.Plan(spec, schema)
+	if !*apply {
+		for _, stmt := range plan {
+			fmt.Fprintf(std.out, "%s;\n\n", stmt)
+		}
+		fmt.Fprintf(std.out, "-- %d statements; run with --apply to execute them in one transaction\n", len(plan))
+		return nil
+	}
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		for _, stmt := range plan {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("%w\nin statement:\n%s", err, stmt)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("apply (nothing was changed): %w", err)
+	}
+	for _, stmt := range plan {
+		fmt.Fprintf(std.out, "applied: %s\n", summary(stmt))
+	}
+	fmt.Fprintf(std.out, "%d statements applied in one transaction\n", len(plan))
+	return nil
+}
+
+// summary is a statement's first line, shortened for the --apply report.
+func summary(stmt string) string {
+	line, _, _ := strings.Cut(stmt, "\n")
+	if i := strings.Index(line, " EXECUTE FUNCTION "); i >= 0 {
+		line = line[:i]
+	}
+	return line
+}
+
+// migrateSpec is the policy spec of a loaded configuration, as far as
+// migrate needs it: the soft-delete tables and the privileged roles.
+// Names are folded as PostgreSQL folds unquoted identifiers (ASCII
+// letters to lower case); configuration validation has made them plain
+// identifiers.
+func migrateSpec(f *config.File) policy.Spec {
+	spec := policy.Spec{
+		Mode:               policy.Mode(f.Mode),
+		PrivilegedRoles:    f.PrivilegedRoles,
+		PrivilegedMemberOf: f.PrivilegedMemberOf,
+	}
+	for _, t := range f.Tables {
+		schema, name, ok := strings.Cut(t.Name, ".")
+		if !ok {
+			schema, name = "", t.Name
+		}
+		spec.Tables = append(spec.Tables, policy.TableSpec{
+			Schema:    foldIdent(schema),
+			Name:      foldIdent(name),
+			DeletedAt: foldIdent(t.DeletedAt),
+			DeletedBy: foldIdent(t.DeletedBy),
+		})
+	}
+	return spec
+}
+
+// foldIdent lower-cases ASCII letters, as PostgreSQL does for an unquoted
+// identifier in a UTF8 database.
+func foldIdent(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}

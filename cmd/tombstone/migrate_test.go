@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tombstone-proxy/tombstone/internal/pgcluster"
+	"github.com/tombstone-proxy/tombstone/internal/pgtest"
+)
+
+// TestMigrate runs tombstone migrate against a real database: the plan is
+// printed, --apply twice changes nothing the second time, and the
+// installed trigger refuses a row referencing a soft-deleted parent as
+// PostgreSQL refuses one referencing a missing parent.
+func TestMigrate(t *testing.T) {
+	pg := pgtest.Shared(t)
+	db := pgtest.CreateDB(t, pg)
+	pgtest.Exec(t, pg, db, `
+CREATE ROLE migrateapp LOGIN PASSWORD 'migrateapp';
+CREATE TABLE Contacts (id int PRIMARY KEY, deleted_at timestamptz);
+CREATE TABLE orders (id int PRIMARY KEY, contact_id int REFERENCES contacts, deleted_at timestamptz);
+CREATE TABLE notes (contact_id int CONSTRAINT notes_contact REFERENCES contacts);
+INSERT INTO contacts VALUES (1, NULL), (2, now());
+GRANT SELECT, INSERT, UPDATE ON orders, notes TO migrateapp;`)
+	dsn := pg.DSN(db)
+	path := writeConfig(t, "tables:\n  - name: Contacts\n  - name: public.orders\n")
+
+	code, out, errOut := runCmd(t, "", "migrate", "--config", path, "--dsn", dsn)
+	if code != exitOK || errOut != "" {
+		t.Fatalf("migrate: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"CREATE SCHEMA IF NOT EXISTS tombstone;\n",
+		"CREATE OR REPLACE FUNCTION tombstone.fail(sqlstate text, message text, detail text, hint text)",
+		`DROP TRIGGER IF EXISTS "tombstone_live_orders_contact_id_fkey" ON "public"."orders";`,
+		`CREATE CONSTRAINT TRIGGER "tombstone_live_orders_contact_id_fkey" AFTER INSERT OR UPDATE OF "contact_id", "deleted_at" ON "public"."orders" FOR EACH ROW EXECUTE FUNCTION tombstone.check_parent_live(`,
+		`CREATE CONSTRAINT TRIGGER "tombstone_live_notes_contact" AFTER INSERT OR UPDATE OF "contact_id" ON "public"."notes" FOR EACH ROW`,
+		"run with --apply",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+	if n := triggers(t, dsn); n != 0 {
+		t.Fatalf("printing the plan created %d triggers", n)
+	}
+
+	for i := 0; i < 2; i++ {
+		code, out, errOut = runCmd(t, "", "migrate", "--config", path, "--dsn", dsn, "--apply")
+		if code != exitOK || errOut != "" || !strings.Contains(out, "statements applied in one transaction") ||
+			!strings.Contains(out, `applied: CREATE CONSTRAINT TRIGGER "tombstone_live_notes_contact"`) {
+			t.Fatalf("migrate --apply (run %d): exit %d\n%s%s", i+1, code, out, errOut)
+		}
+		if n := triggers(t, dsn); n != 2 {
+			t.Fatalf("after run %d of --apply: %d triggers, want 2", i+1, n)
+		}
+	}
+
+	ctx := context.Background()
+	app, err := pgx.Connect(ctx, pgcluster.URL(pg.Addr(), "migrateapp", "migrateapp", db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(ctx)
+	for _, c := range []struct {
+		sql, message, detail string // message empty: must succeed
+	}{
+		{`INSERT INTO orders VALUES (1, 1, NULL)`, "", ""},
+		{`INSERT INTO orders VALUES (2, NULL, NULL)`, "", ""},
+		{`INSERT INTO orders VALUES (3, 2, NULL)`, `insert or update on table "orders" violates foreign key constraint "orders_contact_id_fkey"`, `Key (contact_id)=(2) is not present in table "contacts".`},
+		{`INSERT INTO notes VALUES (2)`, `insert or update on table "notes" violates foreign key constraint "notes_contact"`, `Key (contact_id)=(2) is not present in table "contacts".`},
+		{`INSERT INTO notes VALUES (1), (NULL)`, "", ""},
+		{`UPDATE orders SET contact_id = 2 WHERE id = 1`, `insert or update on table "orders" violates foreign key constraint "orders_contact_id_fkey"`, `Key (contact_id)=(2) is not present in table "contacts".`},
+		// PostgreSQL's own refusal of a missing parent reads the same.
+		{`INSERT INTO notes VALUES (3)`, `insert or update on table "notes" violates foreign key constraint "notes_contact"`, `Key (contact_id)=(3) is not present in table "contacts".`},
+	} {
+		_, err := app.Exec(ctx, c.sql)
+		var pe *pgconn.PgError
+		switch {
+		case c.message == "" && err != nil:
+			t.Errorf("%s: %v", c.sql, err)
+		case c.message == "":
+		case !errors.As(err, &pe) || pe.Code != "23503" || pe.Message != c.message || pe.Detail != c.detail:
+			t.Errorf("%s: got %v, want 23503 %s (%s)", c.sql, err, c.message, c.detail)
+		}
+	}
+}
+
+func TestMigrateErrors(t *testing.T) {
+	path := writeConfig(t, "tables:\n  - name: contacts\n")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"migrate", "--config", path}, exitUsage, "tombstone migrate: --dsn DSN is required"},
+		{[]string{"migrate", "--dsn", "postgres://x"}, exitUsage, "tombstone migrate: --config FILE is required"},
+		{[]string{"migrate", "--config", path, "--dsn", "postgres://nobody@127.0.0.1:1/x?connect_timeout=5"}, exitRuntime, "tombstone migrate: connect:"},
+	} {
+		code, _, errOut := runCmd(t, "", c.args...)
+		if code != c.code || !strings.HasPrefix(errOut, c.want) {
+			t.Errorf("%v: exit %d, %q; want %d, %q", c.args, code, errOut, c.code, c.want)
+		}
+	}
+	code, out, _ := runCmd(t, "", "migrate", "--help")
+	if code != exitOK || !strings.HasPrefix(out, "Usage: tombstone migrate") {
+		t.Errorf("migrate --help: %d %s", code, out)
+	}
+}
+
+func triggers(t *testing.T, dsn string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'tombstone\_live\_%'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
