@@ -13,23 +13,27 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tombstone-proxy/tombstone/internal/config"
 	"github.com/tombstone-proxy/tombstone/metrics"
 	"github.com/tombstone-proxy/tombstone/rewrite"
 )
+
+// DefaultMaxMessageSize is the bound on a client message's body when
+// Options.MaxMessageSize is zero. PostgreSQL itself caps most messages at
+// 1 GiB.
+const DefaultMaxMessageSize = 256 << 20
 
 // Options configure a Server.
 type Options struct {
 	// Upstream is host:port or the absolute path of a Unix-domain socket
 	// (the ".s.PGSQL.5432" file itself).
 	Upstream    string
-	UpstreamTLS config.UpstreamTLS
+	UpstreamTLS UpstreamTLS
 	// ClientTLS, when set, is offered to clients that send SSLRequest;
 	// nil answers 'N'.
 	ClientTLS *tls.Config
 	// MaxMessageSize bounds a client message's body in bytes (its length
 	// field minus 4). A larger one ends the session with ErrorResponse
-	// FATAL 08P01. Zero means config.DefaultMaxMessageSize. Server
+	// FATAL 08P01. Zero means DefaultMaxMessageSize. Server
 	// messages are streamed and have no such bound.
 	MaxMessageSize int
 	Logger         *slog.Logger // nil discards logs
@@ -65,13 +69,13 @@ func NewServer(opts Options, rw *rewrite.Rewriter) (*Server, error) {
 		return nil, errors.New("proxy: no metrics given: build them with metrics.New on a registry")
 	}
 	if opts.MaxMessageSize <= 0 {
-		opts.MaxMessageSize = config.DefaultMaxMessageSize
+		opts.MaxMessageSize = DefaultMaxMessageSize
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.UpstreamTLS.Mode == "" {
-		opts.UpstreamTLS.Mode = config.UpstreamTLSDisable
+		opts.UpstreamTLS.Mode = UpstreamTLSDisable
 	}
 	upTLS, err := upstreamTLSConfig(opts.Upstream, opts.UpstreamTLS)
 	if err != nil {
@@ -88,26 +92,6 @@ func NewServer(opts Options, rw *rewrite.Rewriter) (*Server, error) {
 	}
 	s.rw.Store(rw)
 	return s, nil
-}
-
-// OptionsFromConfig builds Options from a validated configuration file,
-// loading the client certificate and upstream CA it names.
-func OptionsFromConfig(f *config.File, logger *slog.Logger, m *metrics.Metrics) (Options, error) {
-	opts := Options{
-		Upstream:       f.Upstream,
-		UpstreamTLS:    f.UpstreamTLS,
-		MaxMessageSize: int(f.MaxMessageSize),
-		Logger:         logger,
-		Metrics:        m,
-	}
-	if f.TLS.Enabled() {
-		cert, err := tls.LoadX509KeyPair(f.TLS.CertFile, f.TLS.KeyFile)
-		if err != nil {
-			return Options{}, fmt.Errorf("tls.cert_file/tls.key_file: %w", err)
-		}
-		opts.ClientTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-	return opts, nil
 }
 
 // Listen opens a listener on addr: host:port, or the path of a Unix-domain

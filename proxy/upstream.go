@@ -10,8 +10,6 @@ import (
 	"net"
 	"os"
 	"time"
-
-	"github.com/tombstone-proxy/tombstone/internal/config"
 )
 
 // dialTimeout bounds one connection attempt to the upstream server.
@@ -30,15 +28,34 @@ var sslRequestPacket = func() (p [8]byte) {
 	return p
 }()
 
-// upstreamTLSConfig turns upstream_tls into a *tls.Config, nil for disable.
-func upstreamTLSConfig(upstream string, u config.UpstreamTLS) (*tls.Config, error) {
+// UpstreamTLSMode is how the proxy secures its connection to PostgreSQL,
+// with libpq's sslmode meanings.
+type UpstreamTLSMode string
+
+const (
+	UpstreamTLSDisable    UpstreamTLSMode = "disable"     // plain connection
+	UpstreamTLSPrefer     UpstreamTLSMode = "prefer"      // TLS when the server offers it, unverified
+	UpstreamTLSRequire    UpstreamTLSMode = "require"     // TLS, unverified
+	UpstreamTLSVerifyFull UpstreamTLSMode = "verify-full" // TLS, certificate checked against CAFile and the host name
+)
+
+// UpstreamTLS configures TLS between the proxy and PostgreSQL.
+type UpstreamTLS struct {
+	Mode   UpstreamTLSMode // empty means disable
+	CAFile string          // PEM; required by verify-full
+}
+
+// upstreamTLSConfig turns UpstreamTLS into a *tls.Config, nil for disable.
+// The configuration layer reports these mistakes first, at their keys;
+// the checks here keep NewServer safe for any caller.
+func upstreamTLSConfig(upstream string, u UpstreamTLS) (*tls.Config, error) {
 	switch u.Mode {
-	case config.UpstreamTLSDisable:
+	case UpstreamTLSDisable:
 		return nil, nil
-	case config.UpstreamTLSPrefer, config.UpstreamTLSRequire:
+	case UpstreamTLSPrefer, UpstreamTLSRequire:
 		// libpq's meaning: encrypt, but do not verify the server.
 		return &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, nil
-	case config.UpstreamTLSVerifyFull:
+	case UpstreamTLSVerifyFull:
 		if u.CAFile == "" {
 			return nil, fmt.Errorf("upstream_tls.mode verify-full needs upstream_tls.ca_file")
 		}
@@ -114,7 +131,7 @@ func (s *Server) dialUpstream(ctx context.Context) (net.Conn, error) {
 		_ = tc.SetDeadline(time.Time{})
 		return tc, nil
 	case 'N':
-		if s.opts.UpstreamTLS.Mode == config.UpstreamTLSPrefer {
+		if s.opts.UpstreamTLS.Mode == UpstreamTLSPrefer {
 			_ = c.SetDeadline(time.Time{})
 			return c, nil
 		}
