@@ -9,6 +9,9 @@ const (
 	KindUpdate = "update" // UPDATE restricted to live rows
 	KindMerge  = "merge"  // MERGE target restricted and its DELETE made soft
 	KindCopy   = "copy"   // COPY ... TO filtered to live rows
+	// KindCascade: a DELETE's ON DELETE CASCADE carried out on this
+	// soft-delete child.
+	KindCascade = "cascade"
 )
 
 // Applied is one rule applied to one configured table.
@@ -34,6 +37,10 @@ type Statement struct {
 	// DEALLOCATE ALL and DISCARD ALL.
 	Deallocate    string
 	DeallocateAll bool
+	// SchemaChange: DDL that may change what the catalog says about the
+	// soft-delete tables (children, columns, foreign keys); the proxy
+	// reads the catalog again after it.
+	SchemaChange bool
 }
 
 // Result is the outcome of rewriting one SQL text. A Result may be shared by

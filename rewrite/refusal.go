@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/tombstone-proxy/tombstone/policy"
 )
@@ -206,5 +207,100 @@ func RefuseFunctionCall(oid uint32) *Refusal {
 		Message: fmt.Sprintf("tombstone: FunctionCall of function OID %d refused: only the large-object functions may be called through the fast-path protocol", oid),
 		Detail:  "A function called this way runs without any statement Tombstone could check.",
 		Hint:    "Call the function in a SELECT, or run it as a privileged role.",
+	}
+}
+
+// fkFailure is an error a rewritten DELETE raises at run time, through
+// tombstone.fail, when a foreign key's rows say it must not go ahead. The
+// detail is detailPrefix, the key values, detailSuffix.
+type fkFailure struct {
+	code, message, detailPrefix, detailSuffix, hint string
+}
+
+// restrictViolation is PostgreSQL's own error for a NO ACTION or RESTRICT
+// foreign key with referencing rows, word for word, so that clients that
+// match on it keep working.
+func restrictViolation(fk *policy.ForeignKey) fkFailure {
+	return fkFailure{
+		code:         "23503",
+		message:      fmt.Sprintf("update or delete on table %q violates foreign key constraint %q on table %q", fk.Parent.Name, fkName(fk), fk.Child.Name),
+		detailPrefix: "Key (" + strings.Join(fk.ParentCols, ", ") + ")=(",
+		detailSuffix: fmt.Sprintf(") is still referenced from table %q.", fk.Child.Name),
+	}
+}
+
+// lossyAction: the foreign key would cascade into a plain table, or set
+// columns of referencing rows, which a soft delete cannot do without
+// losing what a restore needs.
+func lossyAction(fk *policy.ForeignKey) fkFailure {
+	what := "would remove rows of " + fmt.Sprintf("%q", fk.Child.Name) + ", which is not a soft-delete table"
+	hint := fmt.Sprintf("Add %s to tables in the Tombstone configuration so its rows are soft-deleted with their parent, or delete the referencing rows first.", fk.Child.Name)
+	if fk.OnDelete != policy.Cascade {
+		what = fmt.Sprintf("would %s %s in referencing rows of %q, which a restore could not undo", fk.OnDelete, strings.Join(fk.ChildCols, ", "), fk.Child.Name)
+		hint = "Delete or re-point the referencing rows first, or run the DELETE as a privileged role."
+	}
+	return fkFailure{
+		code:         "0A000",
+		message:      fmt.Sprintf("tombstone: DELETE on %q %s (foreign key %q, ON DELETE %s), so nothing was deleted", fk.Parent.Name, what, fkName(fk), fk.OnDelete),
+		detailPrefix: "Key (" + strings.Join(fk.ParentCols, ", ") + ")=(",
+		detailSuffix: fmt.Sprintf(") is referenced from table %q.", fk.Child.Name),
+		hint:         hint,
+	}
+}
+
+// plainParentCascade: deleting rows of a plain table would make the
+// server's ON DELETE CASCADE remove rows of a soft-delete table for good.
+func plainParentCascade(fk *policy.ForeignKey) fkFailure {
+	return fkFailure{
+		code:         "0A000",
+		message:      fmt.Sprintf("tombstone: DELETE on %q would remove rows of soft-delete table %q for good (foreign key %q, ON DELETE CASCADE), so nothing was deleted", fk.Parent.Name, fk.Child.Name, fkName(fk)),
+		detailPrefix: "Key (" + strings.Join(fk.ParentCols, ", ") + ")=(",
+		detailSuffix: fmt.Sprintf(") is referenced from table %q (deleted rows count too: they are kept, not gone).", fk.Child.Name),
+		hint:         fmt.Sprintf("Make %s a soft-delete table too, or purge the referencing rows as a privileged role first.", fk.Parent.Name),
+	}
+}
+
+func fkName(fk *policy.ForeignKey) string {
+	if fk.Name == "" {
+		return "cascade " + fk.Child.Name + "." + strings.Join(fk.ChildCols, ",") + " (configured)"
+	}
+	return fk.Name
+}
+
+// refuseNoHelpers: a DELETE must check a foreign key at run time, and the
+// function that raises the error is not installed in this database.
+func refuseNoHelpers(table string) *Refusal {
+	return &Refusal{
+		Reason:  ReasonUnsupported,
+		Code:    "55000",
+		Message: fmt.Sprintf("tombstone: DELETE on %s must check its foreign keys, and Tombstone's helper functions are not installed in this database, so it was refused", table),
+		Detail:  "A soft delete leaves the row in place, so PostgreSQL's own foreign-key actions do not run; Tombstone checks them with tombstone.fail().",
+		Hint:    "Run tombstone migrate --config FILE --dsn DSN --apply as a privileged role, then reconnect.",
+		Table:   table,
+	}
+}
+
+// refuseCascadeCycle: ON DELETE CASCADE leads back to a table already on
+// the path; the rewrite would have to chase it without end.
+func refuseCascadeCycle(path []string) *Refusal {
+	return &Refusal{
+		Reason:  ReasonUnsupported,
+		Code:    "0A000",
+		Message: "tombstone: DELETE would cascade in a cycle (" + strings.Join(path, " -> ") + "), which Tombstone does not carry out yet, so it was refused",
+		Hint:    "Soft-delete the rows of each table in the cycle yourself, or run the DELETE as a privileged role.",
+		Table:   path[0],
+	}
+}
+
+// refuseCopyPartitioned is the server's own answer to COPY of a
+// partitioned table TO: the rewrite into COPY (SELECT ...) would
+// otherwise succeed where PostgreSQL fails.
+func refuseCopyPartitioned(t *policy.Table) *Refusal {
+	return &Refusal{
+		Reason:  ReasonUnsupported,
+		Code:    "42809",
+		Message: fmt.Sprintf("cannot copy from partitioned table %q", t.Name),
+		Hint:    "Try the COPY (SELECT ...) TO variant.",
+		Table:   t.QualifiedName(),
 	}
 }

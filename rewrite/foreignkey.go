@@ -1,0 +1,341 @@
+package rewrite
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/tombstone-proxy/tombstone/policy"
+)
+
+// Foreign keys behave as their declared actions say (issue 10). A soft
+// delete leaves the parent row in place, so PostgreSQL's own referential
+// actions never fire; the rewritten DELETE carries them out itself:
+//
+//	WITH <client's CTEs>,
+//	  tombstone_target AS MATERIALIZED (
+//	    SELECT t.tableoid, t.ctid, <referenced keys> FROM t [, USING items]
+//	    WHERE <client's WHERE> AND t.deleted_at IS NULL FOR UPDATE OF t),
+//	  tombstone_c1 AS (UPDATE child SET deleted_at = now() WHERE live
+//	    AND EXISTS (its parent key in tombstone_target) RETURNING keys),
+//	  tombstone_x1 AS (SELECT tombstone.fail(...) FROM ... LIMIT 1),
+//	UPDATE t SET deleted_at = now() FROM tombstone_target
+//	WHERE t.tableoid = ... AND t.ctid = ... AND NOT EXISTS (tombstone_x1)
+//
+// The target rows are chosen once (the client's WHERE, volatile or not,
+// runs once) and locked; the main statement stays an UPDATE of the table,
+// so its row count is the client's DELETE n. Cascades are data-modifying
+// CTEs, which PostgreSQL always runs to completion; a check is a CTE that
+// raises through tombstone.fail (installed by tombstone migrate) when a
+// referencing row exists, and the main statement's NOT EXISTS makes it
+// run. Every operator is OPERATOR(pg_catalog.=): the client chooses the
+// search_path, and an = of its own could otherwise skip a check.
+
+// fkPlan accumulates the CTEs one DELETE needs.
+type fkPlan struct {
+	e      *engine
+	ctes   []string // WITH items, as SQL text
+	checks []string // names of the check CTEs the main statement must read
+	// keys maps a referenced column of the target table to its column
+	// in tombstone_target.
+	keys map[string]string
+	path []string // the soft tables on the current cascade path, for cycles
+	next int
+}
+
+const targetCTE = "tombstone_target"
+
+// foreignKeys rewrites the DELETE n (already the soft-delete UPDATE when
+// soft is set, still a DELETE for a plain parent) so that the foreign keys
+// deps lists are carried out or checked. rv is the DELETE's target.
+func (e *engine) foreignKeys(n *pg.Node, rv *pg.RangeVar, soft *policy.Table, deps []*policy.ForeignKey) error {
+	p := &fkPlan{e: e, keys: map[string]string{}}
+	parent := rv.Relname
+	if soft != nil {
+		p.path = []string{soft.QualifiedName()}
+	}
+	if err := p.expand(targetCTE, parent, soft != nil, deps, p.targetKey); err != nil {
+		return err
+	}
+	if len(p.ctes) == 0 {
+		return nil // nothing to carry out: SET NULL or RESTRICT from a plain parent, which the server does
+	}
+	if len(p.checks) > 0 && !e.policy.Helpers() {
+		return refuseNoHelpers(rv.Relname)
+	}
+	var (
+		with      **pg.WithClause
+		from      *[]*pg.Node
+		where     **pg.Node
+		returning []*pg.Node
+	)
+	switch s := n.Node.(type) {
+	case *pg.Node_UpdateStmt:
+		with, from, where, returning = &s.UpdateStmt.WithClause, &s.UpdateStmt.FromClause, &s.UpdateStmt.WhereClause, s.UpdateStmt.ReturningList
+	case *pg.Node_DeleteStmt:
+		with, from, where, returning = &s.DeleteStmt.WithClause, &s.DeleteStmt.UsingClause, &s.DeleteStmt.WhereClause, s.DeleteStmt.ReturningList
+	}
+	if len(*from) > 0 && len(returning) > 0 {
+		// RETURNING may name the USING items, which move into the
+		// target CTE.
+		return unsupported("DELETE ... USING ... RETURNING on a table with foreign keys", soft)
+	}
+	target, err := p.targetSelect(rv, *from, *where)
+	if err != nil {
+		return err
+	}
+	items := []*pg.Node{target}
+	for _, c := range p.ctes {
+		item, err := parseCTE(c)
+		if err != nil {
+			return refuseInternal(err)
+		}
+		items = append(items, item)
+	}
+	// Only the CTEs written here are marked: the target CTE holds the
+	// client's WHERE and USING, whose references the final walk must
+	// still judge.
+	for _, it := range items[1:] {
+		e.markAll(it)
+	}
+	if *with == nil {
+		*with = &pg.WithClause{Location: -1}
+	}
+	(*with).Ctes = append((*with).Ctes, items...)
+	q := strings.Join(quoteQual(refQual(rv)), ".")
+	cond := fmt.Sprintf("%s.tableoid OPERATOR(pg_catalog.=) %s.tombstone_oid AND %s.ctid OPERATOR(pg_catalog.=) %s.tombstone_ctid", q, targetCTE, q, targetCTE)
+	for _, c := range p.checks {
+		cond += " AND NOT EXISTS (SELECT FROM " + c + ")"
+	}
+	expr, err := parseExpr(cond)
+	if err != nil {
+		return refuseInternal(err)
+	}
+	*from = []*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: &pg.RangeVar{Relname: targetCTE, Inh: true, Relpersistence: "p", Location: -1}}}}
+	*where = expr
+	return nil
+}
+
+// targetKey is the column of tombstone_target that holds the target
+// table's column col, added on first use.
+func (p *fkPlan) targetKey(col string) string {
+	if k, ok := p.keys[col]; ok {
+		return k
+	}
+	k := fmt.Sprintf("tombstone_k%d", len(p.keys))
+	p.keys[col] = k
+	return k
+}
+
+// targetSelect builds tombstone_target: the rows the client's DELETE
+// chooses, locked, with the keys the cascades and checks read.
+func (p *fkPlan) targetSelect(rv *pg.RangeVar, from []*pg.Node, where *pg.Node) (*pg.Node, error) {
+	qual := refQual(rv)
+	cols := []*pg.Node{
+		pg.MakeResTargetNodeWithNameAndVal("tombstone_oid", columnRef(qual, "tableoid"), -1),
+		pg.MakeResTargetNodeWithNameAndVal("tombstone_ctid", columnRef(qual, "ctid"), -1),
+	}
+	names := make([]string, 0, len(p.keys))
+	for col := range p.keys {
+		names = append(names, col)
+	}
+	// Stable output: the cache and the golden files compare texts.
+	slices.Sort(names)
+	for _, col := range names {
+		cols = append(cols, pg.MakeResTargetNodeWithNameAndVal(p.keys[col], columnRef(qual, col), -1))
+	}
+	self := &pg.RangeVar{
+		Catalogname: rv.Catalogname, Schemaname: rv.Schemaname, Relname: rv.Relname,
+		Inh: rv.Inh, Relpersistence: rv.Relpersistence, Alias: rv.Alias, Location: -1,
+	}
+	p.e.mark(self)
+	lockName := rv.Relname
+	if rv.Alias != nil && rv.Alias.Aliasname != "" {
+		lockName = rv.Alias.Aliasname
+	}
+	sel := &pg.SelectStmt{
+		TargetList:  cols,
+		FromClause:  append([]*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: self}}}, from...),
+		WhereClause: where,
+		LockingClause: []*pg.Node{{Node: &pg.Node_LockingClause{LockingClause: &pg.LockingClause{
+			LockedRels: []*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: &pg.RangeVar{Relname: lockName, Inh: true, Relpersistence: "p", Location: -1}}}},
+			Strength:   pg.LockClauseStrength_LCS_FORUPDATE,
+			WaitPolicy: pg.LockWaitPolicy_LockWaitBlock,
+		}}}},
+		LimitOption: pg.LimitOption_LIMIT_OPTION_DEFAULT,
+		Op:          pg.SetOperation_SETOP_NONE,
+	}
+	return &pg.Node{Node: &pg.Node_CommonTableExpr{CommonTableExpr: &pg.CommonTableExpr{
+		Ctename:         targetCTE,
+		Ctematerialized: pg.CTEMaterialize_CTEMaterializeAlways,
+		Ctequery:        &pg.Node{Node: &pg.Node_SelectStmt{SelectStmt: sel}},
+		Location:        -1,
+	}}}, nil
+}
+
+// expand adds what deleting the rows of source (rows of the table named
+// parent; softParent when they are soft-deleted, not removed) requires of
+// each foreign key in deps. key maps a parent column to source's column.
+func (p *fkPlan) expand(source, parent string, softParent bool, deps []*policy.ForeignKey, key func(string) string) error {
+	for _, fk := range deps {
+		child := fk.ChildTable
+		switch {
+		case !softParent && child == nil:
+			// Both plain: not Tombstone's business (Dependents does
+			// not list these).
+		case !softParent:
+			// A plain parent really deleted: the server carries out the
+			// action on the soft-delete child. CASCADE would remove its
+			// rows, deleted ones too, for good.
+			if fk.OnDelete == policy.Cascade {
+				p.check(source, fk, key, false, plainParentCascade(fk))
+			}
+		case child != nil && fk.OnDelete == policy.Cascade:
+			if err := p.cascade(source, fk, key); err != nil {
+				return err
+			}
+		case fk.OnDelete == policy.Restrict || fk.OnDelete == policy.NoAction:
+			p.check(source, fk, key, child != nil, restrictViolation(fk))
+		default:
+			// CASCADE into a plain child would remove its rows; SET NULL
+			// and SET DEFAULT would change rows (soft-delete children's
+			// included) in a way a restore cannot undo.
+			p.check(source, fk, key, child != nil, lossyAction(fk))
+		}
+	}
+	return nil
+}
+
+// cascade soft-deletes the live rows of fk's child that reference source,
+// then what they in turn take with them.
+func (p *fkPlan) cascade(source string, fk *policy.ForeignKey, key func(string) string) error {
+	child := fk.ChildTable
+	name := fk.Child.String()
+	for _, seen := range p.path {
+		if seen == name {
+			return refuseCascadeCycle(append(append([]string(nil), p.path...), name))
+		}
+	}
+	p.path = append(p.path, name)
+	defer func() { p.path = p.path[:len(p.path)-1] }()
+	p.next++
+	cte := fmt.Sprintf("tombstone_c%d", p.next)
+	deps := p.e.policy.Dependents(fk.Child.Schema, fk.Child.Name)
+	returning := map[string]string{}
+	childKey := func(col string) string {
+		if k, ok := returning[col]; ok {
+			return k
+		}
+		k := fmt.Sprintf("tombstone_k%d", len(returning))
+		returning[col] = k
+		return k
+	}
+	// The child's own dependents decide which of its keys to return, so
+	// expand them first into a plan of their own and append after.
+	sub := &fkPlan{e: p.e, keys: map[string]string{}, path: p.path, next: p.next}
+	if err := sub.expand(cte, fk.Child.Name, true, deps, childKey); err != nil {
+		return err
+	}
+	p.next = sub.next
+	rel := quoteIdent(fk.Child.Name)
+	if fk.Child.Schema != "" {
+		rel = quoteIdent(fk.Child.Schema) + "." + rel
+	}
+	only := "ONLY "
+	if child.Partitioned {
+		only = "" // a foreign key on a partitioned table covers its partitions
+	}
+	set := quoteIdent(child.DeletedAt) + " = pg_catalog.now()"
+	if child.DeletedBy != "" {
+		set += ", " + quoteIdent(child.DeletedBy) + " = SESSION_USER"
+	}
+	cols := make([]string, 0, len(returning))
+	for col := range returning {
+		cols = append(cols, col)
+	}
+	slices.Sort(cols)
+	ret := make([]string, len(cols))
+	for i, col := range cols {
+		ret[i] = quoteIdent(col) + " AS " + returning[col]
+	}
+	text := fmt.Sprintf("%s AS (UPDATE %s%s AS tombstone_child SET %s WHERE tombstone_child.%s IS NULL AND EXISTS (SELECT FROM %s WHERE %s)",
+		cte, only, rel, set, quoteIdent(child.DeletedAt), source, joinKeys(fk, "tombstone_child", source, key))
+	if len(ret) > 0 {
+		text += " RETURNING " + strings.Join(ret, ", ")
+	}
+	p.ctes = append(p.ctes, text+")")
+	p.e.apply(child, KindCascade)
+	p.ctes = append(p.ctes, sub.ctes...)
+	p.checks = append(p.checks, sub.checks...)
+	return nil
+}
+
+// check adds a CTE that raises (code, message, detail, hint) through
+// tombstone.fail when a row of fk's child references a row of source;
+// liveOnly counts only live rows of a soft-delete child.
+func (p *fkPlan) check(source string, fk *policy.ForeignKey, key func(string) string, liveOnly bool, f fkFailure) {
+	p.next++
+	cte := fmt.Sprintf("tombstone_x%d", p.next)
+	rel := quoteIdent(fk.Child.Name)
+	if fk.Child.Schema != "" {
+		rel = quoteIdent(fk.Child.Schema) + "." + rel
+	}
+	only := "ONLY "
+	if fk.ChildTable != nil && fk.ChildTable.Partitioned {
+		only = ""
+	}
+	vals := make([]string, len(fk.ParentCols))
+	for i, col := range fk.ParentCols {
+		vals[i] = source + "." + key(col) + "::pg_catalog.text"
+	}
+	detail := fmt.Sprintf("%s OPERATOR(pg_catalog.||) pg_catalog.concat_ws(', ', %s) OPERATOR(pg_catalog.||) %s",
+		quoteLiteral(f.detailPrefix), strings.Join(vals, ", "), quoteLiteral(f.detailSuffix))
+	live := ""
+	if liveOnly {
+		live = " AND tombstone_child." + quoteIdent(fk.ChildTable.DeletedAt) + " IS NULL"
+	}
+	p.ctes = append(p.ctes, fmt.Sprintf("%s AS (SELECT tombstone.fail(%s, %s, %s, %s) FROM %s, %s%s AS tombstone_child WHERE %s%s LIMIT 1)",
+		cte, quoteLiteral(f.code), quoteLiteral(f.message), detail, quoteLiteral(f.hint),
+		source, only, rel, joinKeys(fk, "tombstone_child", source, key), live))
+	p.checks = append(p.checks, cte)
+}
+
+// joinKeys is the condition that a child row references a source row.
+func joinKeys(fk *policy.ForeignKey, child, source string, key func(string) string) string {
+	conds := make([]string, len(fk.ChildCols))
+	for i := range fk.ChildCols {
+		conds[i] = fmt.Sprintf("%s.%s OPERATOR(pg_catalog.=) %s.%s", child, quoteIdent(fk.ChildCols[i]), source, key(fk.ParentCols[i]))
+	}
+	return strings.Join(conds, " AND ")
+}
+
+// parseCTE parses "name AS (query)" into a WITH item.
+func parseCTE(item string) (*pg.Node, error) {
+	tree, err := pg.Parse("WITH " + item + " SELECT")
+	if err != nil {
+		return nil, fmt.Errorf("foreign-key CTE %q: %w", item, err)
+	}
+	return tree.Stmts[0].Stmt.GetSelectStmt().WithClause.Ctes[0], nil
+}
+
+// parseExpr parses a condition.
+func parseExpr(cond string) (*pg.Node, error) {
+	tree, err := pg.Parse("SELECT WHERE " + cond)
+	if err != nil {
+		return nil, fmt.Errorf("foreign-key condition %q: %w", cond, err)
+	}
+	return tree.Stmts[0].Stmt.GetSelectStmt().WhereClause, nil
+}
+
+// quoteIdent quotes an identifier for the SQL text the rules build.
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+func quoteQual(parts []string) []string {
+	out := make([]string, len(parts))
+	for i, s := range parts {
+		out[i] = quoteIdent(s)
+	}
+	return out
+}
