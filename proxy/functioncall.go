@@ -56,7 +56,7 @@ func (s *session) functionCall(n int) error {
 		s.exp.push(expectation{kind: expCall, refusals: s.refusals.last()})
 		return copyMessage(s.uw, s.cr, n)
 	}
-	sentinel := s.refuseMessage(rewrite.RefuseFunctionCall(oid), s.srv.rw.Load().Policy().Mode(), "function_oid", oid)
+	sentinel := s.refuseMessage(rewrite.RefuseFunctionCall(oid), s.db.rw.Load().Policy().Mode(), "function_oid", oid)
 	if sentinel == nil { // shadow mode
 		s.srv.met.Statement(metrics.ActionPassthrough)
 		s.exp.push(expectation{kind: expCall, refusals: s.refusals.last()})

@@ -36,6 +36,10 @@ type Options struct {
 	// FATAL 08P01. Zero means DefaultMaxMessageSize. Server
 	// messages are streamed and have no such bound.
 	MaxMessageSize int
+	// CatalogRefresh is how old a database's catalog may grow before the
+	// next session to it reads the catalog again; zero means
+	// DefaultCatalogRefresh.
+	CatalogRefresh time.Duration
 	Logger         *slog.Logger // nil discards logs
 	Metrics        *metrics.Metrics
 }
@@ -46,7 +50,9 @@ type Server struct {
 	upstreamTLS *tls.Config // nil: plain connection
 	log         *slog.Logger
 	met         *metrics.Metrics
-	rw          atomic.Pointer[rewrite.Rewriter]
+	rw          atomic.Pointer[rewrite.Rewriter] // from the configuration alone; databases derive theirs
+	dbMu        sync.Mutex
+	dbs         map[string]*database
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -89,6 +95,10 @@ func NewServer(opts Options, rw *rewrite.Rewriter) (*Server, error) {
 		listeners:   map[net.Listener]struct{}{},
 		sessions:    map[*session]struct{}{},
 		keys:        map[string]*session{},
+		dbs:         map[string]*database{},
+	}
+	if s.opts.CatalogRefresh <= 0 {
+		s.opts.CatalogRefresh = DefaultCatalogRefresh
 	}
 	s.rw.Store(rw)
 	return s, nil
@@ -113,10 +123,12 @@ func Listen(addr string) (net.Listener, error) {
 func isUnixPath(addr string) bool { return strings.HasPrefix(addr, "/") }
 
 // SetRewriter swaps the rewriter (and with it the policy) after a reload;
-// the next statement of every open session uses it.
+// the next statement of every open session uses it, resolved against its
+// database's last catalog.
 func (s *Server) SetRewriter(rw *rewrite.Rewriter) {
 	if rw != nil {
 		s.rw.Store(rw)
+		s.rebase(rw)
 	}
 }
 

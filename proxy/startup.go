@@ -40,9 +40,14 @@ func (s *session) startup() (ok bool, err error) {
 		}
 		return false, err
 	}
-	if s.user, err = startupUser(pkt[8:]); err != nil {
+	var dbname string
+	if s.user, dbname, err = startupUser(pkt[8:]); err != nil {
 		return false, s.protocolError(err.Error())
 	}
+	if dbname == "" {
+		dbname = s.user // as PostgreSQL defaults it
+	}
+	s.db = s.srv.database(dbname)
 
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	up, err := s.srv.dialUpstream(ctx)
@@ -170,11 +175,10 @@ func readStartupPacket(r *bufio.Reader) ([]byte, error) {
 	return pkt, nil
 }
 
-// startupUser finds the user parameter in a StartupMessage body (name/value
-// pairs of NUL-terminated strings, then a NUL) and refuses a packet that
-// names any parameter twice.
-func startupUser(b []byte) (string, error) {
-	var user string
+// startupUser finds the user and database parameters in a StartupMessage
+// body (name/value pairs of NUL-terminated strings, then a NUL) and
+// refuses a packet that names any parameter twice.
+func startupUser(b []byte) (user, database string, err error) {
 	seen := make(map[string]bool, 8)
 	for len(b) > 0 && b[0] != 0 {
 		k, rest, ok := cstring(b)
@@ -189,15 +193,18 @@ func startupUser(b []byte) (string, error) {
 		// that read the first could take an ordinary login for a
 		// privileged one. No client sends a parameter twice.
 		if seen[string(k)] {
-			return "", fmt.Errorf("startup packet names parameter %q twice", k)
+			return "", "", fmt.Errorf("startup packet names parameter %q twice", k)
 		}
 		seen[string(k)] = true
-		if string(k) == "user" {
+		switch string(k) {
+		case "user":
 			user = string(v)
+		case "database":
+			database = string(v)
 		}
 		b = rest
 	}
-	return user, nil
+	return user, database, nil
 }
 
 // authenticate relays the authentication exchange, unchanged except that
@@ -254,6 +261,9 @@ func (s *session) authenticate() (bool, error) {
 		case 'Z':
 			s.privileged = s.resolvePrivileged()
 			s.log.Debug("session started", "user", s.user, "privileged", s.privileged)
+			if !s.privileged {
+				s.loadCatalog()
+			}
 			if err := s.toClient(typ, body); err != nil {
 				return false, err
 			}

@@ -10,7 +10,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/tombstone-proxy/tombstone/internal/config"
+	"github.com/tombstone-proxy/tombstone/policy"
 	"github.com/tombstone-proxy/tombstone/metrics"
 	"github.com/tombstone-proxy/tombstone/rewrite"
 )
@@ -114,7 +114,7 @@ func (s *session) query(body []byte) error {
 		e.refusals = s.refusals.last()
 		s.exp.push(e)
 		return writeMessage(s.uw, 'Q', before, sentinel, []byte{0})
-	case res != nil && mode == config.ModeEnforce:
+	case res != nil && mode == policy.ModeEnforce:
 		s.statements(&e, res.Statements)
 		if res.Changed {
 			e.refusals = s.refusals.last()
@@ -169,7 +169,7 @@ func (s *session) parse(body []byte) error {
 	switch {
 	case refusal != nil:
 		out = s.refuse(refusal, text, mode)
-	case res != nil && mode == config.ModeEnforce:
+	case res != nil && mode == policy.ModeEnforce:
 		if len(res.Statements) == 1 && followed(&res.Statements[0]) {
 			st = &res.Statements[0]
 		}
@@ -196,8 +196,8 @@ func (s *session) parse(body []byte) error {
 
 // rewrite runs the current rewriter on one statement text and counts the
 // outcome. refusal is non-nil when the statement must not run as sent.
-func (s *session) rewrite(text []byte) (res *rewrite.Result, refusal *rewrite.Refusal, mode config.Mode) {
-	rw := s.srv.rw.Load()
+func (s *session) rewrite(text []byte) (res *rewrite.Result, refusal *rewrite.Refusal, mode policy.Mode) {
+	rw := s.db.rw.Load()
 	mode = rw.Policy().Mode()
 	met := s.srv.met
 	// text aliases the session's reused read buffer: no copy per
@@ -221,13 +221,20 @@ func (s *session) rewrite(text []byte) (res *rewrite.Result, refusal *rewrite.Re
 	}
 	if res != nil {
 		for _, a := range res.Applied {
-			met.Rewrite(a.Table.QualifiedName(), a.Kind)
+			// Partitions count under their configured table: the label
+			// stays bounded by the configuration.
+			met.Rewrite(a.Table.Root.QualifiedName(), a.Kind)
+		}
+		for i := range res.Statements {
+			if res.Statements[i].SchemaChange {
+				s.db.dirty.Store(true)
+			}
 		}
 	}
 	switch {
-	case refusal != nil && mode == config.ModeEnforce:
+	case refusal != nil && mode == policy.ModeEnforce:
 		met.Statement(metrics.ActionRefused)
-	case res != nil && res.Changed && mode == config.ModeEnforce:
+	case res != nil && res.Changed && mode == policy.ModeEnforce:
 		met.Statement(metrics.ActionRewritten)
 	default:
 		met.Statement(metrics.ActionPassthrough)
@@ -242,20 +249,20 @@ func (s *session) rewrite(text []byte) (res *rewrite.Result, refusal *rewrite.Re
 // refuse logs and counts a refusal of a statement text and, in enforce
 // mode, returns the sentinel statement sent in its place. In shadow mode
 // it returns nil and the original is sent.
-func (s *session) refuse(r *rewrite.Refusal, text []byte, mode config.Mode) []byte {
+func (s *session) refuse(r *rewrite.Refusal, text []byte, mode policy.Mode) []byte {
 	return s.refuseMessage(r, mode, "fingerprint", fingerprint(text, r.Reason))
 }
 
 // refuseMessage is refuse for any message; key and value identify what
 // was refused in the log.
-func (s *session) refuseMessage(r *rewrite.Refusal, mode config.Mode, key string, value any) []byte {
+func (s *session) refuseMessage(r *rewrite.Refusal, mode policy.Mode, key string, value any) []byte {
 	s.srv.met.Refusal(r.Reason)
 	msg := "statement refused"
-	if mode != config.ModeEnforce {
+	if mode != policy.ModeEnforce {
 		msg = "shadow mode: statement would have been refused"
 	}
 	s.log.Warn(msg, "user", s.user, "table", r.Table, "reason", r.Reason, "code", r.Code, key, value)
-	if mode != config.ModeEnforce {
+	if mode != policy.ModeEnforce {
 		return nil
 	}
 	seq := s.refusals.add(r)

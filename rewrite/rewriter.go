@@ -13,10 +13,11 @@ import (
 // results. A configuration reload builds a new Rewriter. It is safe for
 // concurrent use.
 type Rewriter struct {
-	policy    *policy.Policy
-	filter    *prefilter
-	cache     *cache // by exact text
-	templates *cache // by template text (template.go)
+	policy     *policy.Policy
+	filter     *prefilter
+	cache      *cache // by exact text
+	templates  *cache // by template text (template.go)
+	cacheBytes int64
 }
 
 // New returns a Rewriter for p whose caches hold about cacheBytes of
@@ -25,12 +26,18 @@ type Rewriter struct {
 // than texts.
 func New(p *policy.Policy, cacheBytes int64) *Rewriter {
 	return &Rewriter{
-		policy:    p,
-		filter:    newPrefilter(p.TableNames()),
-		cache:     newCache(cacheBytes - cacheBytes/8),
-		templates: newCache(cacheBytes / 8),
+		policy:     p,
+		filter:     newPrefilter(p.TableNames()),
+		cache:      newCache(cacheBytes - cacheBytes/8),
+		templates:  newCache(cacheBytes / 8),
+		cacheBytes: cacheBytes,
 	}
 }
+
+// With returns a Rewriter for p with empty caches of this one's size: a
+// database's catalog gives it a policy of its own, and results made
+// under one policy must never answer under another.
+func (r *Rewriter) With(p *policy.Policy) *Rewriter { return New(p, r.cacheBytes) }
 
 // Policy is the policy this Rewriter applies.
 func (r *Rewriter) Policy() *policy.Policy { return r.policy }
