@@ -45,7 +45,7 @@ type session struct {
 	user       string
 	privileged bool
 	db         *database // the database the client logged in to
-	cancelPkt  []byte // CancelRequest for this session's backend
+	cancelPkt  []byte    // CancelRequest for this session's backend
 
 	cr *bufio.Reader // client
 	cw *bufio.Writer

@@ -10,8 +10,8 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/tombstone-proxy/tombstone/policy"
 	"github.com/tombstone-proxy/tombstone/metrics"
+	"github.com/tombstone-proxy/tombstone/policy"
 	"github.com/tombstone-proxy/tombstone/rewrite"
 )
 
