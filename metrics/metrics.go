@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,11 @@ type Metrics struct {
 	upstreamErrors  prometheus.Counter
 	reloadOK        prometheus.Gauge
 	reloadTime      prometheus.Gauge
+	catalogProblems *prometheus.GaugeVec
+	catalogLoads    *prometheus.CounterVec
+
+	dbMu    sync.Mutex
+	dbNames map[string]struct{} // database label values in use, at most MaxDatabaseLabels
 
 	// Pre-bound children for the per-statement hot path: a label lookup
 	// hashes strings, and these are hit on every query.
@@ -84,6 +90,15 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 			Name: "tombstone_config_last_reload_success_timestamp_seconds",
 			Help: "Unix time of the last successful configuration load.",
 		}),
+		catalogProblems: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tombstone_catalog_problems",
+			Help: "Configured soft-delete tables that are missing from a database or lack their columns, as of the last catalog read of that database. Any value above 0 needs attention: see /readyz and the log.",
+		}, []string{"database"}),
+		catalogLoads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tombstone_catalog_loads_total",
+			Help: "Catalog reads of a database, by result (ok or error).",
+		}, []string{"database", "result"}),
+		dbNames: map[string]struct{}{},
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "tombstone_build_info",
@@ -91,7 +106,8 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 	}, []string{"version", "revision", "goversion"})
 	build.WithLabelValues(version, revision, runtime.Version()).Set(1)
 	reg.MustRegister(m.rewrites, m.statements, m.refusals, m.clients, m.connections,
-		m.cacheHits, m.cacheMisses, m.rewriteDuration, m.upstreamErrors, m.reloadOK, m.reloadTime, build)
+		m.cacheHits, m.cacheMisses, m.rewriteDuration, m.upstreamErrors, m.reloadOK, m.reloadTime,
+		m.catalogProblems, m.catalogLoads, build)
 	m.stmtRewritten = m.statements.WithLabelValues(ActionRewritten)
 	m.stmtPassthrough = m.statements.WithLabelValues(ActionPassthrough)
 	m.stmtBypassed = m.statements.WithLabelValues(ActionBypassed)
@@ -152,4 +168,38 @@ func (m *Metrics) ConfigReloaded(ok bool) {
 		return
 	}
 	m.reloadOK.Set(0)
+}
+
+// MaxDatabaseLabels bounds the database label's values: a client names the
+// database it connects to, so past this many the rest share the label
+// value OtherDatabases.
+const MaxDatabaseLabels = 64
+
+// OtherDatabases is the database label of databases past MaxDatabaseLabels.
+const OtherDatabases = "_other"
+
+// CatalogLoaded records one catalog read of a database: problems is how
+// many configuration problems it found (kept from the previous read when
+// ok is false), ok whether the read succeeded.
+func (m *Metrics) CatalogLoaded(database string, problems int, ok bool) {
+	database = m.databaseLabel(database)
+	result := "ok"
+	if !ok {
+		result = "error"
+	}
+	m.catalogLoads.WithLabelValues(database, result).Inc()
+	m.catalogProblems.WithLabelValues(database).Set(float64(problems))
+}
+
+func (m *Metrics) databaseLabel(name string) string {
+	m.dbMu.Lock()
+	defer m.dbMu.Unlock()
+	if _, ok := m.dbNames[name]; ok {
+		return name
+	}
+	if len(m.dbNames) >= MaxDatabaseLabels {
+		return OtherDatabases
+	}
+	m.dbNames[name] = struct{}{}
+	return name
 }

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -58,6 +59,9 @@ func TestMethodsMoveTheirMetrics(t *testing.T) {
 	m.CacheMiss(30 * time.Microsecond)
 	m.UpstreamError()
 	m.ConfigReloaded(false)
+	m.CatalogLoaded("app", 2, true)
+	m.CatalogLoaded("app", 2, false)
+	m.CatalogLoaded("other", 0, true)
 
 	for _, c := range []struct {
 		name   string
@@ -77,6 +81,10 @@ func TestMethodsMoveTheirMetrics(t *testing.T) {
 		{"tombstone_rewrite_duration_seconds", nil, 1},
 		{"tombstone_upstream_errors_total", nil, 1},
 		{"tombstone_config_last_reload_successful", nil, 0},
+		{"tombstone_catalog_problems", []string{"database", "app"}, 2},
+		{"tombstone_catalog_problems", []string{"database", "other"}, 0},
+		{"tombstone_catalog_loads_total", []string{"database", "app", "result", "ok"}, 1},
+		{"tombstone_catalog_loads_total", []string{"database", "app", "result", "error"}, 1},
 		{"tombstone_build_info", []string{"version", "v1.2.3", "revision", "abc123"}, 1},
 	} {
 		if got := value(t, reg, c.name, c.labels...); got != c.want {
@@ -86,5 +94,31 @@ func TestMethodsMoveTheirMetrics(t *testing.T) {
 	m.ConfigReloaded(true)
 	if got := value(t, reg, "tombstone_config_last_reload_successful"); got != 1 {
 		t.Errorf("after a good reload tombstone_config_last_reload_successful = %v, want 1", got)
+	}
+}
+
+// A client names the database it connects to: past MaxDatabaseLabels the
+// rest share one label value.
+func TestCatalogDatabaseLabelsAreBounded(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg, "v", "r")
+	for i := 0; i < MaxDatabaseLabels+10; i++ {
+		m.CatalogLoaded(fmt.Sprintf("db%d", i), 1, true)
+	}
+	m.CatalogLoaded("db0", 3, true) // a known name keeps its label
+	if got := value(t, reg, "tombstone_catalog_problems", "database", "db0"); got != 3 {
+		t.Errorf("db0 problems = %v, want 3", got)
+	}
+	if got := value(t, reg, "tombstone_catalog_loads_total", "database", OtherDatabases, "result", "ok"); got != 10 {
+		t.Errorf("loads past the bound = %v, want 10", got)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "tombstone_catalog_problems" && len(f.GetMetric()) != MaxDatabaseLabels+1 {
+			t.Errorf("%d problem series, want %d", len(f.GetMetric()), MaxDatabaseLabels+1)
+		}
 	}
 }
