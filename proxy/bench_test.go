@@ -42,7 +42,7 @@ var (
 // so each direction flushes once per round trip. allocs/op is the number
 // that matters: the forwarding path must not allocate.
 func benchmarkRoundTrips(b *testing.B, client, server []byte, privileged bool) {
-	s := relayHarness(b, "  - name: contacts\n", privileged, 1<<20)
+	s := relayHarness(b, []string{"contacts"}, privileged, 1<<20)
 	s.uw = bufio.NewWriterSize(io.Discard, upstreamWrite)
 	s.cw = bufio.NewWriterSize(io.Discard, clientWriteBuf)
 	cin, sin := &cycleReader{b: client, n: -1}, &cycleReader{b: server, n: -1}

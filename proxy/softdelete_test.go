@@ -11,11 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/tombstone-proxy/tombstone/internal/config"
 	"github.com/tombstone-proxy/tombstone/internal/pgtest"
 	"github.com/tombstone-proxy/tombstone/internal/proxytest"
-	"github.com/tombstone-proxy/tombstone/policy"
-	"github.com/tombstone-proxy/tombstone/rewrite"
 )
 
 const softDeleteYAML = "privileged_roles: [postgres]\ntables:\n  - name: contacts\n"
@@ -307,11 +304,7 @@ func TestShadowPrivilegedAndReload(t *testing.T) {
 		t.Fatalf("shadow mode counted %v statements as rewritten", got)
 	}
 	// Reload to enforce: the open session's next statement is rewritten.
-	f, err := config.Parse([]byte("upstream: "+pg.Addr()+"\n"+softDeleteYAML), "reload.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Server.SetRewriter(rewrite.New(policy.New(f), 1<<20))
+	p.Server.SetRewriter(proxytest.Rewriter(t, softDeleteYAML))
 	if tag, err := app.Exec(ctx, "DELETE FROM contacts WHERE id = 2"); err != nil || tag.String() != "DELETE 1" {
 		t.Fatalf("enforced delete after reload: %q %v", tag, err)
 	}

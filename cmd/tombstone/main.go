@@ -11,6 +11,7 @@ import (
 
 	"github.com/tombstone-proxy/tombstone/internal/buildinfo"
 	"github.com/tombstone-proxy/tombstone/internal/config"
+	"github.com/tombstone-proxy/tombstone/internal/server"
 )
 
 // Exit codes, documented in doc.go and the usage text.
@@ -144,7 +145,9 @@ func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("config", "", "configuration `FILE` (see config.example.yaml)")
 }
 
-// loadConfig loads the --config file.
+// loadConfig loads the --config file and checks it as serve would (a
+// declared cascade cycle, an unreadable key pair), so that every command
+// rejects the same files.
 func loadConfig(path string) (*config.File, error) {
 	if path == "" {
 		return nil, usagef("--config FILE is required")
@@ -153,11 +156,14 @@ func loadConfig(path string) (*config.File, error) {
 	if err != nil {
 		return nil, &configError{err}
 	}
+	if err := server.Check(f); err != nil {
+		return nil, &configError{err}
+	}
 	return f, nil
 }
 
 func checkConfig(std stdio, args []string) error {
-	fs := newFlags("check-config", "check-config --config FILE\n\nValidates the file (keys, values, ${VAR} expansion, that TLS files exist)\nwithout starting anything.", std)
+	fs := newFlags("check-config", "check-config --config FILE\n\nValidates the file (keys, values, ${VAR} expansion, table and column names,\nthat declared cascades form no cycle, that TLS files load) without starting\nanything.", std)
 	path := configFlag(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err

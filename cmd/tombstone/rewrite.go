@@ -5,7 +5,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/tombstone-proxy/tombstone/internal/config"
+	"github.com/tombstone-proxy/tombstone/internal/server"
 	"github.com/tombstone-proxy/tombstone/policy"
 	"github.com/tombstone-proxy/tombstone/rewrite"
 )
@@ -35,7 +35,10 @@ SQL "-" reads the statement from standard input.`, std)
 		}
 		sql = string(b)
 	}
-	p := policy.New(cfg)
+	p, err := server.NewPolicy(cfg)
+	if err != nil {
+		return &configError{err}
+	}
 	if *role != "" && p.PrivilegedByName(*role) {
 		fmt.Fprintf(std.out, "bypassed: role %q is in privileged_roles; the statement is sent unchanged\n", *role)
 		return nil
@@ -65,17 +68,17 @@ SQL "-" reads the statement from standard input.`, std)
 			}
 		}
 	}
-	notes(std.out, cfg, p, *role, refusal != nil || (res != nil && res.Changed))
+	notes(std.out, p, *role, refusal != nil || (res != nil && res.Changed))
 	return nil
 }
 
 // notes says where the dry run differs from what the proxy would do with
 // a statement it would rewrite or refuse.
-func notes(w io.Writer, cfg *config.File, p *policy.Policy, role string, affected bool) {
+func notes(w io.Writer, p *policy.Policy, role string, affected bool) {
 	if !affected {
 		return
 	}
-	if cfg.Mode == config.ModeShadow {
+	if p.Mode() == policy.ModeShadow {
 		fmt.Fprintln(w, "-- note: mode is shadow: the proxy sends the statement unchanged and only logs and counts the above")
 	}
 	if m := p.PrivilegedMemberOf(); len(m) > 0 && role != "" {

@@ -17,8 +17,8 @@ import (
 	"github.com/tombstone-proxy/tombstone/internal/config"
 	"github.com/tombstone-proxy/tombstone/internal/pgcluster"
 	"github.com/tombstone-proxy/tombstone/internal/pgtest"
+	"github.com/tombstone-proxy/tombstone/internal/server"
 	"github.com/tombstone-proxy/tombstone/metrics"
-	"github.com/tombstone-proxy/tombstone/policy"
 	"github.com/tombstone-proxy/tombstone/proxy"
 	"github.com/tombstone-proxy/tombstone/rewrite"
 )
@@ -59,11 +59,15 @@ func Start(t testing.TB, pg *pgtest.Server, yamlConfig string) *Proxy {
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, "test", "test")
-	opts, err := proxy.OptionsFromConfig(f, logger, m)
+	opts, err := server.ProxyOptions(f, logger, m)
 	if err != nil {
 		t.Fatalf("proxytest: %v", err)
 	}
-	srv, err := proxy.NewServer(opts, rewrite.New(policy.New(f), int64(f.RewriteCacheSize)))
+	rw, err := server.NewRewriter(f)
+	if err != nil {
+		t.Fatalf("proxytest: %v", err)
+	}
+	srv, err := proxy.NewServer(opts, rw)
 	if err != nil {
 		t.Fatalf("proxytest: %v", err)
 	}
@@ -92,6 +96,21 @@ func Start(t testing.TB, pg *pgtest.Server, yamlConfig string) *Proxy {
 		}
 	})
 	return p
+}
+
+// Rewriter builds the rewriter a configuration YAML describes, as serve and
+// a reload build it, for a test that swaps it in with SetRewriter.
+func Rewriter(t testing.TB, yamlConfig string) *rewrite.Rewriter {
+	t.Helper()
+	f, err := config.Parse([]byte(yamlConfig), "proxytest.yaml")
+	if err != nil {
+		t.Fatalf("proxytest: %v", err)
+	}
+	rw, err := server.NewRewriter(f)
+	if err != nil {
+		t.Fatalf("proxytest: %v", err)
+	}
+	return rw
 }
 
 // DSN is a connection URL through the proxy (sslmode=disable).

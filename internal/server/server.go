@@ -16,7 +16,6 @@ import (
 	"github.com/tombstone-proxy/tombstone/internal/buildinfo"
 	"github.com/tombstone-proxy/tombstone/internal/config"
 	"github.com/tombstone-proxy/tombstone/metrics"
-	"github.com/tombstone-proxy/tombstone/policy"
 	"github.com/tombstone-proxy/tombstone/proxy"
 	"github.com/tombstone-proxy/tombstone/rewrite"
 )
@@ -71,11 +70,15 @@ func Start(cfg *config.File, opts Options) (*Server, error) {
 		failed:  make(chan error, 2),
 	}
 	s.current.Store(cfg)
-	popts, err := proxy.OptionsFromConfig(cfg, log.With("component", "proxy"), s.met)
+	popts, err := ProxyOptions(cfg, log.With("component", "proxy"), s.met)
 	if err != nil {
 		return nil, err
 	}
-	s.proxy, err = proxy.NewServer(popts, newRewriter(cfg))
+	rw, err := NewRewriter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.proxy, err = proxy.NewServer(popts, rw)
 	if err != nil {
 		return nil, err
 	}
@@ -131,10 +134,6 @@ func (l *notifyListener) Close() error {
 	return l.Listener.Close()
 }
 
-func newRewriter(cfg *config.File) *rewrite.Rewriter {
-	return rewrite.New(policy.New(cfg), int64(cfg.RewriteCacheSize))
-}
-
 // Addr is the proxy listener's address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
@@ -159,12 +158,16 @@ func (s *Server) Reload() error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	cfg, err := config.Load(s.started.Path)
+	var rw *rewrite.Rewriter
+	if err == nil {
+		rw, err = NewRewriter(cfg)
+	}
 	if err != nil {
 		s.met.ConfigReloaded(false)
 		s.log.Error("configuration reload failed; the running configuration stays in force", "config", s.started.Path, "error", err)
 		return err
 	}
-	s.proxy.SetRewriter(newRewriter(cfg))
+	s.proxy.SetRewriter(rw)
 	if s.level != nil {
 		s.level.Set(cfg.Log.SlogLevel())
 	}
