@@ -48,65 +48,97 @@ $tombstone$`
 const checkParentLive = `CREATE OR REPLACE FUNCTION tombstone.check_parent_live()
 RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $tombstone$
 DECLARE
-  parent_deleted_at text := TG_ARGV[3];
   child_deleted_at text := TG_ARGV[5];
+  key_query text := '';
+  vals text[];
+  old_vals text[];
+  ops text[];
   cond text := '';
-  same text := '';
   key_names text := '';
-  key_values text := '';
-  v text;
-  b boolean;
   dead boolean;
-  i integer := 6;
+  n integer := (TG_NARGS OPERATOR(pg_catalog.-) 6) OPERATOR(pg_catalog./) 2;
 BEGIN
-  IF child_deleted_at OPERATOR(pg_catalog.<>) '' THEN
-    EXECUTE pg_catalog.format('SELECT ($1).%I IS NOT NULL', child_deleted_at) INTO b USING NEW;
-    IF b THEN
-      RETURN NULL; -- a soft-deleted row references nothing
-    END IF;
-  END IF;
-  WHILE i OPERATOR(pg_catalog.<) TG_NARGS LOOP
-    EXECUTE pg_catalog.format('SELECT ($1).%I::pg_catalog.text', TG_ARGV[i]) INTO v USING NEW;
-    IF v IS NULL THEN
-      RETURN NULL; -- MATCH SIMPLE: a NULL column references nothing
-    END IF;
-    IF i OPERATOR(pg_catalog.>) 6 THEN
-      cond := cond OPERATOR(pg_catalog.||) ' AND ';
-      same := same OPERATOR(pg_catalog.||) ' AND ';
-      key_names := key_names OPERATOR(pg_catalog.||) ', ';
-      key_values := key_values OPERATOR(pg_catalog.||) ', ';
-    END IF;
-    cond := cond OPERATOR(pg_catalog.||) pg_catalog.format('p.%I OPERATOR(pg_catalog.=) ($1).%I', TG_ARGV[i OPERATOR(pg_catalog.+) 1], TG_ARGV[i]);
-    same := same OPERATOR(pg_catalog.||) pg_catalog.format('($1).%I IS NOT DISTINCT FROM ($2).%I', TG_ARGV[i], TG_ARGV[i]);
-    key_names := key_names OPERATOR(pg_catalog.||) TG_ARGV[i];
-    key_values := key_values OPERATOR(pg_catalog.||) v;
-    i := i OPERATOR(pg_catalog.+) 2;
+  -- One key_query of the row's key as text (and whether the row is
+  -- soft-deleted), so each row costs two dynamic statements at most.
+  FOR j IN 0 .. n OPERATOR(pg_catalog.-) 1 LOOP
+    key_query := key_query OPERATOR(pg_catalog.||) CASE WHEN j OPERATOR(pg_catalog.>) 0 THEN ', ' ELSE '' END
+      OPERATOR(pg_catalog.||) pg_catalog.format('($1).%I::pg_catalog.text', TG_ARGV[6 OPERATOR(pg_catalog.+) (2 OPERATOR(pg_catalog.*) j)]);
   END LOOP;
+  key_query := 'SELECT ARRAY[' OPERATOR(pg_catalog.||) key_query OPERATOR(pg_catalog.||) ']::pg_catalog.text[], '
+    OPERATOR(pg_catalog.||) CASE WHEN child_deleted_at OPERATOR(pg_catalog.=) '' THEN 'false'
+      ELSE pg_catalog.format('($1).%I IS NOT NULL', child_deleted_at) END;
+  EXECUTE key_query INTO vals, dead USING NEW;
+  IF dead THEN
+    RETURN NULL; -- a soft-deleted row references nothing
+  END IF;
+  IF pg_catalog.array_position(vals, NULL) IS NOT NULL THEN
+    RETURN NULL; -- MATCH SIMPLE: a NULL column references nothing
+  END IF;
   IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
     -- As PostgreSQL skips the check of an unchanged key: a row that was
-    -- live and keeps its key was checked when it got it.
-    EXECUTE 'SELECT ' OPERATOR(pg_catalog.||) same INTO b USING NEW, OLD;
-    IF b THEN
-      IF child_deleted_at OPERATOR(pg_catalog.=) '' THEN
-        RETURN NULL;
-      END IF;
-      EXECUTE pg_catalog.format('SELECT ($1).%I IS NULL', child_deleted_at) INTO b USING OLD;
-      IF b THEN
-        RETURN NULL;
-      END IF;
+    -- live and keeps its key was checked when it got it. Keys compare as
+    -- text, so a doubt means one check too many, never one too few.
+    EXECUTE key_query INTO old_vals, dead USING OLD;
+    IF NOT dead AND old_vals OPERATOR(pg_catalog.=) vals THEN
+      RETURN NULL;
     END IF;
   END IF;
+  -- The constraint's own equality operators (PK = FK), as PostgreSQL's
+  -- check uses; pg_catalog's = if the constraint is not found by name.
+  SELECT pg_catalog.array_agg(pg_catalog.format('OPERATOR(%I.%s)', o_n.nspname, o.oprname) ORDER BY e.ord)
+    INTO ops
+    FROM pg_catalog.pg_constraint k
+    CROSS JOIN LATERAL pg_catalog.unnest(k.conpfeqop) WITH ORDINALITY AS e(op, ord)
+    JOIN pg_catalog.pg_operator o ON o.oid OPERATOR(pg_catalog.=) e.op
+    JOIN pg_catalog.pg_namespace o_n ON o_n.oid OPERATOR(pg_catalog.=) o.oprnamespace
+    WHERE k.conrelid OPERATOR(pg_catalog.=) TG_RELID AND k.conname OPERATOR(pg_catalog.=) TG_ARGV[0]
+      AND k.contype OPERATOR(pg_catalog.=) 'f';
+  IF ops IS NULL OR pg_catalog.cardinality(ops) OPERATOR(pg_catalog.<>) n THEN
+    ops := pg_catalog.array_fill('OPERATOR(pg_catalog.=)'::pg_catalog.text, ARRAY[n]);
+  END IF;
+  FOR j IN 0 .. n OPERATOR(pg_catalog.-) 1 LOOP
+    IF j OPERATOR(pg_catalog.>) 0 THEN
+      cond := cond OPERATOR(pg_catalog.||) ' AND ';
+      key_names := key_names OPERATOR(pg_catalog.||) ', ';
+    END IF;
+    cond := cond OPERATOR(pg_catalog.||) pg_catalog.format('p.%I %s ($1).%I',
+      TG_ARGV[7 OPERATOR(pg_catalog.+) (2 OPERATOR(pg_catalog.*) j)], ops[j OPERATOR(pg_catalog.+) 1], TG_ARGV[6 OPERATOR(pg_catalog.+) (2 OPERATOR(pg_catalog.*) j)]);
+    key_names := key_names OPERATOR(pg_catalog.||) TG_ARGV[6 OPERATOR(pg_catalog.+) (2 OPERATOR(pg_catalog.*) j)];
+  END LOOP;
   EXECUTE pg_catalog.format('SELECT p.%I IS NOT NULL FROM %s %I.%I p WHERE %s FOR SHARE OF p',
-      parent_deleted_at, CASE WHEN TG_ARGV[4] OPERATOR(pg_catalog.=) 'only' THEN 'ONLY' ELSE '' END,
+      TG_ARGV[3], CASE WHEN TG_ARGV[4] OPERATOR(pg_catalog.=) 'only' THEN 'ONLY' ELSE '' END,
       TG_ARGV[1], TG_ARGV[2], cond)
     INTO dead USING NEW;
   IF dead THEN
     RAISE EXCEPTION USING ERRCODE = '23503',
       MESSAGE = pg_catalog.format('insert or update on table "%s" violates foreign key constraint "%s"', TG_TABLE_NAME, TG_ARGV[0]),
-      DETAIL = pg_catalog.format('Key (%s)=(%s) is not present in table "%s".', key_names, key_values, TG_ARGV[2]),
+      DETAIL = pg_catalog.format('Key (%s)=(%s) is not present in table "%s".', key_names, pg_catalog.array_to_string(vals, ', '), TG_ARGV[2]),
       SCHEMA = TG_TABLE_SCHEMA, TABLE = TG_TABLE_NAME, CONSTRAINT = TG_ARGV[0];
   END IF;
   RETURN NULL;
+END
+$tombstone$`
+
+// dropTriggers drops every trigger that calls check_parent_live (not
+// their clones on partitions, which go with them), so that Plan's CREATE
+// statements leave exactly the triggers today's foreign keys need: one
+// whose constraint was dropped, or whose parent is no longer soft-delete,
+// goes too. A trigger of the application's that merely shares a name is
+// left alone (and makes the CREATE fail, loudly).
+const dropTriggers = `DO $tombstone$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN
+    SELECT t.tgname, c.relname, n.nspname
+    FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) 'tombstone.check_parent_live()'::pg_catalog.regprocedure
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0
+  LOOP
+    EXECUTE pg_catalog.format('DROP TRIGGER %I ON %I.%I', r.tgname, r.nspname, r.relname);
+  END LOOP;
 END
 $tombstone$`
 
@@ -114,8 +146,8 @@ $tombstone$`
 // in the database s describes: schema tombstone with its helper
 // functions, and for every foreign-key constraint whose parent is a
 // soft-delete table a constraint trigger on the child that refuses rows
-// referencing a soft-deleted parent. Run them in one transaction: each
-// trigger is dropped and created again.
+// referencing a soft-deleted parent. Run them in one transaction: the
+// triggers are dropped and created again.
 //
 // The statements need a role that may create triggers on the child
 // tables; the functions belong to that role (a superuser, or a role the
@@ -131,6 +163,7 @@ func Plan(spec policy.Spec, s *policy.Schema) []string {
 		// Whoever may execute it may create triggers with arguments of
 		// their choosing, and it runs as its owner.
 		"REVOKE EXECUTE ON FUNCTION tombstone.check_parent_live() FROM PUBLIC",
+		dropTriggers,
 	}
 	p, err := policy.New(spec)
 	if err != nil || s == nil {
@@ -176,7 +209,6 @@ func Plan(spec policy.Spec, s *policy.Schema) []string {
 			deferrable = " DEFERRABLE INITIALLY IMMEDIATE"
 		}
 		plan = append(plan,
-			fmt.Sprintf("DROP TRIGGER IF EXISTS %s ON %s", name, on),
 			fmt.Sprintf("CREATE CONSTRAINT TRIGGER %s AFTER INSERT OR UPDATE OF %s ON %s%s FOR EACH ROW EXECUTE FUNCTION tombstone.check_parent_live(%s)",
 				name, strings.Join(quoted, ", "), on, deferrable, strings.Join(lits, ", ")))
 	}

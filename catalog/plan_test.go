@@ -193,3 +193,55 @@ func TestTriggerName(t *testing.T) {
 }
 
 func utf8Valid(s string) bool { return utf8.ValidString(s) }
+
+// The check compares keys with the constraint's own equality operators:
+// citext's case-insensitive = lives outside pg_catalog, and pg_catalog's
+// text = would miss the soft-deleted parent.
+func TestPlanConstraintOperators(t *testing.T) {
+	_, _, conn := setup(t, `
+CREATE EXTENSION citext;
+CREATE TABLE users (email citext PRIMARY KEY, deleted_at timestamptz);
+CREATE TABLE posts (author citext REFERENCES users);
+INSERT INTO users VALUES ('Ann@Example.com', now());`)
+	sp := spec("users")
+	applyPlan(t, conn, sp)
+	_, err := conn.Exec(context.Background(), `INSERT INTO posts VALUES ('ann@example.com')`)
+	if pe := pgErr(err); pe == nil || pe.Code != "23503" || pe.Detail != `Key (author)=(ann@example.com) is not present in table "users".` {
+		t.Errorf("a citext key of a soft-deleted parent: %v", err)
+	}
+}
+
+// Triggers whose foreign key went away are dropped by the next run; a
+// trigger of the application's own that shares the name is not.
+func TestPlanDropsStaleTriggers(t *testing.T) {
+	_, _, conn := setup(t, `
+CREATE TABLE parents (id int PRIMARY KEY, deleted_at timestamptz);
+CREATE TABLE kids (pid int CONSTRAINT gone REFERENCES parents, qid int CONSTRAINT kept REFERENCES parents);
+CREATE FUNCTION mine() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+CREATE TRIGGER tombstone_live_other AFTER INSERT ON kids FOR EACH ROW EXECUTE FUNCTION mine();`)
+	ctx := context.Background()
+	sp := spec("parents")
+	applyPlan(t, conn, sp)
+	names := func() string {
+		t.Helper()
+		var s string
+		if err := conn.QueryRow(ctx, `SELECT string_agg(tgname, ' ' ORDER BY tgname) FROM pg_trigger WHERE tgname LIKE 'tombstone%'`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if got := names(); got != "tombstone_live_gone tombstone_live_kept tombstone_live_other" {
+		t.Fatalf("triggers %s", got)
+	}
+	if _, err := conn.Exec(ctx, `ALTER TABLE kids DROP CONSTRAINT gone`); err != nil {
+		t.Fatal(err)
+	}
+	applyPlan(t, conn, sp)
+	if got := names(); got != "tombstone_live_kept tombstone_live_other" {
+		t.Errorf("after the constraint was dropped: triggers %s", got)
+	}
+	applyPlan(t, conn, policy.Spec{})
+	if got := names(); got != "tombstone_live_other" {
+		t.Errorf("with no soft-delete table: triggers %s", got)
+	}
+}

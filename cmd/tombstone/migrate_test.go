@@ -37,7 +37,7 @@ GRANT SELECT, INSERT, UPDATE ON orders, notes TO migrateapp;`)
 	for _, want := range []string{
 		"CREATE SCHEMA IF NOT EXISTS tombstone;\n",
 		"CREATE OR REPLACE FUNCTION tombstone.fail(sqlstate text, message text, detail text, hint text)",
-		`DROP TRIGGER IF EXISTS "tombstone_live_orders_contact_id_fkey" ON "public"."orders";`,
+		"WHERE t.tgfoid OPERATOR(pg_catalog.=) 'tombstone.check_parent_live()'::pg_catalog.regprocedure",
 		`CREATE CONSTRAINT TRIGGER "tombstone_live_orders_contact_id_fkey" AFTER INSERT OR UPDATE OF "contact_id", "deleted_at" ON "public"."orders" FOR EACH ROW EXECUTE FUNCTION tombstone.check_parent_live(`,
 		`CREATE CONSTRAINT TRIGGER "tombstone_live_notes_contact" AFTER INSERT OR UPDATE OF "contact_id" ON "public"."notes" FOR EACH ROW`,
 		"run with --apply",
