@@ -1,26 +1,31 @@
 package policy
 
 import (
+	"errors"
+	"slices"
+	"strings"
 	"testing"
-
-	"github.com/tombstone-proxy/tombstone/internal/config"
 )
+
+func testSpec() Spec {
+	return Spec{
+		Mode:               ModeEnforce,
+		PrivilegedRoles:    []string{"postgres", "admin"},
+		PrivilegedMemberOf: []string{"bypass"},
+		Tables: []TableSpec{
+			{Name: "contacts", DeletedAt: "deleted_at", DeletedBy: "removed_by"},
+			{Schema: "billing", Name: "invoices", DeletedAt: "voided_at", DeletedBy: "removed_by"},
+		},
+	}
+}
 
 func testPolicy(t *testing.T) *Policy {
 	t.Helper()
-	f, err := config.Parse([]byte(`
-privileged_roles: [postgres, admin]
-privileged_member_of: [bypass]
-defaults: {deleted_by: removed_by}
-tables:
-  - name: contacts
-  - name: billing.invoices
-    deleted_at: voided_at
-`), "test.yaml")
+	p, err := New(testSpec())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(f)
+	return p
 }
 
 func TestLookup(t *testing.T) {
@@ -49,8 +54,11 @@ func TestLookup(t *testing.T) {
 		}
 	}
 	inv, _ := p.Lookup("billing", "invoices")
-	if inv.DeletedAt != "voided_at" || inv.DeletedBy != "removed_by" {
-		t.Errorf("invoices columns = %q, %q; want the table's deleted_at and the default deleted_by", inv.DeletedAt, inv.DeletedBy)
+	if inv.DeletedAt != "voided_at" || inv.DeletedBy != "removed_by" || inv.Root != inv || inv.OID != 0 {
+		t.Errorf("invoices = %+v; want its own columns, itself as root and no OID before a catalog", inv)
+	}
+	if p.HasCatalog() || len(p.Problems()) != 0 || len(p.Dependents("", "contacts")) != 0 {
+		t.Errorf("a name-only policy has a catalog, problems or dependents")
 	}
 }
 
@@ -64,7 +72,226 @@ func TestPrivileged(t *testing.T) {
 	if got := p.PrivilegedMemberOf(); len(got) != 1 || got[0] != "bypass" {
 		t.Errorf("PrivilegedMemberOf() = %v, want [bypass]", got)
 	}
-	if p.Mode() != config.ModeEnforce {
-		t.Errorf("Mode() = %q, want the default enforce", p.Mode())
+	if p.Mode() != ModeEnforce {
+		t.Errorf("Mode() = %q, want enforce", p.Mode())
+	}
+}
+
+func TestCascadeCycleIsRejected(t *testing.T) {
+	table := func(name string, children ...string) TableSpec {
+		ts := TableSpec{Name: name, DeletedAt: "deleted_at"}
+		for _, c := range children {
+			ts.Cascade = append(ts.Cascade, CascadeSpec{Table: c, Column: name + "_id"})
+		}
+		return ts
+	}
+	for _, c := range []struct {
+		name   string
+		tables []TableSpec
+		cycle  string // "" for none
+	}{
+		{"chain", []TableSpec{table("a", "b"), table("b", "c"), table("c")}, ""},
+		{"diamond", []TableSpec{table("a", "b", "c"), table("b", "d"), table("c", "d"), table("d")}, ""},
+		{"child not configured", []TableSpec{table("a", "plain")}, ""},
+		{"two tables", []TableSpec{table("a", "b"), table("b", "a")}, "a -> b -> a"},
+		{"three tables", []TableSpec{table("a", "b"), table("b", "c"), table("c", "a")}, "a -> b -> c -> a"},
+		{"self", []TableSpec{table("tree", "tree")}, "tree -> tree"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := New(Spec{Tables: c.tables})
+			switch {
+			case c.cycle == "" && err != nil:
+				t.Fatalf("New: %v", err)
+			case c.cycle != "" && (err == nil || !strings.Contains(err.Error(), c.cycle) || !strings.Contains(err.Error(), "remove one of these cascade entries")):
+				t.Fatalf("New = %v, %v; want an error naming %s and what to do", p, err, c.cycle)
+			}
+		})
+	}
+}
+
+// events is partitioned (events_2024, itself partitioned into
+// events_2024_q1), contacts has an inheritance child, orders references
+// contacts, billing.invoices is configured but absent.
+func testSchema() *Schema {
+	cols := func(names ...string) []Column {
+		var out []Column
+		for _, n := range names {
+			out = append(out, Column{Name: n, Type: "text"})
+		}
+		return out
+	}
+	return &Schema{
+		Relations: []Relation{
+			{OID: 10, Schema: "public", Name: "contacts", Columns: cols("id", "deleted_at", "removed_by"), PrimaryKey: []string{"id"}},
+			{OID: 11, Schema: "public", Name: "vip_contacts", Parent: 10, Columns: cols("id", "deleted_at", "removed_by")},
+			{OID: 20, Schema: "public", Name: "events", Partitioned: true, Columns: cols("id", "gone_at"), PrimaryKey: []string{"id", "at"}},
+			{OID: 21, Schema: "public", Name: "events_2024", Partitioned: true, Parent: 20, Columns: cols("id", "gone_at")},
+			{OID: 22, Schema: "public", Name: "events_2024_q1", Parent: 21, Columns: cols("id", "gone_at")},
+			{OID: 30, Schema: "public", Name: "orders", Columns: cols("id", "contact_id"), PrimaryKey: []string{"id"}},
+			{OID: 40, Schema: "public", Name: "notes", Columns: cols("id", "contact_id")},
+		},
+		ForeignKeys: []ForeignKey{
+			{Name: "orders_contact_fk", Child: RelName{"public", "orders"}, ChildCols: []string{"contact_id"}, Parent: RelName{"public", "contacts"}, ParentCols: []string{"id"}, OnDelete: Cascade},
+			{Name: "notes_orders_fk", Child: RelName{"public", "notes"}, ChildCols: []string{"order_id"}, Parent: RelName{"public", "orders"}, ParentCols: []string{"id"}, OnDelete: Restrict},
+		},
+		Helpers: true,
+	}
+}
+
+func schemaPolicy(t *testing.T, tables ...TableSpec) *Policy {
+	t.Helper()
+	p, err := New(Spec{Mode: ModeEnforce, Tables: tables})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := p.WithSchema(testSchema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !q.HasCatalog() || !q.Helpers() || p.HasCatalog() {
+		t.Fatalf("WithSchema: HasCatalog %v, Helpers %v; the name-only policy changed: %v", q.HasCatalog(), q.Helpers(), p.HasCatalog())
+	}
+	return q
+}
+
+func TestWithSchemaMakesChildrenSoftUnderTheirOwnNames(t *testing.T) {
+	p := schemaPolicy(t,
+		TableSpec{Name: "contacts", DeletedAt: "deleted_at", DeletedBy: "removed_by"},
+		TableSpec{Name: "events", DeletedAt: "gone_at"})
+	for _, c := range []struct {
+		name, root, deletedAt string
+		oid                   uint32
+		partitioned           bool
+	}{
+		{"contacts", "contacts", "deleted_at", 10, false},
+		{"vip_contacts", "contacts", "deleted_at", 11, false},
+		{"events", "events", "gone_at", 20, true},
+		{"events_2024", "events", "gone_at", 21, true},
+		{"events_2024_q1", "events", "gone_at", 22, false},
+	} {
+		tab, ok := p.Lookup("public", c.name)
+		if !ok {
+			t.Errorf("Lookup(public, %s): not soft-delete", c.name)
+			continue
+		}
+		if tab.Root.Name != c.root || tab.DeletedAt != c.deletedAt || tab.OID != c.oid || tab.Partitioned != c.partitioned || tab.Schema != "public" {
+			t.Errorf("%s = %+v (root %s), want root %s, deleted_at %s, OID %d, partitioned %v", c.name, tab, tab.Root.Name, c.root, c.deletedAt, c.oid, c.partitioned)
+		}
+	}
+	if vip, _ := p.Lookup("", "vip_contacts"); vip.DeletedBy != "removed_by" {
+		t.Errorf("a child's deleted_by = %q, want its root's", vip.DeletedBy)
+	}
+	if _, ok := p.Lookup("", "orders"); ok {
+		t.Error("orders is soft-delete, but only contacts' children are")
+	}
+	names := p.TableNames()
+	for _, want := range []string{"contacts", "vip_contacts", "events", "events_2024", "events_2024_q1"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("TableNames() = %v lacks %s: the prefilter would skip it", names, want)
+		}
+	}
+	if len(p.Problems()) != 0 {
+		t.Errorf("Problems() = %v, want none", p.Problems())
+	}
+}
+
+func TestWithSchemaReportsProblems(t *testing.T) {
+	p := schemaPolicy(t,
+		TableSpec{Name: "contacts", DeletedAt: "removed_at"},
+		TableSpec{Name: "orders", DeletedAt: "deleted_at", DeletedBy: "deleted_by"},
+		TableSpec{Schema: "billing", Name: "invoices", DeletedAt: "deleted_at"})
+	probs := p.Problems()
+	want := []struct{ table, text string }{
+		{"contacts", `no column "removed_at" (deleted_at)`},
+		{"orders", `no column "deleted_at" (deleted_at)`},
+		{"orders", `no column "deleted_by" (deleted_by)`},
+		{"billing.invoices", "does not exist in this database; it is still enforced by name"},
+	}
+	if len(probs) != len(want) {
+		t.Fatalf("Problems() = %+v, want %d", probs, len(want))
+	}
+	for i, w := range want {
+		if probs[i].Table != w.table || !strings.Contains(probs[i].Message, w.text) {
+			t.Errorf("problem %d = %+v, want table %s and %q", i, probs[i], w.table, w.text)
+		}
+	}
+	// A missing table stays enforced by name, so creating it later is
+	// covered at once.
+	if tab, ok := p.Lookup("billing", "invoices"); !ok || tab.OID != 0 {
+		t.Errorf("Lookup(billing, invoices) = %+v, %v; want the name-only table", tab, ok)
+	}
+}
+
+func TestDependents(t *testing.T) {
+	p := schemaPolicy(t,
+		TableSpec{Name: "contacts", DeletedAt: "deleted_at"},
+		TableSpec{Name: "orders", DeletedAt: "contact_id"}) // any column: the test needs no problems
+	deps := p.Dependents("", "contacts")
+	if len(deps) != 1 || deps[0].Name != "orders_contact_fk" || deps[0].ChildTable == nil || deps[0].ChildTable.Name != "orders" ||
+		deps[0].ParentTable == nil || deps[0].ParentTable.Name != "contacts" || deps[0].OnDelete != Cascade || deps[0].Declared {
+		t.Fatalf("Dependents(contacts) = %+v, want orders_contact_fk with both sides soft-delete", deps)
+	}
+	if got := p.Dependents("other", "contacts"); len(got) != 0 {
+		t.Errorf("Dependents(other.contacts) = %+v, want none: the parent is public.contacts", got)
+	}
+	// notes (plain) references orders (soft-delete): a delete of orders
+	// must check it.
+	deps = p.Dependents("public", "orders")
+	if len(deps) != 1 || deps[0].ChildTable != nil || deps[0].ParentTable == nil || deps[0].OnDelete != Restrict {
+		t.Fatalf("Dependents(orders) = %+v, want notes_orders_fk with a plain child", deps)
+	}
+	// Only contacts soft-delete: orders is a plain parent of a plain
+	// child, so that key is none of Tombstone's business.
+	q := schemaPolicy(t, TableSpec{Name: "contacts", DeletedAt: "deleted_at"})
+	if got := q.Dependents("", "orders"); len(got) != 0 {
+		t.Errorf("Dependents(orders) with two plain sides = %+v, want none", got)
+	}
+}
+
+// A plain parent whose delete would cascade into a soft-delete child must
+// reach the parser: its name is among the prefilter's.
+func TestPlainParentNameReachesThePrefilter(t *testing.T) {
+	p := schemaPolicy(t, TableSpec{Name: "orders", DeletedAt: "contact_id"})
+	if got := p.Dependents("", "contacts"); len(got) != 1 || got[0].ParentTable != nil || got[0].ChildTable == nil {
+		t.Fatalf("Dependents(contacts) = %+v, want the key into soft-delete orders", got)
+	}
+	if !slices.Contains(p.TableNames(), "contacts") {
+		t.Errorf("TableNames() = %v lacks the plain parent contacts", p.TableNames())
+	}
+}
+
+func TestDeclaredCascadeBecomesAForeignKey(t *testing.T) {
+	p := schemaPolicy(t,
+		TableSpec{Name: "contacts", DeletedAt: "deleted_at", Cascade: []CascadeSpec{{Table: "notes", Column: "contact_id"}}},
+		TableSpec{Name: "events", DeletedAt: "gone_at", Cascade: []CascadeSpec{{Schema: "public", Table: "notes", Column: "event_id"}}})
+	var declared *ForeignKey
+	for _, fk := range p.Dependents("public", "contacts") {
+		if fk.Declared {
+			declared = fk
+		}
+	}
+	if declared == nil {
+		t.Fatalf("Dependents(contacts) = %+v, want a declared cascade", p.Dependents("public", "contacts"))
+	}
+	if declared.OnDelete != Cascade || declared.Child != (RelName{"", "notes"}) || !slices.Equal(declared.ChildCols, []string{"contact_id"}) ||
+		declared.Parent != (RelName{"public", "contacts"}) || !slices.Equal(declared.ParentCols, []string{"id"}) || declared.ParentTable == nil {
+		t.Errorf("declared cascade = %+v, want notes.contact_id -> public.contacts(id) ON DELETE CASCADE", declared)
+	}
+	// events has a two-column primary key: the declared cascade cannot
+	// say which column it holds, and that is a problem, not a guess.
+	for _, fk := range p.Dependents("", "events") {
+		if fk.Declared {
+			t.Errorf("a declared cascade from a two-column key was kept: %+v", fk)
+		}
+	}
+	probs := p.Problems()
+	if len(probs) != 1 || probs[0].Table != "events" || !strings.Contains(probs[0].Message, "one-column primary key") {
+		t.Errorf("Problems() = %+v, want the events key problem", probs)
+	}
+}
+
+func TestWithSchemaNil(t *testing.T) {
+	if _, err := testPolicy(t).WithSchema(nil); !errors.Is(err, ErrNoSchema) {
+		t.Errorf("WithSchema(nil) = %v, want ErrNoSchema", err)
 	}
 }
