@@ -12,7 +12,6 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"gopkg.in/yaml.v3"
 
-	"github.com/tombstone-proxy/tombstone/internal/config"
 	"github.com/tombstone-proxy/tombstone/internal/pgtest"
 	"github.com/tombstone-proxy/tombstone/policy"
 )
@@ -46,15 +45,82 @@ type goldenFile struct {
 
 func testPolicy(t testing.TB) *policy.Policy {
 	t.Helper()
-	data, err := os.ReadFile("testdata/tombstone.yaml")
+	p, err := policy.New(testSpec(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := config.Parse(data, "testdata/tombstone.yaml")
+	return p
+}
+
+// testSpec reads testdata/tombstone.yaml, written in the configuration
+// file's format, into a policy.Spec. rewrite may not import the
+// configuration layer (internal/server builds Specs for the program), so
+// this is a test-only reading of the keys the policy uses. Names must be
+// written as the catalog stores them (lower case, unquoted): this reader
+// does not fold.
+func testSpec(t testing.TB) policy.Spec {
+	t.Helper()
+	const path = "testdata/tombstone.yaml"
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return policy.New(f)
+	var file struct {
+		Mode               policy.Mode `yaml:"mode"`
+		PrivilegedRoles    []string    `yaml:"privileged_roles"`
+		PrivilegedMemberOf []string    `yaml:"privileged_member_of"`
+		Defaults           struct {
+			DeletedAt string `yaml:"deleted_at"`
+			DeletedBy string `yaml:"deleted_by"`
+		} `yaml:"defaults"`
+		Tables []struct {
+			Name      string `yaml:"name"`
+			DeletedAt string `yaml:"deleted_at"`
+			DeletedBy string `yaml:"deleted_by"`
+			Cascade   []struct {
+				Table  string `yaml:"table"`
+				Column string `yaml:"column"`
+			} `yaml:"cascade"`
+		} `yaml:"tables"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	plain := func(name string) string {
+		if name != strings.ToLower(name) || strings.ContainsAny(name, `" `) {
+			t.Fatalf("%s: write %q as the catalog stores it (lower case, unquoted): this test reader does not fold names", path, name)
+		}
+		return name
+	}
+	split := func(name string) (schema, table string) {
+		if s, n, ok := strings.Cut(plain(name), "."); ok {
+			return s, n
+		}
+		return "", name
+	}
+	or := func(v, def string) string {
+		if v == "" {
+			return def
+		}
+		return v
+	}
+	spec := policy.Spec{Mode: policy.Mode(or(string(file.Mode), string(policy.ModeEnforce))), PrivilegedRoles: file.PrivilegedRoles, PrivilegedMemberOf: file.PrivilegedMemberOf}
+	for _, ft := range file.Tables {
+		ts := policy.TableSpec{
+			DeletedAt: plain(or(ft.DeletedAt, or(file.Defaults.DeletedAt, "deleted_at"))),
+			DeletedBy: plain(or(ft.DeletedBy, file.Defaults.DeletedBy)),
+		}
+		ts.Schema, ts.Name = split(ft.Name)
+		for _, c := range ft.Cascade {
+			cs := policy.CascadeSpec{Column: plain(c.Column)}
+			cs.Schema, cs.Table = split(c.Table)
+			ts.Cascade = append(ts.Cascade, cs)
+		}
+		spec.Tables = append(spec.Tables, ts)
+	}
+	return spec
 }
 
 func loadGolden(t testing.TB) []goldenFile {
