@@ -489,3 +489,53 @@ func TestReloadAppliesLogLevel(t *testing.T) {
 		t.Errorf("after reloading log.level: debug the level is %v", level.Level())
 	}
 }
+
+// A configured table that the database lacks, or one without its
+// deleted_at column, is loud: /readyz lists it (and stays 200: the table
+// is still enforced by name), the log warns, and the gauge counts it. A
+// name written in mixed case is folded as PostgreSQL folds it, so
+// DELETE FROM Notes is a soft delete.
+func TestReadyzListsCatalogProblems(t *testing.T) {
+	pg := pgtest.Shared(t)
+	db, role := dbWithRole(t, pg)
+	srv := start(t, configYAML(pg, []string{"Contacts", "missing_table", "NOTES"}, "    deleted_at: Removed_At\n"))
+	app := connect(t, appDSN(srv, role, db))
+	if tag, err := app.Exec(context.Background(), "DELETE FROM Contacts WHERE id = 1"); err != nil || tag.String() != "DELETE 1" {
+		t.Fatalf("DELETE FROM Contacts: %q %v", tag, err)
+	}
+	admin := connect(t, pgcluster.URL(srv.Addr().String(), pg.User, pg.Password, db))
+	if n := count(t, admin, "contacts"); n != 3 {
+		t.Fatalf("DELETE FROM Contacts with tables: [{name: Contacts}] removed a row for good: %d rows left, want 3", n)
+	}
+	code, body, _ := get(t, "GET", srv.admin+"/readyz")
+	if code != http.StatusOK {
+		t.Fatalf("/readyz with catalog problems: %d %s; want 200 (loud, not fatal)", code, body)
+	}
+	for _, want := range []string{
+		"ok (2 configuration problems; see below)",
+		fmt.Sprintf("database %q: catalog read ", db),
+		"  problem: missing_table: configured table missing_table does not exist in this database",
+		`  problem: notes: table public.notes has no column "removed_at" (deleted_at)`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/readyz body lacks %q:\n%s", want, body)
+		}
+	}
+	m := scrape(t, srv.admin)
+	if got := m[fmt.Sprintf(`tombstone_catalog_problems{database=%q}`, db)]; got != 2 {
+		t.Errorf("tombstone_catalog_problems{database=%q} = %v, want 2", db, got)
+	}
+	if got := m[fmt.Sprintf(`tombstone_catalog_loads_total{database=%q,result="ok"}`, db)]; got < 1 {
+		t.Errorf("tombstone_catalog_loads_total{database=%q,result=\"ok\"} = %v, want at least 1", db, got)
+	}
+	if srv.logs.find("missing_table", "does not exist") == "" {
+		t.Errorf("the missing table was not logged")
+	}
+
+	// A reload that declares a cascade cycle fails and changes nothing.
+	writeFile(t, srv.path, configYAML(pg, []string{"contacts"}, "    cascade: [{table: contacts, column: parent_id}]\n"))
+	code, body, _ = get(t, "POST", srv.admin+"/-/reload")
+	if code != http.StatusInternalServerError || !strings.Contains(body, "declared cascades form a cycle: contacts -> contacts") {
+		t.Errorf("reload with a cascade cycle: %d %q; want 500 naming the cycle", code, body)
+	}
+}
