@@ -1,9 +1,6 @@
 package catalog
 
-import (
-	"encoding/hex"
-	"strings"
-)
+import "strings"
 
 // Literal returns an SQL expression of type text whose value is s. It is
 // safe whatever the session's standard_conforming_strings and
@@ -16,7 +13,7 @@ import (
 func Literal(s string) string {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '\\' {
-			return "pg_catalog.convert_from(pg_catalog.decode('" + hex.EncodeToString([]byte(s)) + "', 'hex'), 'UTF8')"
+			return hexText(s)
 		}
 	}
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -29,27 +30,33 @@ BEGIN
 END
 $tombstone$`
 
-// checkParentLive is the constraint trigger function that refuses a row
-// referencing a soft-deleted parent, as a foreign key refuses one that
-// references a missing parent: SQLSTATE 23503, PostgreSQL's wording.
+// checkBody is the body of the constraint trigger functions that refuse
+// a row referencing a soft-deleted parent, as a foreign key refuses one
+// that references a missing parent: SQLSTATE 23503, PostgreSQL's wording.
 //
-// Its arguments (set by Plan, never by the application: only the owner
-// may create triggers with it) are: the constraint's name, the parent's
-// schema, name and deleted_at column, "only" when the parent is not
-// partitioned (an inheritance parent's foreign key sees its own rows
-// only), the child's deleted_at column ("" when the child is not
+// Its arguments (set by Plan; EXECUTE is revoked from PUBLIC, so only the
+// function's owner may create triggers with it) are: the constraint's
+// name, the parent's schema, name and deleted_at column, "only" when the
+// parent is not partitioned (an inheritance parent's foreign key sees its
+// own rows only), the child's deleted_at column ("" when the child is not
 // soft-delete), then child and parent column names in pairs.
 //
-// It runs as its owner, as PostgreSQL's referential checks run as the
-// parent table's owner, so the application needs no privilege on the
-// parent. It locks the parent row FOR SHARE rather than FOR KEY SHARE: a
-// soft delete is an UPDATE of a non-key column, which FOR KEY SHARE would
-// not wait for, so a concurrent soft delete could commit unseen.
-const checkParentLive = `CREATE OR REPLACE FUNCTION tombstone.check_parent_live()
-RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $tombstone$
+// Each parent table has a function of its own (CheckFunction names it),
+// owned by the parent table's owner and run as that owner, as
+// PostgreSQL's own check runs: the application needs no privilege on the
+// parent, and nothing the parent's owner controls (its operators, index
+// expressions, partition keys) ever runs with more rights than that
+// owner's. It compares keys with the constraint's own equality
+// operators, and locks the parent row FOR SHARE rather than FOR KEY
+// SHARE: a soft delete is an UPDATE of a non-key column, which FOR KEY
+// SHARE would not wait for, so a concurrent soft delete could commit
+// unseen.
+const checkBody = `RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $tombstone$
 DECLARE
   child_deleted_at text := TG_ARGV[5];
   key_query text := '';
+  null_test text := '';
+  has_null boolean;
   vals text[];
   old_vals text[];
   ops text[];
@@ -58,27 +65,34 @@ DECLARE
   dead boolean;
   n integer := (TG_NARGS OPERATOR(pg_catalog.-) 6) OPERATOR(pg_catalog./) 2;
 BEGIN
-  -- One key_query of the row's key as text (and whether the row is
-  -- soft-deleted), so each row costs two dynamic statements at most.
+  -- One statement reads the row's key as its output function spells it
+  -- (as PostgreSQL's DETAIL does; no cast runs), whether a key column is
+  -- NULL, and whether the row is soft-deleted: each row costs two dynamic
+  -- statements at most.
   FOR j IN 0 .. n OPERATOR(pg_catalog.-) 1 LOOP
-    key_query := key_query OPERATOR(pg_catalog.||) CASE WHEN j OPERATOR(pg_catalog.>) 0 THEN ', ' ELSE '' END
-      OPERATOR(pg_catalog.||) pg_catalog.format('($1).%I::pg_catalog.text', TG_ARGV[6 OPERATOR(pg_catalog.+) (2 OPERATOR(pg_catalog.*) j)]);
+    IF j OPERATOR(pg_catalog.>) 0 THEN
+      key_query := key_query OPERATOR(pg_catalog.||) ', ';
+      null_test := null_test OPERATOR(pg_catalog.||) ' OR ';
+    END IF;
+    key_query := key_query OPERATOR(pg_catalog.||) pg_catalog.format('pg_catalog.format(''%%s'', ($1).%I)', TG_ARGV[6 OPERATOR(pg_catalog.+) (2 OPERATOR(pg_catalog.*) j)]);
+    null_test := null_test OPERATOR(pg_catalog.||) pg_catalog.format('($1).%I IS NULL', TG_ARGV[6 OPERATOR(pg_catalog.+) (2 OPERATOR(pg_catalog.*) j)]);
   END LOOP;
   key_query := 'SELECT ARRAY[' OPERATOR(pg_catalog.||) key_query OPERATOR(pg_catalog.||) ']::pg_catalog.text[], '
+    OPERATOR(pg_catalog.||) null_test OPERATOR(pg_catalog.||) ', '
     OPERATOR(pg_catalog.||) CASE WHEN child_deleted_at OPERATOR(pg_catalog.=) '' THEN 'false'
       ELSE pg_catalog.format('($1).%I IS NOT NULL', child_deleted_at) END;
-  EXECUTE key_query INTO vals, dead USING NEW;
+  EXECUTE key_query INTO vals, has_null, dead USING NEW;
   IF dead THEN
     RETURN NULL; -- a soft-deleted row references nothing
   END IF;
-  IF pg_catalog.array_position(vals, NULL) IS NOT NULL THEN
+  IF has_null THEN
     RETURN NULL; -- MATCH SIMPLE: a NULL column references nothing
   END IF;
   IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
     -- As PostgreSQL skips the check of an unchanged key: a row that was
     -- live and keeps its key was checked when it got it. Keys compare as
     -- text, so a doubt means one check too many, never one too few.
-    EXECUTE key_query INTO old_vals, dead USING OLD;
+    EXECUTE key_query INTO old_vals, has_null, dead USING OLD;
     IF NOT dead AND old_vals OPERATOR(pg_catalog.=) vals THEN
       RETURN NULL;
     END IF;
@@ -119,13 +133,13 @@ BEGIN
 END
 $tombstone$`
 
-// dropTriggers drops every trigger that calls check_parent_live (not
-// their clones on partitions, which go with them), so that Plan's CREATE
-// statements leave exactly the triggers today's foreign keys need: one
-// whose constraint was dropped, or whose parent is no longer soft-delete,
-// goes too. A trigger of the application's that merely shares a name is
-// left alone (and makes the CREATE fail, loudly).
-const dropTriggers = `DO $tombstone$
+// dropChecks drops every trigger that calls a check function (not their
+// clones on partitions, which go with them), then the functions, so that
+// what Plan creates next is exactly what today's foreign keys need: a
+// trigger whose constraint was dropped, or whose parent is no longer
+// soft-delete, goes too. A trigger of the application's that merely shares
+// a name is left alone (and makes the CREATE fail, loudly).
+const dropChecks = `DO $tombstone$
 DECLARE
   r record;
 BEGIN
@@ -134,13 +148,33 @@ BEGIN
     FROM pg_catalog.pg_trigger t
     JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-    WHERE t.tgfoid OPERATOR(pg_catalog.=) 'tombstone.check_parent_live()'::pg_catalog.regprocedure
+    JOIN pg_catalog.pg_proc f ON f.oid OPERATOR(pg_catalog.=) t.tgfoid
+    JOIN pg_catalog.pg_namespace fn ON fn.oid OPERATOR(pg_catalog.=) f.pronamespace
+    WHERE fn.nspname OPERATOR(pg_catalog.=) 'tombstone' AND pg_catalog.starts_with(f.proname::pg_catalog.text, '` + checkPrefix + `')
       AND t.tgparentid OPERATOR(pg_catalog.=) 0
   LOOP
     EXECUTE pg_catalog.format('DROP TRIGGER %I ON %I.%I', r.tgname, r.nspname, r.relname);
   END LOOP;
+  FOR r IN
+    SELECT f.proname FROM pg_catalog.pg_proc f
+    JOIN pg_catalog.pg_namespace fn ON fn.oid OPERATOR(pg_catalog.=) f.pronamespace
+    WHERE fn.nspname OPERATOR(pg_catalog.=) 'tombstone' AND pg_catalog.starts_with(f.proname::pg_catalog.text, '` + checkPrefix + `')
+      AND f.pronargs OPERATOR(pg_catalog.=) 0
+  LOOP
+    EXECUTE pg_catalog.format('DROP FUNCTION tombstone.%I()', r.proname);
+  END LOOP;
 END
 $tombstone$`
+
+// checkPrefix begins the name of every check function.
+const checkPrefix = "check_live_"
+
+// CheckFunction is the name (in schema tombstone, unquoted) of the
+// trigger function Plan creates for foreign keys onto parent:
+// check_live_<name>_<hash of schema and name>, within 63 bytes.
+func CheckFunction(parent policy.RelName) string {
+	return boundedName(checkPrefix+parent.Name, parent.Schema+"\x00"+parent.Name, true)
+}
 
 // Plan lists the idempotent statements that install what Tombstone needs
 // in the database s describes: schema tombstone with its helper
@@ -159,11 +193,7 @@ func Plan(spec policy.Spec, s *policy.Schema) []string {
 		"GRANT USAGE ON SCHEMA tombstone TO PUBLIC",
 		failFunction,
 		"GRANT EXECUTE ON FUNCTION tombstone.fail(text, text, text, text) TO PUBLIC",
-		checkParentLive,
-		// Whoever may execute it may create triggers with arguments of
-		// their choosing, and it runs as its owner.
-		"REVOKE EXECUTE ON FUNCTION tombstone.check_parent_live() FROM PUBLIC",
-		dropTriggers,
+		dropChecks,
 	}
 	p, err := policy.New(spec)
 	if err != nil || s == nil {
@@ -177,10 +207,23 @@ func Plan(spec policy.Spec, s *policy.Schema) []string {
 	for _, r := range s.Relations {
 		partitioned[policy.RelName{Schema: r.Schema, Name: r.Name}] = r.Partitioned
 	}
+	functions := map[policy.RelName]bool{}
 	for _, fk := range s.ForeignKeys {
 		parent, ok := p2.Lookup(fk.Parent.Schema, fk.Parent.Name)
 		if !ok || fk.Name == "" {
 			continue
+		}
+		fn := "tombstone." + QuoteIdent(CheckFunction(fk.Parent))
+		if !functions[fk.Parent] {
+			functions[fk.Parent] = true
+			// Whoever may execute it may create triggers with arguments
+			// of their choosing, and it runs as the parent's owner.
+			plan = append(plan,
+				"CREATE OR REPLACE FUNCTION "+fn+"()\n"+checkBody,
+				"REVOKE EXECUTE ON FUNCTION "+fn+"() FROM PUBLIC",
+				"DO $tombstone$ BEGIN EXECUTE pg_catalog.format('ALTER FUNCTION tombstone.%I() OWNER TO %I', "+hexText(CheckFunction(fk.Parent))+
+					", (SELECT r.rolname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) c.relowner WHERE c.oid OPERATOR(pg_catalog.=) "+
+					hexText(QuoteIdent(fk.Parent.Schema)+"."+QuoteIdent(fk.Parent.Name))+"::pg_catalog.regclass)); END $tombstone$")
 		}
 		args := []string{fk.Name, fk.Parent.Schema, fk.Parent.Name, parent.DeletedAt, "only", ""}
 		if partitioned[fk.Parent] || parent.Partitioned {
@@ -209,8 +252,8 @@ func Plan(spec policy.Spec, s *policy.Schema) []string {
 			deferrable = " DEFERRABLE INITIALLY IMMEDIATE"
 		}
 		plan = append(plan,
-			fmt.Sprintf("CREATE CONSTRAINT TRIGGER %s AFTER INSERT OR UPDATE OF %s ON %s%s FOR EACH ROW EXECUTE FUNCTION tombstone.check_parent_live(%s)",
-				name, strings.Join(quoted, ", "), on, deferrable, strings.Join(lits, ", ")))
+			fmt.Sprintf("CREATE CONSTRAINT TRIGGER %s AFTER INSERT OR UPDATE OF %s ON %s%s FOR EACH ROW EXECUTE FUNCTION %s(%s)",
+				name, strings.Join(quoted, ", "), on, deferrable, fn, strings.Join(lits, ", ")))
 	}
 	return plan
 }
@@ -221,18 +264,31 @@ func Plan(spec policy.Spec, s *policy.Schema) []string {
 // boundary) and a hash of the whole name, so that two long names stay
 // apart.
 func TriggerName(conname string) string {
-	name := "tombstone_live_" + conname
-	if len(name) <= 63 {
+	return boundedName("tombstone_live_"+conname, conname, false)
+}
+
+// boundedName is name when it fits PostgreSQL's 63 bytes and hash is
+// false; otherwise a prefix of name (cut at a character boundary) and a
+// hash of key.
+func boundedName(name, key string, hash bool) string {
+	if len(name) <= 63 && !hash {
 		return name
 	}
 	h := fnv.New32a()
-	h.Write([]byte(conname))
+	h.Write([]byte(key))
 	suffix := fmt.Sprintf("_%08x", h.Sum32())
-	cut := 63 - len(suffix)
-	for cut > 0 && !utf8.RuneStart(name[cut]) {
+	cut := min(len(name), 63-len(suffix))
+	for cut > 0 && cut < len(name) && !utf8.RuneStart(name[cut]) {
 		cut--
 	}
 	return name[:cut] + suffix
+}
+
+// hexText is an SQL expression of type text whose value is s, spelt in
+// hexadecimal digits only: safe inside a dollar-quoted body whatever s
+// holds.
+func hexText(s string) string {
+	return "pg_catalog.convert_from(pg_catalog.decode('" + hex.EncodeToString([]byte(s)) + "', 'hex'), 'UTF8')"
 }
 
 // triggerArg quotes a trigger argument: CREATE TRIGGER takes string

@@ -148,9 +148,9 @@ func TestPlanTriggers(t *testing.T) {
 	if _, err := conn.Exec(ctx, `CREATE TABLE mine (x int); ALTER TABLE mine OWNER TO planapp`); err != nil {
 		t.Fatal(err)
 	}
-	err := exec(`CREATE TRIGGER t AFTER INSERT ON mine FOR EACH ROW EXECUTE FUNCTION tombstone.check_parent_live('x')`)
+	err := exec(`CREATE TRIGGER t AFTER INSERT ON mine FOR EACH ROW EXECUTE FUNCTION tombstone.` + catalog.CheckFunction(rn("public", "parents")) + `('x')`)
 	if pe := pgErr(err); pe == nil || pe.Code != "42501" {
-		t.Errorf("the application role creates a trigger with tombstone.check_parent_live: %v", err)
+		t.Errorf("the application role creates a trigger with the check function of parents: %v", err)
 	}
 }
 
@@ -243,5 +243,42 @@ CREATE TRIGGER tombstone_live_other AFTER INSERT ON kids FOR EACH ROW EXECUTE FU
 	applyPlan(t, conn, policy.Spec{})
 	if got := names(); got != "tombstone_live_other" {
 		t.Errorf("with no soft-delete table: triggers %s", got)
+	}
+}
+
+// Each check function belongs to its parent table's owner and runs as
+// that owner, as PostgreSQL's own check does: a role inserting children
+// needs no privilege on the parent, and nothing the parent's owner
+// controls runs as the role that ran the migration.
+func TestPlanRunsAsParentOwner(t *testing.T) {
+	pg, db, conn := setup(t, `
+CREATE ROLE ownerapp LOGIN PASSWORD 'ownerapp';
+CREATE ROLE writer LOGIN PASSWORD 'writer';
+CREATE SCHEMA owned AUTHORIZATION ownerapp;
+SET ROLE ownerapp;
+CREATE TABLE owned.parents (id int PRIMARY KEY, deleted_at timestamptz);
+CREATE TABLE owned.kids (pid int REFERENCES owned.parents);
+INSERT INTO owned.parents VALUES (1, now()), (2, NULL);
+GRANT USAGE ON SCHEMA owned TO writer;
+GRANT INSERT ON owned.kids TO writer;
+RESET ROLE;`)
+	ctx := context.Background()
+	applyPlan(t, conn, spec("parents"))
+	fn := catalog.CheckFunction(rn("owned", "parents"))
+	var owner string
+	var definer bool
+	if err := conn.QueryRow(ctx, `SELECT proowner::regrole::text, prosecdef FROM pg_proc WHERE proname = $1 AND pronamespace = 'tombstone'::regnamespace`, fn).Scan(&owner, &definer); err != nil {
+		t.Fatal(err)
+	}
+	if owner != "ownerapp" || !definer {
+		t.Errorf("%s is owned by %s (security definer %v), want ownerapp", fn, owner, definer)
+	}
+	w := connect(t, pgcluster.URL(pg.Addr(), "writer", "writer", db))
+	if _, err := w.Exec(ctx, `INSERT INTO owned.kids VALUES (2)`); err != nil {
+		t.Errorf("a live parent, inserted by a role without privileges on it: %v", err)
+	}
+	_, err := w.Exec(ctx, `INSERT INTO owned.kids VALUES (1)`)
+	if pe := pgErr(err); pe == nil || pe.Code != "23503" {
+		t.Errorf("a soft-deleted parent, inserted by a role without privileges on it: %v", err)
 	}
 }

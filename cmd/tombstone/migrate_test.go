@@ -37,8 +37,8 @@ GRANT SELECT, INSERT, UPDATE ON orders, notes TO migrateapp;`)
 	for _, want := range []string{
 		"CREATE SCHEMA IF NOT EXISTS tombstone;\n",
 		"CREATE OR REPLACE FUNCTION tombstone.fail(sqlstate text, message text, detail text, hint text)",
-		"WHERE t.tgfoid OPERATOR(pg_catalog.=) 'tombstone.check_parent_live()'::pg_catalog.regprocedure",
-		`CREATE CONSTRAINT TRIGGER "tombstone_live_orders_contact_id_fkey" AFTER INSERT OR UPDATE OF "contact_id", "deleted_at" ON "public"."orders" FOR EACH ROW EXECUTE FUNCTION tombstone.check_parent_live(`,
+		"DROP TRIGGER %I ON %I.%I",
+		`CREATE CONSTRAINT TRIGGER "tombstone_live_orders_contact_id_fkey" AFTER INSERT OR UPDATE OF "contact_id", "deleted_at" ON "public"."orders" FOR EACH ROW EXECUTE FUNCTION tombstone."check_live_contacts_`,
 		`CREATE CONSTRAINT TRIGGER "tombstone_live_notes_contact" AFTER INSERT OR UPDATE OF "contact_id" ON "public"."notes" FOR EACH ROW`,
 		"run with --apply",
 	} {
