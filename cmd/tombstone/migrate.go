@@ -10,8 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tombstone-proxy/tombstone/catalog"
-	"github.com/tombstone-proxy/tombstone/internal/config"
-	"github.com/tombstone-proxy/tombstone/policy"
+	"github.com/tombstone-proxy/tombstone/internal/server"
 )
 
 // migrate prints, or with --apply runs, the DDL that installs Tombstone's
@@ -41,10 +40,12 @@ functions.`, std)
 	if err != nil {
 		return err
 	}
-	spec := migrateSpec(cfg)
-	if _, err := policy.New(spec); err != nil {
+	// server.NewPolicy reports a declared cascade cycle as the other
+	// commands do.
+	if _, err := server.NewPolicy(cfg); err != nil {
 		return &configError{err}
 	}
+	spec := server.PolicySpec(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	conn, err := pgx.Connect(ctx, *dsn)
@@ -89,42 +90,4 @@ func summary(stmt string) string {
 		line = line[:i]
 	}
 	return line
-}
-
-// migrateSpec is the policy spec of a loaded configuration, as far as
-// migrate needs it: the soft-delete tables and the privileged roles.
-// Names are folded as PostgreSQL folds unquoted identifiers (ASCII
-// letters to lower case); configuration validation has made them plain
-// identifiers.
-func migrateSpec(f *config.File) policy.Spec {
-	spec := policy.Spec{
-		Mode:               policy.Mode(f.Mode),
-		PrivilegedRoles:    f.PrivilegedRoles,
-		PrivilegedMemberOf: f.PrivilegedMemberOf,
-	}
-	for _, t := range f.Tables {
-		schema, name, ok := strings.Cut(t.Name, ".")
-		if !ok {
-			schema, name = "", t.Name
-		}
-		spec.Tables = append(spec.Tables, policy.TableSpec{
-			Schema:    foldIdent(schema),
-			Name:      foldIdent(name),
-			DeletedAt: foldIdent(t.DeletedAt),
-			DeletedBy: foldIdent(t.DeletedBy),
-		})
-	}
-	return spec
-}
-
-// foldIdent lower-cases ASCII letters, as PostgreSQL does for an unquoted
-// identifier in a UTF8 database.
-func foldIdent(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }

@@ -93,6 +93,7 @@ GRANT SELECT, INSERT, UPDATE ON orders, notes TO migrateapp;`)
 
 func TestMigrateErrors(t *testing.T) {
 	path := writeConfig(t, "tables:\n  - name: contacts\n")
+	cycle := writeConfig(t, "tables:\n  - name: a\n    cascade: [{table: b, column: a_id}]\n  - name: b\n    cascade: [{table: a, column: b_id}]\n")
 	for _, c := range []struct {
 		args []string
 		code int
@@ -101,6 +102,7 @@ func TestMigrateErrors(t *testing.T) {
 		{[]string{"migrate", "--config", path}, exitUsage, "tombstone migrate: --dsn DSN is required"},
 		{[]string{"migrate", "--dsn", "postgres://x"}, exitUsage, "tombstone migrate: --config FILE is required"},
 		{[]string{"migrate", "--config", path, "--dsn", "postgres://nobody@127.0.0.1:1/x?connect_timeout=5"}, exitRuntime, "tombstone migrate: connect:"},
+		{[]string{"migrate", "--config", cycle, "--dsn", "postgres://nobody@127.0.0.1:1/x"}, exitUsage, "tombstone migrate: " + cycle + ": tables: declared cascades form a cycle"},
 	} {
 		code, _, errOut := runCmd(t, "", c.args...)
 		if code != c.code || !strings.HasPrefix(errOut, c.want) {
