@@ -47,6 +47,9 @@ func TestExitCodesAndMessages(t *testing.T) {
 	bad := writeConfig(t, "tables:\n  - name: contacts\n    delted_at: x\nmode: sometimes\nlisten: nowhere\n")
 	invalid := writeConfig(t, "mode: sometimes\nlisten: nowhere\n")
 	missing := filepath.Join(t.TempDir(), "absent.yaml")
+	cycle := writeConfig(t, "tables:\n  - name: contacts\n    cascade: [{table: Orders, column: contact_id}]\n  - name: orders\n    cascade: [{table: contacts, column: order_id}]\n")
+	verify := writeConfig(t, "upstream: /tmp/.s.PGSQL.5432\nupstream_tls: {mode: verify-full}\n")
+	quoted := writeConfig(t, "tables:\n  - name: 'app.\"Mixed Case\"'\n  - name: Contacts\n")
 	cases := []struct {
 		name   string
 		args   []string
@@ -73,6 +76,14 @@ func TestExitCodesAndMessages(t *testing.T) {
 			"tombstone check-config: " + invalid + `:1: mode: "sometimes" is not enforce or shadow`}},
 		{"serve with a bad file", []string{"serve", "--config", invalid}, exitUsage, "",
 			[]string{"tombstone serve: " + invalid + ":2: listen:", "tombstone serve: " + invalid + ":1: mode:"}},
+		{"declared cascade cycle", []string{"check-config", "--config", cycle}, exitUsage, "",
+			[]string{"tombstone check-config: " + cycle + ": tables: declared cascades form a cycle: contacts -> orders -> contacts"}},
+		{"serve with a cascade cycle", []string{"serve", "--config", cycle}, exitUsage, "",
+			[]string{"tombstone serve: " + cycle + ": tables: declared cascades form a cycle"}},
+		{"verify-full checked by check-config", []string{"check-config", "--config", verify}, exitUsage, "", []string{
+			"tombstone check-config: " + verify + ":2: upstream_tls.mode: verify-full needs a host:port upstream",
+			"tombstone check-config: " + verify + ":2: upstream_tls.ca_file: verify-full needs ca_file"}},
+		{"quoted and folded names", []string{"check-config", "--config", quoted}, exitOK, "ok (mode enforce, 2 soft-delete tables", nil},
 		{"rewrite without SQL", []string{"rewrite", "--config", good}, exitUsage, "",
 			[]string{"tombstone rewrite: want 1 argument(s) after the flags, got 0"}},
 		{"version", []string{"version"}, exitOK, "tombstone dev (revision unknown, go", nil},
@@ -134,6 +145,10 @@ func TestRewriteDryRun(t *testing.T) {
 			"-- applied: delete on contacts",
 			"-- the client sees the command tag DELETE n, not UPDATE n",
 			`-- note: role "bob" is privileged if it is a member of bypass; that is resolved at login and not checked here`}},
+		{"a configured name is folded as SQL folds it", "", []string{"--config", writeConfig(t, "tables:\n  - name: Contacts\n"), "DELETE FROM CONTACTS WHERE id = 1"}, []string{
+			"UPDATE contacts SET deleted_at = pg_catalog.now() WHERE id = 1 AND contacts.deleted_at IS NULL",
+			"-- applied: delete on contacts",
+			"-- the client sees the command tag DELETE n, not UPDATE n"}},
 		{"shadow mode says what it would do", "", []string{"--config", shadow, "DELETE FROM contacts"}, []string{
 			"UPDATE contacts SET deleted_at = pg_catalog.now() WHERE contacts.deleted_at IS NULL",
 			"-- applied: delete on contacts",
