@@ -1,0 +1,599 @@
+package e2e
+
+// The schema-aware tests of issue 10: foreign keys, partitions and
+// inheritance trees behave through Tombstone as they would on a hard
+// delete. Each test builds schemaSQL in a soft-delete database (reached
+// through Tombstone as the application role, after `tombstone migrate`'s
+// plan has run there as the superuser) and in a hard-delete twin (reached
+// directly), does the same thing on both and compares what the client
+// sees; it then reads the soft-delete database directly as the superuser
+// to check what was kept.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tombstone-proxy/tombstone/catalog"
+	"github.com/tombstone-proxy/tombstone/internal/pgtest"
+	"github.com/tombstone-proxy/tombstone/internal/proxytest"
+	"github.com/tombstone-proxy/tombstone/internal/server"
+)
+
+// schemaSQL is loaded into both databases. Every table that is a
+// soft-delete table on the soft side has a deleted_at column on both
+// sides (always NULL on the twin, and NULL in every row the application
+// sees through Tombstone), so that SELECT * compares.
+const schemaSQL = `
+CREATE TABLE customers   (id int PRIMARY KEY, name text NOT NULL, deleted_at timestamptz);
+CREATE TABLE orders      (id int PRIMARY KEY, customer_id int REFERENCES customers ON DELETE CASCADE, deleted_at timestamptz);
+CREATE TABLE order_items (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders ON DELETE CASCADE, deleted_at timestamptz);
+CREATE TABLE invoices    (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customers ON DELETE RESTRICT, deleted_at timestamptz);
+CREATE TABLE notes       (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customers ON DELETE NO ACTION, body text);
+CREATE TABLE tags        (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customers ON DELETE CASCADE, tag text);
+CREATE TABLE prefs       (id int PRIMARY KEY, customer_id int REFERENCES customers ON DELETE SET NULL, pref text);
+
+CREATE TABLE a (id int PRIMARY KEY, deleted_at timestamptz);
+CREATE TABLE b (id int PRIMARY KEY, a_id int NOT NULL REFERENCES a ON DELETE CASCADE, deleted_at timestamptz);
+CREATE TABLE c (id int PRIMARY KEY, b_id int NOT NULL REFERENCES b ON DELETE RESTRICT, deleted_at timestamptz);
+
+CREATE TABLE regions (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE stores  (id int PRIMARY KEY, region_id int NOT NULL REFERENCES regions ON DELETE CASCADE, deleted_at timestamptz);
+
+CREATE TABLE events (id int NOT NULL, at timestamptz NOT NULL, deleted_at timestamptz) PARTITION BY RANGE (at);
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01 00:00+00') TO ('2026-01-01 00:00+00');
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01 00:00+00') TO ('2027-01-01 00:00+00') PARTITION BY RANGE (at);
+CREATE TABLE events_2026_h1 PARTITION OF events_2026 FOR VALUES FROM ('2026-01-01 00:00+00') TO ('2026-07-01 00:00+00');
+CREATE TABLE events_2026_h2 PARTITION OF events_2026 FOR VALUES FROM ('2026-07-01 00:00+00') TO ('2027-01-01 00:00+00');
+
+CREATE TABLE animals (id int PRIMARY KEY, name text NOT NULL, deleted_at timestamptz);
+CREATE TABLE dogs (breed text) INHERITS (animals);
+
+CREATE TABLE contacts (id int PRIMARY KEY, name text NOT NULL, deleted_at timestamptz);
+CREATE TABLE authors  (id int PRIMARY KEY, name text NOT NULL, deleted_at timestamptz);
+CREATE TABLE posts    (id int PRIMARY KEY, author_id int, title text NOT NULL, deleted_at timestamptz);
+
+INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 8) g;
+INSERT INTO orders (id, customer_id) VALUES (10, 1), (11, 1), (12, 1), (20, 2), (30, 3), (40, NULL), (50, 5);
+INSERT INTO order_items (id, order_id) VALUES (100, 10), (101, 10), (102, 11), (103, 12), (200, 20);
+INSERT INTO invoices (id, customer_id) VALUES (1, 2);
+INSERT INTO notes (id, customer_id, body) VALUES (1, 3, 'call back');
+INSERT INTO tags (id, customer_id, tag) VALUES (1, 4, 'vip');
+INSERT INTO prefs (id, customer_id, pref) VALUES (1, 7, 'email');
+INSERT INTO a VALUES (1), (2);
+INSERT INTO b (id, a_id) VALUES (1, 1), (2, 2);
+INSERT INTO c (id, b_id) VALUES (1, 1), (2, 2);
+INSERT INTO regions VALUES (1, 'north'), (2, 'south'), (3, 'east');
+INSERT INTO stores (id, region_id) VALUES (1, 1), (2, 2);
+INSERT INTO events (id, at) SELECT g, CASE WHEN g <= 4 THEN '2025-03-01 00:00+00'::timestamptz
+  WHEN g <= 8 THEN '2026-03-01 00:00+00' ELSE '2026-09-01 00:00+00' END + g * interval '1 day' FROM generate_series(1, 12) g;
+INSERT INTO animals (id, name) VALUES (1, 'cat'), (2, 'cow');
+INSERT INTO dogs (id, name, breed) VALUES (3, 'rex', 'collie'), (4, 'fido', 'pug'), (5, 'spot', 'beagle');
+INSERT INTO contacts (id, name) VALUES (1, 'ann'), (2, 'bob'), (3, 'cy');
+INSERT INTO authors (id, name) VALUES (1, 'ursula'), (2, 'iain');
+INSERT INTO posts (id, author_id, title) VALUES (1, 1, 'p1'), (2, 1, 'p2'), (3, 1, 'p3'), (4, 2, 'p4');
+`
+
+// twinOnlySQL gives the twin the foreign key that authors' declared
+// cascade stands for, so that the twin's real delete is the oracle.
+const twinOnlySQL = `ALTER TABLE posts ADD FOREIGN KEY (author_id) REFERENCES authors ON DELETE CASCADE;`
+
+// schemaConfig: notes, tags, prefs and regions are plain tables; the
+// partitions of events and the children of animals are soft-delete tables
+// because their parents are. Contacts is spelled as an unquoted identifier
+// PostgreSQL folds to contacts.
+const schemaConfig = `
+privileged_roles: [postgres]
+tables:
+  - name: customers
+  - name: orders
+  - name: order_items
+  - name: invoices
+  - name: a
+  - name: b
+  - name: c
+  - name: stores
+  - name: events
+  - name: animals
+  - name: Contacts
+  - name: authors
+    cascade: [{table: posts, column: author_id}]
+  - name: posts
+`
+
+// schemaEnv is a soft-delete database and its hard-delete twin loaded
+// with schemaSQL, and the three sessions the tests use.
+type schemaEnv struct {
+	ctx   context.Context
+	px    *proxytest.Proxy
+	app   *pgx.Conn // soft-delete database, through Tombstone, application role
+	twin  *pgx.Conn // twin, directly, application role
+	super *pgx.Conn // soft-delete database, directly, superuser
+}
+
+func newSchemaEnv(t *testing.T) *schemaEnv {
+	t.Helper()
+	pg := pgtest.Shared(t)
+	ensureAppRole(t, pg)
+	grants := `GRANT ALL ON ALL TABLES IN SCHEMA public TO ` + appUser + `;`
+	softDB, realDB := pgtest.CreateDB(t, pg), pgtest.CreateDB(t, pg)
+	pgtest.Exec(t, pg, softDB, schemaSQL+grants)
+	pgtest.Exec(t, pg, realDB, schemaSQL+twinOnlySQL+grants)
+	px := proxytest.Start(t, pg, schemaConfig)
+	env := &schemaEnv{ctx: testCtx(t), px: px}
+	env.super = connect(t, directDSN(pg, pg.User, pg.Password, softDB))
+
+	// tombstone migrate --apply, before the first application session
+	// makes the proxy read this database's catalog.
+	spec := server.PolicySpec(px.Config)
+	s, err := catalog.Read(env.ctx, env.super, spec)
+	if err != nil {
+		t.Fatalf("catalog.Read: %v", err)
+	}
+	if err := pgx.BeginFunc(env.ctx, env.super, func(tx pgx.Tx) error {
+		for _, stmt := range catalog.Plan(spec, s) {
+			if _, err := tx.Exec(env.ctx, stmt); err != nil {
+				return fmt.Errorf("%w\nin statement:\n%s", err, stmt)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+
+	env.app = connect(t, px.DSN(appUser, appPassword, softDB))
+	env.twin = connect(t, directDSN(pg, appUser, appPassword, realDB))
+	return env
+}
+
+func simple(sql string) statement {
+	return statement{SQL: sql, Mode: pgx.QueryExecModeSimpleProtocol}
+}
+
+// both runs sql through Tombstone and on the twin; a client must not be
+// able to tell the answers apart. It returns the answer through Tombstone.
+func (e *schemaEnv) both(t *testing.T, sql string) outcome {
+	t.Helper()
+	a, b := execute(e.ctx, e.app, simple(sql)), execute(e.ctx, e.twin, simple(sql))
+	if d := a.diff(b, true); d != "" {
+		t.Errorf("%s:\n%s", sql, d)
+	}
+	return a
+}
+
+// bothFail runs sql on both sides; both must fail with SQLSTATE code and
+// the same message and detail, PostgreSQL's own on the twin.
+func (e *schemaEnv) bothFail(t *testing.T, sql, code string) {
+	t.Helper()
+	a, b := execute(e.ctx, e.app, simple(sql)), execute(e.ctx, e.twin, simple(sql))
+	pa, pb := pgErr(a.err), pgErr(b.err)
+	if pb == nil || pb.Code != code {
+		t.Fatalf("%s: on the twin got %v (tag %q), want SQLSTATE %s: the test's premise is wrong", sql, b.err, b.tag, code)
+	}
+	if pa == nil {
+		t.Errorf("%s: through Tombstone got %v (tag %q, rows %v), want SQLSTATE %s as on the twin: %s",
+			sql, a.err, a.tag, a.rows, code, pb.Message)
+		return
+	}
+	if pa.Code != pb.Code {
+		t.Errorf("%s: through Tombstone SQLSTATE %s (%s), on the twin %s (%s)", sql, pa.Code, pa.Message, pb.Code, pb.Message)
+		return
+	}
+	if pa.Message != pb.Message {
+		t.Errorf("%s: SQLSTATE %s as on the twin, but the message differs:\n  Tombstone %q\n  twin      %q", sql, code, pa.Message, pb.Message)
+	}
+	if pa.Detail != pb.Detail {
+		t.Errorf("%s: SQLSTATE %s as on the twin, but the detail differs:\n  Tombstone %q\n  twin      %q", sql, code, pa.Detail, pb.Detail)
+	}
+}
+
+// mustRun runs sql on conn and returns its command tag.
+func (e *schemaEnv) mustRun(t *testing.T, conn *pgx.Conn, sql string) string {
+	t.Helper()
+	o := execute(e.ctx, conn, simple(sql))
+	if o.err != nil {
+		t.Fatalf("%s: %v", sql, o.err)
+	}
+	return o.tag
+}
+
+// refused runs sql through Tombstone only: it must fail with an error
+// that names table (in its message, detail or hint).
+func (e *schemaEnv) refused(t *testing.T, sql, table string) {
+	t.Helper()
+	o := execute(e.ctx, e.app, simple(sql))
+	pe := pgErr(o.err)
+	if pe == nil {
+		t.Errorf("%s: got %v (tag %q), want a refusal naming %s", sql, o.err, o.tag, table)
+		return
+	}
+	if all := pe.Message + " " + pe.Detail + " " + pe.Hint; !strings.Contains(all, table) {
+		t.Errorf("%s: refused with SQLSTATE %s %q (detail %q, hint %q), which does not name %s", sql, pe.Code, pe.Message, pe.Detail, pe.Hint, table)
+		return
+	}
+	t.Logf("%s: refused with SQLSTATE %s: %s (detail %q, hint %q)", sql, pe.Code, pe.Message, pe.Detail, pe.Hint)
+}
+
+// sameTables compares the tables' contents through Tombstone with the
+// twin's, in id order.
+func (e *schemaEnv) sameTables(t *testing.T, tables ...string) {
+	t.Helper()
+	for _, table := range tables {
+		e.both(t, "SELECT * FROM "+table+" ORDER BY id")
+	}
+}
+
+// onDisk reads table's rows directly on the soft-delete database: id to
+// deleted_at (nil when live). ONLY: a parent's rows, not its children's.
+func (e *schemaEnv) onDisk(t *testing.T, table string) map[int]*time.Time {
+	t.Helper()
+	rows, err := e.super.Query(e.ctx, "SELECT id, deleted_at FROM ONLY "+table)
+	if err != nil {
+		t.Fatalf("%s: %v", table, err)
+	}
+	out := map[int]*time.Time{}
+	for rows.Next() {
+		var id int
+		var at *time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = at
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func fmtTime(at *time.Time) string {
+	if at == nil {
+		return "live"
+	}
+	return at.UTC().Format(time.RFC3339Nano)
+}
+
+// wantDisk checks the rows of table on disk: each id in want must be
+// present with that deleted_at (nil: live), and the table must hold
+// exactly count rows.
+func (e *schemaEnv) wantDisk(t *testing.T, table string, count int, want map[int]*time.Time) {
+	t.Helper()
+	got := e.onDisk(t, table)
+	if len(got) != count {
+		t.Errorf("%s holds %d rows on disk, want %d (soft deletes keep rows): %v", table, len(got), count, got)
+	}
+	for id, w := range want {
+		g, ok := got[id]
+		switch {
+		case !ok:
+			t.Errorf("%s row %d is gone from disk, want it kept (%s)", table, id, fmtTime(w))
+		case (g == nil) != (w == nil) || (g != nil && !g.Equal(*w)):
+			t.Errorf("%s row %d: deleted_at %s, want %s", table, id, fmtTime(g), fmtTime(w))
+		}
+	}
+}
+
+// deletedAt is the deleted_at of row id of table on disk; the row must
+// be there and soft-deleted.
+func (e *schemaEnv) deletedAt(t *testing.T, table string, id int) *time.Time {
+	t.Helper()
+	at, ok := e.onDisk(t, table)[id]
+	if !ok {
+		t.Fatalf("%s row %d is gone from disk", table, id)
+	}
+	if at == nil {
+		t.Fatalf("%s row %d is live on disk, want it soft-deleted", table, id)
+	}
+	return at
+}
+
+// 1. A cascade of three levels: customers → orders → order_items. The
+// live children are soft-deleted with the customer's deleted_at; those
+// deleted before keep theirs; the client sees the parent's DELETE 1 and
+// afterwards what the twin shows after its real cascade.
+func TestSchemaCascadeThreeLevels(t *testing.T) {
+	e := newSchemaEnv(t)
+	// Earlier deletes: item 101 alone, then order 12 (and its item 103
+	// with it).
+	e.both(t, "DELETE FROM order_items WHERE id = 101")
+	e.both(t, "DELETE FROM orders WHERE id = 12")
+	item101 := e.deletedAt(t, "order_items", 101)
+	order12 := e.deletedAt(t, "orders", 12)
+	if item103 := e.deletedAt(t, "order_items", 103); !item103.Equal(*order12) {
+		t.Errorf("order 12's item 103 was soft-deleted at %s, the order at %s: want the same", fmtTime(item103), fmtTime(order12))
+	}
+	time.Sleep(10 * time.Millisecond) // so that a reused timestamp would show
+
+	if o := e.both(t, "DELETE FROM customers WHERE id = 1"); o.tag != "DELETE 1" {
+		t.Errorf("DELETE FROM customers WHERE id = 1: tag %q, want DELETE 1", o.tag)
+	}
+	at := e.deletedAt(t, "customers", 1)
+	if at.Equal(*order12) || at.Equal(*item101) {
+		t.Fatalf("the customer's deleted_at %s equals an earlier delete's", fmtTime(at))
+	}
+	e.wantDisk(t, "customers", 8, map[int]*time.Time{1: at, 2: nil})
+	e.wantDisk(t, "orders", 7, map[int]*time.Time{10: at, 11: at, 12: order12, 20: nil, 40: nil, 50: nil})
+	e.wantDisk(t, "order_items", 5, map[int]*time.Time{100: at, 101: item101, 102: at, 103: order12, 200: nil})
+	e.sameTables(t, "customers", "orders", "order_items")
+	e.both(t, "SELECT o.id, count(i.id) FROM orders o LEFT JOIN order_items i ON i.order_id = o.id GROUP BY o.id ORDER BY o.id")
+	// The extended protocol reports the same tag.
+	if tag, err := e.app.Exec(e.ctx, "DELETE FROM customers WHERE id = $1", 5); err != nil || tag.String() != "DELETE 1" {
+		t.Errorf("DELETE FROM customers WHERE id = $1 (5), extended protocol: %q, %v; want DELETE 1", tag, err)
+	}
+	if _, err := e.twin.Exec(e.ctx, "DELETE FROM customers WHERE id = $1", 5); err != nil {
+		t.Fatal(err)
+	}
+	at5 := e.deletedAt(t, "customers", 5)
+	e.wantDisk(t, "orders", 7, map[int]*time.Time{50: at5})
+	e.sameTables(t, "customers", "orders", "order_items")
+}
+
+// 2. RESTRICT (invoices, soft) and NO ACTION (notes, plain) with live
+// referencing rows: 23503 with PostgreSQL's wording, nothing changes.
+// Soft-deleted invoices do not count.
+func TestSchemaRestrictAndNoAction(t *testing.T) {
+	e := newSchemaEnv(t)
+	e.bothFail(t, "DELETE FROM customers WHERE id = 2", "23503")
+	e.wantDisk(t, "customers", 8, map[int]*time.Time{2: nil})
+	e.wantDisk(t, "invoices", 1, map[int]*time.Time{1: nil})
+	e.wantDisk(t, "orders", 7, map[int]*time.Time{20: nil})
+	e.wantDisk(t, "order_items", 5, map[int]*time.Time{200: nil})
+	// The same in a statement that also deletes a customer that could go.
+	e.bothFail(t, "DELETE FROM customers WHERE id IN (2, 6)", "23503")
+	e.wantDisk(t, "customers", 8, map[int]*time.Time{2: nil, 6: nil})
+
+	e.bothFail(t, "DELETE FROM customers WHERE id = 3", "23503")
+	e.wantDisk(t, "customers", 8, map[int]*time.Time{3: nil})
+	e.wantDisk(t, "orders", 7, map[int]*time.Time{30: nil})
+	if n := scalar[int](t, e.super, "SELECT count(*) FROM notes"); n != 1 {
+		t.Errorf("notes holds %d rows, want 1", n)
+	}
+	e.sameTables(t, "customers", "orders", "invoices", "notes")
+
+	// Once the invoice is soft-deleted, it no longer holds the customer.
+	e.both(t, "DELETE FROM invoices WHERE customer_id = 2")
+	if o := e.both(t, "DELETE FROM customers WHERE id = 2"); o.tag != "DELETE 1" {
+		t.Errorf("DELETE of customer 2 after its invoice was deleted: tag %q, want DELETE 1", o.tag)
+	}
+	at := e.deletedAt(t, "customers", 2)
+	e.wantDisk(t, "orders", 7, map[int]*time.Time{20: at})
+	e.wantDisk(t, "order_items", 5, map[int]*time.Time{200: at})
+	e.wantDisk(t, "invoices", 1, nil)
+	if inv := e.deletedAt(t, "invoices", 1); inv.Equal(*at) {
+		t.Errorf("invoice 1 has the customer's deleted_at %s; it was deleted before, on its own", fmtTime(at))
+	}
+	// And a plain NO ACTION child really deleted lets its parent go.
+	e.both(t, "DELETE FROM notes WHERE customer_id = 3")
+	if o := e.both(t, "DELETE FROM customers WHERE id = 3"); o.tag != "DELETE 1" {
+		t.Errorf("DELETE of customer 3 after its note was deleted: tag %q, want DELETE 1", o.tag)
+	}
+	e.sameTables(t, "customers", "orders", "order_items", "invoices", "notes")
+}
+
+// 3. A plain child that ON DELETE CASCADE (tags) or SET NULL (prefs)
+// would change: refused while such rows exist, nothing changes; without
+// them the DELETE works.
+func TestSchemaPlainChildRefused(t *testing.T) {
+	e := newSchemaEnv(t)
+	e.refused(t, "DELETE FROM customers WHERE id = 4", "tags")
+	e.wantDisk(t, "customers", 8, map[int]*time.Time{4: nil})
+	e.refused(t, "DELETE FROM customers WHERE id = 7", "prefs")
+	e.wantDisk(t, "customers", 8, map[int]*time.Time{7: nil})
+	if got := scalar[string](t, e.super, "SELECT format('%s/%s', (SELECT string_agg(customer_id::text, ',') FROM tags), (SELECT string_agg(coalesce(customer_id::text, 'NULL'), ',') FROM prefs))"); got != "4/7" {
+		t.Errorf("after the refusals tags/prefs reference customers %s, want 4/7", got)
+	}
+	// A customer without tags or prefs deletes.
+	if o := e.both(t, "DELETE FROM customers WHERE id = 8"); o.tag != "DELETE 1" {
+		t.Errorf("DELETE of customer 8 (no tags, no prefs): tag %q, want DELETE 1", o.tag)
+	}
+	// Once the rows are gone, the customers delete too.
+	e.both(t, "DELETE FROM tags WHERE customer_id = 4")
+	e.both(t, "DELETE FROM prefs WHERE customer_id = 7")
+	for _, id := range []int{4, 7} {
+		if o := e.both(t, fmt.Sprintf("DELETE FROM customers WHERE id = %d", id)); o.tag != "DELETE 1" {
+			t.Errorf("DELETE of customer %d after its plain children went: tag %q, want DELETE 1", id, o.tag)
+		}
+		e.deletedAt(t, "customers", id)
+	}
+	e.sameTables(t, "customers", "tags", "prefs")
+}
+
+// 4. A plain parent (regions) whose ON DELETE CASCADE would physically
+// remove rows of a soft-delete child (stores): refused, live or
+// soft-deleted stores alike. A region without stores is deleted for good,
+// as a plain table's rows are.
+func TestSchemaPlainParentSoftChild(t *testing.T) {
+	e := newSchemaEnv(t)
+	e.both(t, "DELETE FROM stores WHERE id = 2")
+	store2 := e.deletedAt(t, "stores", 2)
+	e.refused(t, "DELETE FROM regions WHERE id = 1", "stores")
+	e.refused(t, "DELETE FROM regions WHERE id = 2", "stores")
+	e.wantDisk(t, "stores", 2, map[int]*time.Time{1: nil, 2: store2})
+	if n := scalar[int](t, e.super, "SELECT count(*) FROM regions"); n != 3 {
+		t.Errorf("regions holds %d rows after the refusals, want 3", n)
+	}
+	if o := e.both(t, "DELETE FROM regions WHERE id = 3"); o.tag != "DELETE 1" {
+		t.Errorf("DELETE of region 3 (no stores): tag %q, want DELETE 1", o.tag)
+	}
+	if n := scalar[int](t, e.super, "SELECT count(*) FROM regions WHERE id = 3"); n != 0 {
+		t.Errorf("region 3 is still on disk: regions is a plain table, its delete is real")
+	}
+	e.sameTables(t, "regions", "stores")
+}
+
+// 5. a → b (CASCADE) → c (RESTRICT on b): the cascade meets RESTRICT
+// halfway down, the whole statement fails with 23503 and nothing changes.
+// With c's row soft-deleted first, the cascade goes through.
+func TestSchemaCascadeMeetsRestrict(t *testing.T) {
+	e := newSchemaEnv(t)
+	e.bothFail(t, "DELETE FROM a WHERE id = 1", "23503")
+	e.bothFail(t, "DELETE FROM a", "23503")
+	e.wantDisk(t, "a", 2, map[int]*time.Time{1: nil, 2: nil})
+	e.wantDisk(t, "b", 2, map[int]*time.Time{1: nil, 2: nil})
+	e.wantDisk(t, "c", 2, map[int]*time.Time{1: nil, 2: nil})
+	e.sameTables(t, "a", "b", "c")
+
+	e.both(t, "DELETE FROM c WHERE id = 2")
+	c2 := e.deletedAt(t, "c", 2)
+	if o := e.both(t, "DELETE FROM a WHERE id = 2"); o.tag != "DELETE 1" {
+		t.Errorf("DELETE FROM a WHERE id = 2 once c's row is deleted: tag %q, want DELETE 1", o.tag)
+	}
+	at := e.deletedAt(t, "a", 2)
+	e.wantDisk(t, "b", 2, map[int]*time.Time{1: nil, 2: at})
+	e.wantDisk(t, "c", 2, map[int]*time.Time{1: nil, 2: c2})
+	e.sameTables(t, "a", "b", "c")
+}
+
+// 6. A row may not come to reference a soft-deleted parent: INSERT and
+// UPDATE fail with 23503 as on the twin, where the parent is really gone.
+// A NULL key is fine.
+func TestSchemaReferenceToDeletedParent(t *testing.T) {
+	e := newSchemaEnv(t)
+	e.both(t, "DELETE FROM customers WHERE id = 6")
+	e.bothFail(t, "INSERT INTO orders (id, customer_id) VALUES (60, 6)", "23503")
+	e.bothFail(t, "UPDATE orders SET customer_id = 6 WHERE id = 40", "23503")
+	e.bothFail(t, "INSERT INTO invoices (id, customer_id) VALUES (60, 6)", "23503")
+	e.bothFail(t, "INSERT INTO tags (id, customer_id, tag) VALUES (60, 6, 'x')", "23503")
+	e.both(t, "INSERT INTO orders (id, customer_id) VALUES (61, NULL)")
+	e.both(t, "UPDATE orders SET customer_id = NULL WHERE id = 30")
+	e.both(t, "INSERT INTO orders (id, customer_id) VALUES (62, 8)")
+	// Two levels down: items of an order soft-deleted by the cascade.
+	e.both(t, "DELETE FROM customers WHERE id = 1")
+	e.bothFail(t, "INSERT INTO order_items (id, order_id) VALUES (600, 10)", "23503")
+	e.sameTables(t, "customers", "orders", "order_items", "invoices", "tags")
+}
+
+// 7. Partitions, sub-partitions and inheritance children are soft-delete
+// tables under their own names.
+func TestSchemaPartitionsAndInheritance(t *testing.T) {
+	e := newSchemaEnv(t)
+	e.both(t, "DELETE FROM events WHERE id IN (1, 6, 11)")
+	e.both(t, "DELETE FROM animals WHERE id IN (1, 3)")
+	reads := []string{"events", "events_2025", "events_2026", "events_2026_h1", "events_2026_h2", "animals", "ONLY animals", "dogs"}
+	e.sameTables(t, reads...)
+	e.both(t, "SELECT count(*) FROM events_2026_h2")
+	e.both(t, "SELECT d.id, d.breed FROM dogs d JOIN events_2025 ev ON ev.id = d.id ORDER BY d.id")
+
+	// DELETE by a partition's own name soft-deletes.
+	for _, c := range []struct {
+		sql, table string
+		ids        []int
+		tag        string
+	}{
+		{"DELETE FROM events_2025 WHERE id IN (1, 2)", "events_2025", []int{2}, "DELETE 1"},
+		{"DELETE FROM events_2026_h1 WHERE id >= 5", "events_2026_h1", []int{5, 7, 8}, "DELETE 3"},
+		{"DELETE FROM events_2026 WHERE id = 12", "events_2026_h2", []int{12}, "DELETE 1"},
+		{"DELETE FROM dogs WHERE id IN (3, 4)", "dogs", []int{4}, "DELETE 1"},
+	} {
+		if o := e.both(t, c.sql); o.tag != c.tag {
+			t.Errorf("%s: tag %q, want %s", c.sql, o.tag, c.tag)
+		}
+		disk := e.onDisk(t, c.table)
+		for _, id := range c.ids {
+			if at, ok := disk[id]; !ok || at == nil {
+				t.Errorf("after %s, row %d of %s on disk: present %v, deleted_at %s; want kept and soft-deleted", c.sql, id, c.table, ok, fmtTime(at))
+			}
+		}
+	}
+	if n := scalar[int](t, e.super, "SELECT count(*) FROM events"); n != 12 {
+		t.Errorf("events holds %d rows on disk, want all 12", n)
+	}
+	if n := scalar[int](t, e.super, "SELECT count(*) FROM animals"); n != 5 {
+		t.Errorf("animals (with dogs) holds %d rows on disk, want all 5", n)
+	}
+	e.sameTables(t, reads...)
+
+	// TRUNCATE of a partition or a child is refused as a soft-delete
+	// table's is.
+	for _, sql := range []string{"TRUNCATE events_2025", "TRUNCATE events_2026_h2", "TRUNCATE TABLE events_2026", "TRUNCATE dogs"} {
+		o := execute(e.ctx, e.app, simple(sql))
+		if pe := pgErr(o.err); pe == nil || pe.Code != "42501" {
+			t.Errorf("%s: got %v (tag %q), want Tombstone's refusal, SQLSTATE 42501", sql, o.err, o.tag)
+		}
+	}
+	if n := scalar[int](t, e.super, "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM animals)"); n != 17 {
+		t.Errorf("after the TRUNCATEs %d rows of events and animals are on disk, want 17", n)
+	}
+
+	// UPDATE by a partition's or child's name cannot undelete.
+	for _, sql := range []string{
+		"UPDATE events_2025 SET deleted_at = NULL WHERE id = 1",
+		"UPDATE events_2026_h1 SET deleted_at = NULL",
+		"UPDATE events_2026 SET deleted_at = NULL WHERE id = 11",
+		"UPDATE dogs SET deleted_at = NULL WHERE id = 3",
+	} {
+		// On the twin the rows are gone: UPDATE 0.
+		if o := e.both(t, sql); o.tag != "UPDATE 0" {
+			t.Errorf("%s: tag %q, want UPDATE 0 (a deleted row is invisible)", sql, o.tag)
+		}
+	}
+	deleted := scalar[string](t, e.super, "SELECT string_agg(id::text, ',' ORDER BY id) FROM events WHERE deleted_at IS NOT NULL")
+	if deleted != "1,2,5,6,7,8,11,12" {
+		t.Errorf("events soft-deleted on disk: %s, want 1,2,5,6,7,8,11,12", deleted)
+	}
+	if d := scalar[string](t, e.super, "SELECT string_agg(id::text, ',' ORDER BY id) FROM animals WHERE deleted_at IS NOT NULL"); d != "1,3,4" {
+		t.Errorf("animals soft-deleted on disk: %s, want 1,3,4", d)
+	}
+
+	// COPY of a partitioned table fails as the server's does; COPY of a
+	// partition, a child or a query shows the live rows only.
+	a, b := copyOut(e.ctx, e.app, "COPY events TO STDOUT"), copyOut(e.ctx, e.twin, "COPY events TO STDOUT")
+	pa, pb := pgErr(a.err), pgErr(b.err)
+	switch {
+	case pb == nil:
+		t.Errorf("COPY events TO STDOUT on the twin: %v, want an error", b.err)
+	case pa == nil || pa.Code != pb.Code || pa.Message != pb.Message:
+		t.Errorf("COPY events TO STDOUT: through Tombstone %v (rows %d), on the twin %v", a.err, len(a.rows), b.err)
+	}
+	for _, sql := range []string{
+		"COPY (SELECT id, at FROM events ORDER BY id) TO STDOUT",
+		"COPY events_2025 TO STDOUT",
+		"COPY events_2026_h1 (id) TO STDOUT",
+		"COPY dogs TO STDOUT",
+		"COPY (SELECT * FROM animals ORDER BY id) TO STDOUT WITH (FORMAT csv)",
+	} {
+		st := statement{SQL: sql, Class: "copy"}
+		if d := execute(e.ctx, e.app, st).diff(execute(e.ctx, e.twin, st), true); d != "" {
+			t.Errorf("%s:\n%s", sql, d)
+		}
+	}
+}
+
+// 8. Configured names fold as PostgreSQL folds unquoted identifiers:
+// Contacts in the configuration is the table contacts.
+func TestSchemaConfigNameFolding(t *testing.T) {
+	e := newSchemaEnv(t)
+	for _, c := range []struct {
+		sql string
+		id  int
+	}{{"DELETE FROM Contacts WHERE id = 1", 1}, {"DELETE FROM contacts WHERE id = 2", 2}, {`DELETE FROM "contacts" WHERE id = 3`, 3}} {
+		if o := e.both(t, c.sql); o.tag != "DELETE 1" {
+			t.Errorf("%s: tag %q, want DELETE 1", c.sql, o.tag)
+		}
+		if at, ok := e.onDisk(t, "contacts")[c.id]; !ok || at == nil {
+			t.Errorf("after %s, contact %d on disk: present %v, deleted_at %s; want kept and soft-deleted", c.sql, c.id, ok, fmtTime(at))
+		}
+	}
+	e.sameTables(t, "contacts", "Contacts")
+}
+
+// 9. A declared cascade (no constraint): deleting an author soft-deletes
+// their live posts with the author's deleted_at. The twin has the foreign
+// key the declaration stands for.
+func TestSchemaDeclaredCascade(t *testing.T) {
+	e := newSchemaEnv(t)
+	e.both(t, "DELETE FROM posts WHERE id = 3")
+	post3 := e.deletedAt(t, "posts", 3)
+	time.Sleep(10 * time.Millisecond)
+	if o := e.both(t, "DELETE FROM authors WHERE id = 1"); o.tag != "DELETE 1" {
+		t.Errorf("DELETE FROM authors WHERE id = 1: tag %q, want DELETE 1", o.tag)
+	}
+	at := e.deletedAt(t, "authors", 1)
+	e.wantDisk(t, "authors", 2, map[int]*time.Time{1: at, 2: nil})
+	e.wantDisk(t, "posts", 4, map[int]*time.Time{1: at, 2: at, 3: post3, 4: nil})
+	e.sameTables(t, "authors", "posts")
+}
