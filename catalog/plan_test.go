@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -280,5 +281,53 @@ RESET ROLE;`)
 	_, err := w.Exec(ctx, `INSERT INTO owned.kids VALUES (1)`)
 	if pe := pgErr(err); pe == nil || pe.Code != "23503" {
 		t.Errorf("a soft-deleted parent, inserted by a role without privileges on it: %v", err)
+	}
+}
+
+// A soft delete in flight makes a referencing insert wait (the check
+// locks the parent FOR SHARE, which a soft delete's UPDATE conflicts
+// with; FOR KEY SHARE would not) and then fail once it commits.
+func TestPlanWaitsForSoftDelete(t *testing.T) {
+	pg, db, conn := setup(t, `
+CREATE TABLE parents (id int PRIMARY KEY, deleted_at timestamptz);
+CREATE TABLE kids (pid int REFERENCES parents);
+INSERT INTO parents VALUES (1, NULL);`)
+	ctx := context.Background()
+	applyPlan(t, conn, spec("parents"))
+	other, watch := connect(t, pg.DSN(db)), connect(t, pg.DSN(db))
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE parents SET deleted_at = now() WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := other.Exec(ctx, `INSERT INTO kids VALUES (1)`)
+		done <- err
+	}()
+	// The insert must be waiting on the soft delete's row lock.
+	var waiting bool
+	for i := 0; i < 200 && !waiting; i++ {
+		if err := watch.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO kids%')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if !waiting {
+			select {
+			case err := <-done:
+				t.Fatalf("the insert did not wait for the soft delete: %v", err)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	if !waiting {
+		t.Fatal("the insert never waited for the soft delete")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pe := pgErr(<-done); pe == nil || pe.Code != "23503" {
+		t.Errorf("an insert referencing a parent soft-deleted while it waited: %v, want 23503", pe)
 	}
 }
