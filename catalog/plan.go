@@ -184,8 +184,11 @@ func CheckFunction(parent policy.RelName) string {
 // triggers are dropped and created again.
 //
 // The statements need a role that may create triggers on the child
-// tables; the functions belong to that role (a superuser, or a role the
-// configuration names as privileged, so that catalog reads trust them).
+// tables and give each check function to its parent table's owner (a
+// member of that owner: a superuser, or the owner itself). tombstone.fail
+// belongs to the role that ran
+// them, which catalog reads trust only when it is a superuser or a role
+// the configuration names as privileged.
 func Plan(spec policy.Spec, s *policy.Schema) []string {
 	plan := []string{
 		"CREATE SCHEMA IF NOT EXISTS tombstone",
