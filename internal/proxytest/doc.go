@@ -5,5 +5,7 @@
 // end-to-end test (proxy, rewrite, operations, benchmarks) uses it.
 //
 // It is test support: it imports proxy and the packages proxy needs,
-// pgtest, and the testing package, and is imported only by tests.
+// internal/config and internal/server (to build the policy and options
+// from YAML exactly as serve does), pgtest, and the testing package, and
+// is imported only by tests.
 package proxytest

@@ -4,7 +4,10 @@
 // shuts everything down gracefully.
 //
 // It is the wiring layer between cmd/tombstone (flags and signals) and the
-// packages that do the work. It imports the standard library,
+// packages that do the work, and the one place (spec.go) that turns the
+// configuration file into a policy.Spec and proxy.Options: policy and
+// proxy never import internal/config. It imports the standard library,
 // client_golang, internal/config, internal/buildinfo, policy, rewrite,
-// metrics and proxy; only cmd/tombstone imports it.
+// metrics and proxy; only cmd/tombstone (and internal/proxytest, for
+// tests) imports it.
 package server
