@@ -10,8 +10,8 @@
 //
 // It owns sockets, framing and per-connection state, and nothing else. It
 // imports the standard library, pgproto3 (only to encode the rare messages
-// it writes itself), and the internal/config, rewrite and metrics
-// packages. Only
-// cmd/ (through internal/server) and the test harness internal/proxytest
-// import it.
+// it writes itself), and the policy, catalog, rewrite and metrics
+// packages; never internal/config (internal/server turns the
+// configuration into Options). Only cmd/ (through internal/server) and
+// the test harness internal/proxytest import it.
 package proxy
