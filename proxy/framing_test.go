@@ -43,7 +43,7 @@ func relayHarness(tb testing.TB, tables []string, privileged bool, maxSize int) 
 	// deadlines the session sets on it (an oversized message).
 	client, peer := net.Pipe()
 	tb.Cleanup(func() { client.Close(); peer.Close() })
-	return &session{srv: srv, log: srv.log, client: client, privileged: privileged, marker: "tombstone-refusal-fuzz-"}
+	return &session{srv: srv, log: srv.log, client: client, privileged: privileged, marker: "tombstone-refusal-fuzz-", db: srv.database("fuzz")}
 }
 
 // frames splits b into complete messages; rest is what follows the last

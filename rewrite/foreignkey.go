@@ -65,6 +65,7 @@ func (e *engine) foreignKeys(n *pg.Node, rv *pg.RangeVar, soft *policy.Table, de
 	if len(p.checks) > 0 && !e.policy.Helpers() {
 		return refuseNoHelpers(rv.Relname)
 	}
+	e.changed = true // a plain parent's DELETE applies no rule of its own
 	var (
 		with      **pg.WithClause
 		from      *[]*pg.Node
@@ -113,6 +114,16 @@ func (e *engine) foreignKeys(n *pg.Node, rv *pg.RangeVar, soft *policy.Table, de
 	if err != nil {
 		return refuseInternal(err)
 	}
+	// RETURNING * would now include tombstone_target's columns too.
+	for _, r := range returning {
+		if c := r.GetResTarget().GetVal().GetColumnRef(); c != nil && len(c.Fields) == 1 && c.Fields[0].GetAStar() != nil {
+			var fields []*pg.Node
+			for _, q := range refQual(rv) {
+				fields = append(fields, pg.MakeStrNode(q))
+			}
+			c.Fields = append(fields, c.Fields[0])
+		}
+	}
 	*from = []*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: &pg.RangeVar{Relname: targetCTE, Inh: true, Relpersistence: "p", Location: -1}}}}
 	*where = expr
 	return nil
@@ -155,12 +166,14 @@ func (p *fkPlan) targetSelect(rv *pg.RangeVar, from []*pg.Node, where *pg.Node) 
 	if rv.Alias != nil && rv.Alias.Aliasname != "" {
 		lockName = rv.Alias.Aliasname
 	}
+	lock := &pg.RangeVar{Relname: lockName, Inh: true, Relpersistence: "p", Location: -1}
+	p.e.mark(lock)
 	sel := &pg.SelectStmt{
 		TargetList:  cols,
 		FromClause:  append([]*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: self}}}, from...),
 		WhereClause: where,
 		LockingClause: []*pg.Node{{Node: &pg.Node_LockingClause{LockingClause: &pg.LockingClause{
-			LockedRels: []*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: &pg.RangeVar{Relname: lockName, Inh: true, Relpersistence: "p", Location: -1}}}},
+			LockedRels: []*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: lock}}},
 			Strength:   pg.LockClauseStrength_LCS_FORUPDATE,
 			WaitPolicy: pg.LockWaitPolicy_LockWaitBlock,
 		}}}},
