@@ -186,9 +186,12 @@ func CheckFunction(parent policy.RelName) string {
 // The statements need a role that may create triggers on the child
 // tables and give each check function to its parent table's owner (a
 // member of that owner: a superuser, or the owner itself). tombstone.fail
-// belongs to the role that ran
-// them, which catalog reads trust only when it is a superuser or a role
-// the configuration names as privileged.
+// belongs to the role that ran them, which catalog reads trust only when
+// it is a superuser or a role the configuration names as privileged.
+//
+// A foreign key onto a soft-delete table that lacks its deleted_at column
+// gets no trigger (the policy reports the table as a problem); a child
+// lacking its own is checked as a plain child.
 func Plan(spec policy.Spec, s *policy.Schema) []string {
 	plan := []string{
 		"CREATE SCHEMA IF NOT EXISTS tombstone",
@@ -207,13 +210,19 @@ func Plan(spec policy.Spec, s *policy.Schema) []string {
 		return plan
 	}
 	partitioned := map[policy.RelName]bool{}
+	columns := map[policy.RelName]map[string]bool{}
 	for _, r := range s.Relations {
-		partitioned[policy.RelName{Schema: r.Schema, Name: r.Name}] = r.Partitioned
+		rn := policy.RelName{Schema: r.Schema, Name: r.Name}
+		partitioned[rn] = r.Partitioned
+		columns[rn] = map[string]bool{}
+		for _, c := range r.Columns {
+			columns[rn][c.Name] = true
+		}
 	}
 	functions := map[policy.RelName]bool{}
 	for _, fk := range s.ForeignKeys {
 		parent, ok := p2.Lookup(fk.Parent.Schema, fk.Parent.Name)
-		if !ok || fk.Name == "" {
+		if !ok || fk.Name == "" || !columns[fk.Parent][parent.DeletedAt] {
 			continue
 		}
 		fn := "tombstone." + QuoteIdent(CheckFunction(fk.Parent))
@@ -233,7 +242,7 @@ func Plan(spec policy.Spec, s *policy.Schema) []string {
 			args[4] = ""
 		}
 		cols := append([]string(nil), fk.ChildCols...)
-		if child, ok := p2.Lookup(fk.Child.Schema, fk.Child.Name); ok {
+		if child, ok := p2.Lookup(fk.Child.Schema, fk.Child.Name); ok && columns[fk.Child][child.DeletedAt] {
 			args[5] = child.DeletedAt
 			cols = append(cols, child.DeletedAt)
 		}

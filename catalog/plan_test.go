@@ -331,3 +331,25 @@ INSERT INTO parents VALUES (1, NULL);`)
 		t.Errorf("an insert referencing a parent soft-deleted while it waited: %v, want 23503", pe)
 	}
 }
+
+// A table without its deleted_at column (a problem the policy reports)
+// must not make the migration fail, nor every insert of its children.
+func TestPlanMissingDeletedAt(t *testing.T) {
+	_, _, conn := setup(t, `
+CREATE TABLE parents (id int PRIMARY KEY, deleted_at timestamptz);
+CREATE TABLE bare (id int PRIMARY KEY);
+CREATE TABLE kids (pid int REFERENCES parents, bid int REFERENCES bare);
+INSERT INTO parents VALUES (1, now());
+INSERT INTO bare VALUES (1);`)
+	ctx := context.Background()
+	plan := applyPlan(t, conn, spec("parents", "bare", "kids"))
+	if text := strings.Join(plan, "\n"); strings.Contains(text, "kids_bid_fkey") || !strings.Contains(text, `UPDATE OF "pid" ON "public"."kids"`) {
+		t.Errorf("plan:\n%s", text)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO kids VALUES (NULL, 1)`); err != nil {
+		t.Errorf("a child of the table without deleted_at: %v", err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO kids VALUES (1, NULL)`); pgErr(err) == nil || pgErr(err).Code != "23503" {
+		t.Errorf("a child of a soft-deleted parent: %v", err)
+	}
+}
