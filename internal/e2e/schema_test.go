@@ -57,7 +57,13 @@ CREATE TABLE contacts (id int PRIMARY KEY, name text NOT NULL, deleted_at timest
 CREATE TABLE authors  (id int PRIMARY KEY, name text NOT NULL, deleted_at timestamptz);
 CREATE TABLE posts    (id int PRIMARY KEY, author_id int, title text NOT NULL, deleted_at timestamptz);
 
-INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 8) g;
+CREATE TABLE staff (id int PRIMARY KEY, manager_id int REFERENCES staff ON DELETE CASCADE, deleted_at timestamptz);
+CREATE TABLE shipments (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders ON DELETE CASCADE, gone_at timestamptz);
+CREATE SCHEMA "Sales";
+CREATE TABLE "Sales"."Refund Lines" (id int PRIMARY KEY, "Customer Id" int REFERENCES customers ON DELETE CASCADE, deleted_at timestamptz);
+CREATE TABLE memos (id int PRIMARY KEY, customer_id int REFERENCES customers ON DELETE NO ACTION DEFERRABLE INITIALLY DEFERRED, body text);
+
+INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 12) g;
 INSERT INTO orders (id, customer_id) VALUES (10, 1), (11, 1), (12, 1), (20, 2), (30, 3), (40, NULL), (50, 5);
 INSERT INTO order_items (id, order_id) VALUES (100, 10), (101, 10), (102, 11), (103, 12), (200, 20);
 INSERT INTO invoices (id, customer_id) VALUES (1, 2);
@@ -76,6 +82,10 @@ INSERT INTO dogs (id, name, breed) VALUES (3, 'rex', 'collie'), (4, 'fido', 'pug
 INSERT INTO contacts (id, name) VALUES (1, 'ann'), (2, 'bob'), (3, 'cy');
 INSERT INTO authors (id, name) VALUES (1, 'ursula'), (2, 'iain');
 INSERT INTO posts (id, author_id, title) VALUES (1, 1, 'p1'), (2, 1, 'p2'), (3, 1, 'p3'), (4, 2, 'p4');
+INSERT INTO staff VALUES (1, NULL), (2, 1), (3, 2), (4, 3), (5, 2), (6, NULL), (7, 6);
+INSERT INTO shipments (id, order_id) VALUES (1, 10), (2, 20), (3, 50);
+INSERT INTO "Sales"."Refund Lines" (id, "Customer Id") VALUES (1, 1), (2, 5);
+INSERT INTO memos (id, customer_id, body) VALUES (1, 9, 'deferred');
 `
 
 // twinOnlySQL gives the twin the foreign key that authors' declared
@@ -103,7 +113,14 @@ tables:
   - name: authors
     cascade: [{table: posts, column: author_id}]
   - name: posts
+  - name: staff
+  - name: shipments
+    deleted_at: gone_at
+  - name: '"Sales"."Refund Lines"'
 `
+
+// nCustomers is how many customers schemaSQL makes.
+const nCustomers = 12
 
 // schemaEnv is a soft-delete database and its hard-delete twin loaded
 // with schemaSQL, and the three sessions the tests use.
@@ -113,13 +130,15 @@ type schemaEnv struct {
 	app   *pgx.Conn // soft-delete database, through Tombstone, application role
 	twin  *pgx.Conn // twin, directly, application role
 	super *pgx.Conn // soft-delete database, directly, superuser
+
+	appDSN, twinDSN string
 }
 
 func newSchemaEnv(t *testing.T) *schemaEnv {
 	t.Helper()
 	pg := pgtest.Shared(t)
 	ensureAppRole(t, pg)
-	grants := `GRANT ALL ON ALL TABLES IN SCHEMA public TO ` + appUser + `;`
+	grants := `GRANT ALL ON ALL TABLES IN SCHEMA public, "Sales" TO ` + appUser + `; GRANT USAGE ON SCHEMA "Sales" TO ` + appUser + `;`
 	softDB, realDB := pgtest.CreateDB(t, pg), pgtest.CreateDB(t, pg)
 	pgtest.Exec(t, pg, softDB, schemaSQL+grants)
 	pgtest.Exec(t, pg, realDB, schemaSQL+twinOnlySQL+grants)
@@ -145,8 +164,8 @@ func newSchemaEnv(t *testing.T) *schemaEnv {
 		t.Fatalf("migrate: %v", err)
 	}
 
-	env.app = connect(t, px.DSN(appUser, appPassword, softDB))
-	env.twin = connect(t, directDSN(pg, appUser, appPassword, realDB))
+	env.appDSN, env.twinDSN = px.DSN(appUser, appPassword, softDB), directDSN(pg, appUser, appPassword, realDB)
+	env.app, env.twin = connect(t, env.appDSN), connect(t, env.twinDSN)
 	return env
 }
 
@@ -231,7 +250,12 @@ func (e *schemaEnv) sameTables(t *testing.T, tables ...string) {
 // deleted_at (nil when live). ONLY: a parent's rows, not its children's.
 func (e *schemaEnv) onDisk(t *testing.T, table string) map[int]*time.Time {
 	t.Helper()
-	rows, err := e.super.Query(e.ctx, "SELECT id, deleted_at FROM ONLY "+table)
+	return e.onDiskCol(t, table, "deleted_at")
+}
+
+func (e *schemaEnv) onDiskCol(t *testing.T, table, column string) map[int]*time.Time {
+	t.Helper()
+	rows, err := e.super.Query(e.ctx, "SELECT id, "+column+" FROM ONLY "+table)
 	if err != nil {
 		t.Fatalf("%s: %v", table, err)
 	}
@@ -315,7 +339,7 @@ func TestSchemaCascadeThreeLevels(t *testing.T) {
 	if at.Equal(*order12) || at.Equal(*item101) {
 		t.Fatalf("the customer's deleted_at %s equals an earlier delete's", fmtTime(at))
 	}
-	e.wantDisk(t, "customers", 8, map[int]*time.Time{1: at, 2: nil})
+	e.wantDisk(t, "customers", nCustomers, map[int]*time.Time{1: at, 2: nil})
 	e.wantDisk(t, "orders", 7, map[int]*time.Time{10: at, 11: at, 12: order12, 20: nil, 40: nil, 50: nil})
 	e.wantDisk(t, "order_items", 5, map[int]*time.Time{100: at, 101: item101, 102: at, 103: order12, 200: nil})
 	e.sameTables(t, "customers", "orders", "order_items")
@@ -338,16 +362,16 @@ func TestSchemaCascadeThreeLevels(t *testing.T) {
 func TestSchemaRestrictAndNoAction(t *testing.T) {
 	e := newSchemaEnv(t)
 	e.bothFail(t, "DELETE FROM customers WHERE id = 2", "23503")
-	e.wantDisk(t, "customers", 8, map[int]*time.Time{2: nil})
+	e.wantDisk(t, "customers", nCustomers, map[int]*time.Time{2: nil})
 	e.wantDisk(t, "invoices", 1, map[int]*time.Time{1: nil})
 	e.wantDisk(t, "orders", 7, map[int]*time.Time{20: nil})
 	e.wantDisk(t, "order_items", 5, map[int]*time.Time{200: nil})
 	// The same in a statement that also deletes a customer that could go.
 	e.bothFail(t, "DELETE FROM customers WHERE id IN (2, 6)", "23503")
-	e.wantDisk(t, "customers", 8, map[int]*time.Time{2: nil, 6: nil})
+	e.wantDisk(t, "customers", nCustomers, map[int]*time.Time{2: nil, 6: nil})
 
 	e.bothFail(t, "DELETE FROM customers WHERE id = 3", "23503")
-	e.wantDisk(t, "customers", 8, map[int]*time.Time{3: nil})
+	e.wantDisk(t, "customers", nCustomers, map[int]*time.Time{3: nil})
 	e.wantDisk(t, "orders", 7, map[int]*time.Time{30: nil})
 	if n := scalar[int](t, e.super, "SELECT count(*) FROM notes"); n != 1 {
 		t.Errorf("notes holds %d rows, want 1", n)
@@ -380,9 +404,9 @@ func TestSchemaRestrictAndNoAction(t *testing.T) {
 func TestSchemaPlainChildRefused(t *testing.T) {
 	e := newSchemaEnv(t)
 	e.refused(t, "DELETE FROM customers WHERE id = 4", "tags")
-	e.wantDisk(t, "customers", 8, map[int]*time.Time{4: nil})
+	e.wantDisk(t, "customers", nCustomers, map[int]*time.Time{4: nil})
 	e.refused(t, "DELETE FROM customers WHERE id = 7", "prefs")
-	e.wantDisk(t, "customers", 8, map[int]*time.Time{7: nil})
+	e.wantDisk(t, "customers", nCustomers, map[int]*time.Time{7: nil})
 	if got := scalar[string](t, e.super, "SELECT format('%s/%s', (SELECT string_agg(customer_id::text, ',') FROM tags), (SELECT string_agg(coalesce(customer_id::text, 'NULL'), ',') FROM prefs))"); got != "4/7" {
 		t.Errorf("after the refusals tags/prefs reference customers %s, want 4/7", got)
 	}
@@ -596,4 +620,143 @@ func TestSchemaDeclaredCascade(t *testing.T) {
 	e.wantDisk(t, "authors", 2, map[int]*time.Time{1: at, 2: nil})
 	e.wantDisk(t, "posts", 4, map[int]*time.Time{1: at, 2: at, 3: post3, 4: nil})
 	e.sameTables(t, "authors", "posts")
+}
+
+// The cascade happens whatever form the DELETE takes: in a transaction
+// (and a ROLLBACK undoes it), with RETURNING, inside a data-modifying
+// CTE, with USING, as a prepared statement run twice. It reaches a child
+// whose column is not deleted_at (shipments.gone_at) and a child with a
+// quoted, schema-qualified name and key column.
+func TestSchemaCascadeStatementForms(t *testing.T) {
+	e := newSchemaEnv(t)
+	const refunds = `"Sales"."Refund Lines"`
+
+	for _, sql := range []string{"BEGIN", "DELETE FROM customers WHERE id = 1", "SELECT * FROM orders ORDER BY id",
+		"SELECT * FROM order_items ORDER BY id", "SELECT * FROM " + refunds + " ORDER BY id", "ROLLBACK"} {
+		e.both(t, sql)
+	}
+	e.wantDisk(t, "customers", nCustomers, map[int]*time.Time{1: nil})
+	e.wantDisk(t, "orders", 7, map[int]*time.Time{10: nil, 11: nil, 12: nil})
+	e.wantDisk(t, refunds, 2, map[int]*time.Time{1: nil})
+
+	st := statement{SQL: "DELETE FROM customers WHERE id = 5 RETURNING id, name", Mode: pgx.QueryExecModeSimpleProtocol, SoftReturning: true}
+	if d := execute(e.ctx, e.app, st).diff(execute(e.ctx, e.twin, st), true); d != "" {
+		t.Errorf("%s:\n%s", st.SQL, d)
+	}
+	at5 := e.deletedAt(t, "customers", 5)
+	e.wantDisk(t, "orders", 7, map[int]*time.Time{50: at5})
+	e.wantDisk(t, refunds, 2, map[int]*time.Time{2: at5})
+	if g := e.onDiskCol(t, "shipments", "gone_at"); len(g) != 3 || g[3] == nil || !g[3].Equal(*at5) {
+		t.Errorf("shipments on disk after customer 5's delete: %v, want 3 rows, row 3 gone_at = %s", g, fmtTime(at5))
+	}
+
+	if o := e.both(t, "DELETE FROM customers c USING (VALUES (8), (11)) v(x) WHERE c.id = v.x"); o.tag != "DELETE 2" {
+		t.Errorf("DELETE ... USING: tag %q, want DELETE 2", o.tag)
+	}
+
+	// A prepared DELETE of an order, reused: its items and shipments go
+	// with it each time.
+	e.both(t, "INSERT INTO orders (id, customer_id) VALUES (70, 12), (71, 12)")
+	e.both(t, "INSERT INTO order_items (id, order_id) VALUES (700, 70), (710, 71)")
+	for _, id := range []int{70, 71} {
+		for _, conn := range []*pgx.Conn{e.app, e.twin} {
+			if tag, err := conn.Exec(e.ctx, "DELETE FROM orders WHERE id = $1", pgx.QueryExecModeCacheStatement, id); err != nil || tag.String() != "DELETE 1" {
+				t.Errorf("prepared DELETE FROM orders WHERE id = $1 (%d): %q, %v; want DELETE 1", id, tag, err)
+			}
+		}
+		at := e.deletedAt(t, "orders", id)
+		e.wantDisk(t, "order_items", 7, map[int]*time.Time{id * 10: at})
+	}
+	e.sameTables(t, "customers", "orders", "order_items", "shipments", refunds)
+
+	// Last, as it stops the test when it fails: a cascading DELETE in a
+	// data-modifying CTE.
+	e.both(t, "WITH d AS (DELETE FROM customers WHERE id = 1 RETURNING id) SELECT count(*) FROM d")
+	at1 := e.deletedAt(t, "customers", 1) // stops the test when the DELETE did not happen
+	e.wantDisk(t, "orders", 9, map[int]*time.Time{10: at1, 11: at1, 12: at1})
+	e.wantDisk(t, "order_items", 7, map[int]*time.Time{100: at1, 101: at1, 102: at1, 103: at1, 200: nil})
+	e.wantDisk(t, refunds, 2, map[int]*time.Time{1: at1})
+	if g := e.onDiskCol(t, "shipments", "gone_at"); len(g) != 3 || g[1] == nil || !g[1].Equal(*at1) || g[2] != nil {
+		t.Errorf("shipments on disk after customer 1's delete: %v, want row 1 gone_at = %s, row 2 live", g, fmtTime(at1))
+	}
+
+	e.sameTables(t, "customers", "orders", "order_items", "shipments", refunds)
+}
+
+// A self-referencing foreign key (a management tree) cascades down every
+// level, and stops where the tree does.
+func TestSchemaSelfReferenceCascade(t *testing.T) {
+	e := newSchemaEnv(t)
+	if o := e.both(t, "DELETE FROM staff WHERE id = 2"); o.tag != "DELETE 1" {
+		t.Errorf("DELETE FROM staff WHERE id = 2: tag %q, want DELETE 1", o.tag)
+	}
+	at := e.deletedAt(t, "staff", 2)
+	e.wantDisk(t, "staff", 7, map[int]*time.Time{1: nil, 2: at, 3: at, 4: at, 5: at, 6: nil, 7: nil})
+	e.sameTables(t, "staff")
+	// A delete that names a row and its descendant at once.
+	if o := e.both(t, "DELETE FROM staff WHERE id IN (6, 7)"); o.tag != "DELETE 2" {
+		t.Errorf("DELETE FROM staff WHERE id IN (6, 7): tag %q, want DELETE 2", o.tag)
+	}
+	e.sameTables(t, "staff")
+}
+
+// A deferred NO ACTION constraint is checked at commit on the twin: a
+// transaction that deletes the parent and then the child commits.
+func TestSchemaDeferredNoAction(t *testing.T) {
+	e := newSchemaEnv(t)
+	for _, sql := range []string{"BEGIN", "DELETE FROM customers WHERE id = 9", "DELETE FROM memos WHERE customer_id = 9", "COMMIT"} {
+		e.both(t, sql)
+	}
+	e.sameTables(t, "customers", "memos")
+	// Without deleting the memo, the commit fails on the twin.
+	e.both(t, "INSERT INTO memos VALUES (2, 10, 'again')")
+	e.both(t, "BEGIN")
+	e.both(t, "DELETE FROM customers WHERE id = 10")
+	e.bothFail(t, "COMMIT", "23503")
+	e.sameTables(t, "customers", "memos")
+}
+
+// Races between a soft delete and a concurrent INSERT of a child: the end
+// state must be the twin's, where PostgreSQL's referential actions run
+// with a fresh snapshot after waiting for the other transaction.
+func TestSchemaConcurrentChildInsert(t *testing.T) {
+	e := newSchemaEnv(t)
+	other := map[*pgx.Conn]*pgx.Conn{
+		e.app:  connect(t, e.appDSN),
+		e.twin: connect(t, e.twinDSN),
+	}
+	for _, side := range []*pgx.Conn{e.app, e.twin} {
+		name := map[bool]string{true: "through Tombstone", false: "twin"}[side == e.app]
+		ins := other[side]
+		// The child's INSERT commits while the parent's DELETE waits for it.
+		e.mustRun(t, ins, "BEGIN")
+		e.mustRun(t, ins, "INSERT INTO orders (id, customer_id) VALUES (110, 10)")
+		done := make(chan outcome, 1)
+		go func() { done <- execute(e.ctx, side, simple("DELETE FROM customers WHERE id = 10")) }()
+		time.Sleep(300 * time.Millisecond)
+		select {
+		case o := <-done:
+			t.Logf("%s: DELETE of customer 10 did not wait for the open INSERT: %v %v", name, o.tag, o.err)
+			done <- o
+		default:
+		}
+		e.mustRun(t, ins, "COMMIT")
+		if o := <-done; o.err != nil || o.tag != "DELETE 1" {
+			t.Errorf("%s: DELETE of customer 10 after the concurrent INSERT committed: %q, %v; want DELETE 1", name, o.tag, o.err)
+		}
+
+		// The parent's DELETE commits while the child's INSERT waits.
+		e.mustRun(t, side, "BEGIN")
+		e.mustRun(t, side, "DELETE FROM customers WHERE id = 11")
+		go func() { done <- execute(e.ctx, ins, simple("INSERT INTO orders (id, customer_id) VALUES (111, 11)")) }()
+		time.Sleep(300 * time.Millisecond)
+		e.mustRun(t, side, "COMMIT")
+		if o := <-done; pgErr(o.err) == nil || pgErr(o.err).Code != "23503" {
+			t.Errorf("%s: INSERT of an order of customer 11 while its DELETE commits: %q, %v; want 23503", name, o.tag, o.err)
+		}
+	}
+	e.sameTables(t, "customers", "orders")
+	if at := e.onDisk(t, "orders")[110]; at == nil {
+		t.Errorf("order 110 (inserted while customer 10 was being deleted) is live on disk, referencing soft-deleted customer 10; the twin cascaded it away")
+	}
 }
