@@ -84,6 +84,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 			"tombstone check-config: " + verify + ":2: upstream_tls.mode: verify-full needs a host:port upstream",
 			"tombstone check-config: " + verify + ":2: upstream_tls.ca_file: verify-full needs ca_file"}},
 		{"quoted and folded names", []string{"check-config", "--config", quoted}, exitOK, "ok (mode enforce, 2 soft-delete tables", nil},
+		{"folding is shown", []string{"check-config", "--config", quoted}, exitOK,
+			`note: tables[1].name "Contacts" is the table contacts as PostgreSQL folds it; double-quote a name to keep its case`, nil},
 		{"rewrite without SQL", []string{"rewrite", "--config", good}, exitUsage, "",
 			[]string{"tombstone rewrite: want 1 argument(s) after the flags, got 0"}},
 		{"version", []string{"version"}, exitOK, "tombstone dev (revision unknown, go", nil},
