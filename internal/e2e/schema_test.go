@@ -132,6 +132,7 @@ type schemaEnv struct {
 	super *pgx.Conn // soft-delete database, directly, superuser
 
 	appDSN, twinDSN string
+	superProxyDSN   string // soft-delete database, through Tombstone, superuser
 }
 
 func newSchemaEnv(t *testing.T) *schemaEnv {
@@ -166,6 +167,7 @@ func newSchemaEnv(t *testing.T) *schemaEnv {
 
 	env.appDSN, env.twinDSN = px.DSN(appUser, appPassword, softDB), directDSN(pg, appUser, appPassword, realDB)
 	env.app, env.twin = connect(t, env.appDSN), connect(t, env.twinDSN)
+	env.superProxyDSN = px.DSN(pg.User, pg.Password, softDB)
 	return env
 }
 
@@ -754,9 +756,72 @@ func TestSchemaConcurrentChildInsert(t *testing.T) {
 		if o := <-done; pgErr(o.err) == nil || pgErr(o.err).Code != "23503" {
 			t.Errorf("%s: INSERT of an order of customer 11 while its DELETE commits: %q, %v; want 23503", name, o.tag, o.err)
 		}
+
+		// A RESTRICT child's INSERT commits while the parent's DELETE
+		// waits for it: the DELETE must then fail.
+		e.mustRun(t, ins, "BEGIN")
+		e.mustRun(t, ins, "INSERT INTO invoices (id, customer_id) VALUES (112, 12)")
+		go func() { done <- execute(e.ctx, side, simple("DELETE FROM customers WHERE id = 12")) }()
+		time.Sleep(300 * time.Millisecond)
+		e.mustRun(t, ins, "COMMIT")
+		if o := <-done; pgErr(o.err) == nil || pgErr(o.err).Code != "23503" {
+			t.Errorf("%s: DELETE of customer 12 while an INSERT of its (RESTRICT) invoice commits: %q, %v; want 23503", name, o.tag, o.err)
+		}
+	}
+	e.sameTables(t, "invoices")
+	if at := e.onDisk(t, "customers")[12]; at != nil {
+		t.Errorf("customer 12 is soft-deleted on disk while live invoice 112 references it (ON DELETE RESTRICT); the twin refused the DELETE")
 	}
 	e.sameTables(t, "customers", "orders")
 	if at := e.onDisk(t, "orders")[110]; at == nil {
 		t.Errorf("order 110 (inserted while customer 10 was being deleted) is live on disk, referencing soft-deleted customer 10; the twin cascaded it away")
+	}
+}
+
+// A partition created or attached, and an inheritance child created,
+// through Tombstone by a privileged role is a soft-delete table for the
+// sessions that follow, and for a session that was already open.
+func TestSchemaCatalogFreshAfterDDL(t *testing.T) {
+	e := newSchemaEnv(t)
+	early := connect(t, e.appDSN) // open before the DDL
+	e.mustRun(t, early, "SELECT 1")
+	ddl := []string{
+		"CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01 00:00+00') TO ('2028-01-01 00:00+00')",
+		"CREATE TABLE events_2028 (id int NOT NULL, at timestamptz NOT NULL, deleted_at timestamptz)",
+		"INSERT INTO events_2028 VALUES (30, '2028-02-01 00:00+00'), (31, '2028-03-01 00:00+00')",
+		"ALTER TABLE events ATTACH PARTITION events_2028 FOR VALUES FROM ('2028-01-01 00:00+00') TO ('2029-01-01 00:00+00')",
+		"CREATE TABLE cats (indoor bool) INHERITS (animals)",
+		"INSERT INTO events VALUES (20, '2027-02-01 00:00+00'), (21, '2027-03-01 00:00+00')",
+		"INSERT INTO cats (id, name) VALUES (20, 'tom'), (21, 'kit')",
+		"GRANT ALL ON events_2027, events_2028, cats TO " + appUser,
+	}
+	priv := connect(t, e.superProxyDSN)
+	for _, sql := range ddl {
+		e.mustRun(t, priv, sql)
+	}
+	late := connect(t, e.appDSN)
+	for _, c := range []struct {
+		conn  *pgx.Conn
+		who   string
+		table string
+		id    int
+	}{
+		{late, "a session opened after the DDL", "events_2027", 20},
+		{late, "a session opened after the DDL", "events_2028", 30},
+		{late, "a session opened after the DDL", "cats", 20},
+		{early, "a session open before the DDL", "events_2027", 21},
+		{early, "a session open before the DDL", "events_2028", 31},
+		{early, "a session open before the DDL", "cats", 21},
+	} {
+		sql := fmt.Sprintf("DELETE FROM %s WHERE id = %d", c.table, c.id)
+		if tag := e.mustRun(t, c.conn, sql); tag != "DELETE 1" {
+			t.Errorf("%s, %s: tag %q, want DELETE 1", c.who, sql, tag)
+		}
+		if at, ok := e.onDisk(t, c.table)[c.id]; !ok || at == nil {
+			t.Errorf("%s, %s: row on disk: present %v, deleted_at %s; want kept and soft-deleted", c.who, sql, ok, fmtTime(at))
+		}
+		if n := scalar[int](t, c.conn, fmt.Sprintf("SELECT count(*) FROM %s WHERE id = %d", c.table, c.id)); n != 0 {
+			t.Errorf("%s: SELECT from %s shows deleted row %d", c.who, c.table, c.id)
+		}
 	}
 }
