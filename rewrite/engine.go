@@ -22,6 +22,13 @@ type engine struct {
 	// view: the statement being rewritten is a CREATE VIEW's query, so
 	// every configured table is replaced by its live rows (see viewStmt).
 	view bool
+	// cteDepth counts the WITH items being rewritten around the current
+	// statement; hoist collects the CTEs a DELETE inside one needs
+	// (foreignkey.go), which withClause places just before that item:
+	// PostgreSQL allows data-modifying CTEs only in the top-level WITH.
+	cteDepth int
+	hoist    []*pg.Node
+	fkSeq    int // numbers the CTEs foreignkey.go adds, unique per text
 }
 
 // scope is the chain of CTE names visible at a point of the query. An
@@ -256,25 +263,40 @@ func (e *engine) withClause(w *pg.WithClause, sc *scope) (*scope, error) {
 			ctes = append(ctes, cte)
 		}
 	}
+	var out []*pg.Node // w.Ctes with hoisted items placed
+	item := func(n *pg.Node, c *pg.CommonTableExpr, sc *scope) error {
+		e.cteDepth++
+		// A DELETE in a data-modifying CTE becomes the soft UPDATE; the
+		// command tag is the top statement's.
+		_, err := e.statement(c.Ctequery, sc)
+		e.cteDepth--
+		out = append(append(out, e.hoist...), n)
+		e.hoist = nil
+		return err
+	}
 	if w.Recursive {
 		for _, c := range ctes {
 			sc = sc.with(c.Ctename)
 		}
-		for _, c := range ctes {
-			// A DELETE in a data-modifying CTE becomes the soft UPDATE;
-			// the command tag is the top statement's.
-			if _, err := e.statement(c.Ctequery, sc); err != nil {
-				return nil, err
+		for _, n := range w.Ctes {
+			if c := n.GetCommonTableExpr(); c != nil {
+				if err := item(n, c, sc); err != nil {
+					return nil, err
+				}
 			}
 		}
+		w.Ctes = out
 		return sc, nil
 	}
-	for _, c := range ctes {
-		if _, err := e.statement(c.Ctequery, sc); err != nil {
-			return nil, err
+	for _, n := range w.Ctes {
+		if c := n.GetCommonTableExpr(); c != nil {
+			if err := item(n, c, sc); err != nil {
+				return nil, err
+			}
+			sc = sc.with(c.Ctename)
 		}
-		sc = sc.with(c.Ctename)
 	}
+	w.Ctes = out
 	return sc, nil
 }
 

@@ -41,22 +41,25 @@ type fkPlan struct {
 	// keys maps a referenced column of the target table to its column
 	// in tombstone_target.
 	keys map[string]string
-	path []string // the soft tables on the current cascade path, for cycles
-	next int
+	path   []string // the soft tables on the current cascade path, for cycles
+	target string   // the name of the target CTE
 }
-
-const targetCTE = "tombstone_target"
 
 // foreignKeys rewrites the DELETE n (already the soft-delete UPDATE when
 // soft is set, still a DELETE for a plain parent) so that the foreign keys
 // deps lists are carried out or checked. rv is the DELETE's target.
 func (e *engine) foreignKeys(n *pg.Node, rv *pg.RangeVar, soft *policy.Table, deps []*policy.ForeignKey) error {
-	p := &fkPlan{e: e, keys: map[string]string{}}
+	// Names are unique in the text: several DELETEs may be CTEs of one
+	// statement.
+	p := &fkPlan{e: e, keys: map[string]string{}, target: "tombstone_target"}
+	if e.fkSeq++; e.fkSeq > 1 {
+		p.target = fmt.Sprintf("tombstone_target%d", e.fkSeq)
+	}
 	parent := rv.Relname
 	if soft != nil {
 		p.path = []string{soft.QualifiedName()}
 	}
-	if err := p.expand(targetCTE, parent, soft != nil, deps, p.targetKey); err != nil {
+	if err := p.expand(p.target, parent, soft != nil, deps, p.targetKey); err != nil {
 		return err
 	}
 	if len(p.ctes) == 0 {
@@ -101,12 +104,16 @@ func (e *engine) foreignKeys(n *pg.Node, rv *pg.RangeVar, soft *policy.Table, de
 	for _, it := range items[1:] {
 		e.markAll(it)
 	}
-	if *with == nil {
-		*with = &pg.WithClause{Location: -1}
+	if e.cteDepth > 0 {
+		e.hoist = append(e.hoist, items...)
+	} else {
+		if *with == nil {
+			*with = &pg.WithClause{Location: -1}
+		}
+		(*with).Ctes = append((*with).Ctes, items...)
 	}
-	(*with).Ctes = append((*with).Ctes, items...)
 	q := strings.Join(quoteQual(refQual(rv)), ".")
-	cond := fmt.Sprintf("%s.tableoid OPERATOR(pg_catalog.=) %s.tombstone_oid AND %s.ctid OPERATOR(pg_catalog.=) %s.tombstone_ctid", q, targetCTE, q, targetCTE)
+	cond := fmt.Sprintf("%s.tableoid OPERATOR(pg_catalog.=) %s.tombstone_oid AND %s.ctid OPERATOR(pg_catalog.=) %s.tombstone_ctid", q, p.target, q, p.target)
 	for _, c := range p.checks {
 		cond += " AND NOT EXISTS (SELECT FROM " + c + ")"
 	}
@@ -124,7 +131,7 @@ func (e *engine) foreignKeys(n *pg.Node, rv *pg.RangeVar, soft *policy.Table, de
 			c.Fields = append(fields, c.Fields[0])
 		}
 	}
-	*from = []*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: &pg.RangeVar{Relname: targetCTE, Inh: true, Relpersistence: "p", Location: -1}}}}
+	*from = []*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: &pg.RangeVar{Relname: p.target, Inh: true, Relpersistence: "p", Location: -1}}}}
 	*where = expr
 	return nil
 }
@@ -181,7 +188,7 @@ func (p *fkPlan) targetSelect(rv *pg.RangeVar, from []*pg.Node, where *pg.Node) 
 		Op:          pg.SetOperation_SETOP_NONE,
 	}
 	return &pg.Node{Node: &pg.Node_CommonTableExpr{CommonTableExpr: &pg.CommonTableExpr{
-		Ctename:         targetCTE,
+		Ctename:         p.target,
 		Ctematerialized: pg.CTEMaterialize_CTEMaterializeAlways,
 		Ctequery:        &pg.Node{Node: &pg.Node_SelectStmt{SelectStmt: sel}},
 		Location:        -1,
@@ -233,8 +240,8 @@ func (p *fkPlan) cascade(source string, fk *policy.ForeignKey, key func(string) 
 	}
 	p.path = append(p.path, name)
 	defer func() { p.path = p.path[:len(p.path)-1] }()
-	p.next++
-	cte := fmt.Sprintf("tombstone_c%d", p.next)
+	p.e.fkSeq++
+	cte := fmt.Sprintf("tombstone_c%d", p.e.fkSeq)
 	deps := p.e.policy.Dependents(fk.Child.Schema, fk.Child.Name)
 	returning := map[string]string{}
 	childKey := func(col string) string {
@@ -247,11 +254,10 @@ func (p *fkPlan) cascade(source string, fk *policy.ForeignKey, key func(string) 
 	}
 	// The child's own dependents decide which of its keys to return, so
 	// expand them first into a plan of their own and append after.
-	sub := &fkPlan{e: p.e, keys: map[string]string{}, path: p.path, next: p.next}
+	sub := &fkPlan{e: p.e, keys: map[string]string{}, path: p.path, target: p.target}
 	if err := sub.expand(cte, fk.Child.Name, true, deps, childKey); err != nil {
 		return err
 	}
-	p.next = sub.next
 	rel := quoteIdent(fk.Child.Name)
 	if fk.Child.Schema != "" {
 		rel = quoteIdent(fk.Child.Schema) + "." + rel
@@ -289,8 +295,8 @@ func (p *fkPlan) cascade(source string, fk *policy.ForeignKey, key func(string) 
 // tombstone.fail when a row of fk's child references a row of source;
 // liveOnly counts only live rows of a soft-delete child.
 func (p *fkPlan) check(source string, fk *policy.ForeignKey, key func(string) string, liveOnly bool, f fkFailure) {
-	p.next++
-	cte := fmt.Sprintf("tombstone_x%d", p.next)
+	p.e.fkSeq++
+	cte := fmt.Sprintf("tombstone_x%d", p.e.fkSeq)
 	rel := quoteIdent(fk.Child.Name)
 	if fk.Child.Schema != "" {
 		rel = quoteIdent(fk.Child.Schema) + "." + rel

@@ -132,6 +132,9 @@ func TestForeignKeysOnPostgres(t *testing.T) {
 		{name: "restrict halfway down a cascade", sql: "DELETE FROM a WHERE id = 2"},
 		{name: "cascade above a restrict with no rows", sql: "DELETE FROM a WHERE id = 1"},
 		{name: "returning", sql: "DELETE FROM customers c WHERE c.id = 6 RETURNING c.id, c.name"},
+		{name: "in a data-modifying CTE", sql: "WITH d AS (DELETE FROM customers WHERE id = 1 RETURNING id) SELECT count(*) FROM d"},
+		{name: "two in CTEs", sql: "WITH x AS (SELECT 6 AS id), d AS (DELETE FROM customers WHERE id IN (SELECT id FROM x) RETURNING id), e AS (DELETE FROM a WHERE id = 1 RETURNING id) SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM e)"},
+		{name: "blocked in a CTE", sql: "WITH d AS (DELETE FROM customers WHERE id = 2 RETURNING id) SELECT count(*) FROM d"},
 		{name: "using", sql: "DELETE FROM customers c USING orders o WHERE o.customer_id = c.id AND o.id = 13"},
 	}
 	for _, tc := range cases {
