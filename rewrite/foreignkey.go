@@ -40,7 +40,7 @@ type fkPlan struct {
 	checks []string // names of the check CTEs the main statement must read
 	// keys maps a referenced column of the target table to its column
 	// in tombstone_target.
-	keys map[string]string
+	keys   map[string]string
 	path   []string // the soft tables on the current cascade path, for cycles
 	target string   // the name of the target CTE
 }
