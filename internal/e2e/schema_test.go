@@ -63,6 +63,12 @@ CREATE SCHEMA "Sales";
 CREATE TABLE "Sales"."Refund Lines" (id int PRIMARY KEY, "Customer Id" int REFERENCES customers ON DELETE CASCADE, deleted_at timestamptz);
 CREATE TABLE memos (id int PRIMARY KEY, customer_id int REFERENCES customers ON DELETE NO ACTION DEFERRABLE INITIALLY DEFERRED, body text);
 
+CREATE TABLE accounts (id int UNIQUE NOT NULL, tenant int, no int, PRIMARY KEY (tenant, no), deleted_at timestamptz);
+CREATE TABLE members  (id int PRIMARY KEY, tenant int, no bigint, FOREIGN KEY (tenant, no) REFERENCES accounts ON DELETE CASCADE, deleted_at timestamptz);
+CREATE TABLE audits   (id int PRIMARY KEY, tenant int, no int, FOREIGN KEY (no, tenant) REFERENCES accounts (no, tenant) ON DELETE RESTRICT, deleted_at timestamptz);
+CREATE TABLE vendors  (id int PRIMARY KEY, code text UNIQUE, deleted_at timestamptz);
+CREATE TABLE supplies (id int PRIMARY KEY, vendor_code text REFERENCES vendors (code) ON DELETE CASCADE, deleted_at timestamptz);
+
 INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 12) g;
 INSERT INTO orders (id, customer_id) VALUES (10, 1), (11, 1), (12, 1), (20, 2), (30, 3), (40, NULL), (50, 5);
 INSERT INTO order_items (id, order_id) VALUES (100, 10), (101, 10), (102, 11), (103, 12), (200, 20);
@@ -86,6 +92,11 @@ INSERT INTO staff VALUES (1, NULL), (2, 1), (3, 2), (4, 3), (5, 2), (6, NULL), (
 INSERT INTO shipments (id, order_id) VALUES (1, 10), (2, 20), (3, 50);
 INSERT INTO "Sales"."Refund Lines" (id, "Customer Id") VALUES (1, 1), (2, 5);
 INSERT INTO memos (id, customer_id, body) VALUES (1, 9, 'deferred');
+INSERT INTO accounts (id, tenant, no) VALUES (1, 1, 1), (2, 1, 2), (3, 2, 1), (4, 2, 2);
+INSERT INTO members (id, tenant, no) VALUES (1, 1, 1), (2, 1, 2), (3, 2, 1), (4, NULL, 1), (5, 1, NULL);
+INSERT INTO audits (id, tenant, no) VALUES (1, 2, 2), (2, 1, NULL), (3, NULL, 2);
+INSERT INTO vendors VALUES (1, 'acme'), (2, 'Acme'), (3, NULL);
+INSERT INTO supplies (id, vendor_code) VALUES (1, 'acme'), (2, 'Acme'), (3, NULL);
 `
 
 // twinOnlySQL gives the twin the foreign key that authors' declared
@@ -117,6 +128,11 @@ tables:
   - name: shipments
     deleted_at: gone_at
   - name: '"Sales"."Refund Lines"'
+  - name: accounts
+  - name: members
+  - name: audits
+  - name: vendors
+  - name: supplies
 `
 
 // nCustomers is how many customers schemaSQL makes.
@@ -824,4 +840,46 @@ func TestSchemaCatalogFreshAfterDDL(t *testing.T) {
 			t.Errorf("%s: SELECT from %s shows deleted row %d", c.who, c.table, c.id)
 		}
 	}
+}
+
+// Composite keys (in another column order on the child, of another
+// integer type), keys on a UNIQUE column that is not the primary key, and
+// MATCH SIMPLE: a child row with a NULL in its key references nothing.
+func TestSchemaCompositeAndUniqueKeys(t *testing.T) {
+	e := newSchemaEnv(t)
+	// members (1, 1) goes with account (1, 1); members 4 and 5 have a NULL
+	// in their key and stay; audit 2 (1, NULL) does not hold account (1, 2).
+	for _, sql := range []string{"DELETE FROM accounts WHERE tenant = 1 AND no = 1", "DELETE FROM accounts WHERE id = 2"} {
+		if o := e.both(t, sql); o.tag != "DELETE 1" {
+			t.Errorf("%s: tag %q, want DELETE 1", sql, o.tag)
+		}
+	}
+	at1, at2 := e.deletedAt(t, "accounts", 1), e.deletedAt(t, "accounts", 2)
+	e.wantDisk(t, "members", 5, map[int]*time.Time{1: at1, 2: at2, 3: nil, 4: nil, 5: nil})
+	// audit 1 (2, 2) holds account (2, 2), written (no, tenant).
+	e.bothFail(t, "DELETE FROM accounts WHERE tenant = 2", "23503")
+	e.wantDisk(t, "accounts", 4, map[int]*time.Time{3: nil, 4: nil})
+	e.wantDisk(t, "members", 5, map[int]*time.Time{3: nil})
+	e.both(t, "DELETE FROM audits WHERE id = 1")
+	if o := e.both(t, "DELETE FROM accounts WHERE tenant = 2"); o.tag != "DELETE 2" {
+		t.Errorf("DELETE FROM accounts WHERE tenant = 2 once its audit is deleted: tag %q, want DELETE 2", o.tag)
+	}
+	e.bothFail(t, "INSERT INTO members (id, tenant, no) VALUES (9, 2, 1)", "23503")
+	e.both(t, "INSERT INTO members (id, tenant, no) VALUES (10, 2, NULL)")
+	e.sameTables(t, "accounts", "members", "audits")
+
+	// Text keys compare as the server compares them: 'acme' is not 'Acme'.
+	if o := e.both(t, "DELETE FROM vendors WHERE code = 'acme'"); o.tag != "DELETE 1" {
+		t.Errorf("DELETE FROM vendors WHERE code = 'acme': tag %q, want DELETE 1", o.tag)
+	}
+	at := e.deletedAt(t, "vendors", 1)
+	e.wantDisk(t, "supplies", 3, map[int]*time.Time{1: at, 2: nil, 3: nil})
+	if o := e.both(t, "DELETE FROM vendors WHERE code IS NULL"); o.tag != "DELETE 1" {
+		t.Errorf("DELETE FROM vendors WHERE code IS NULL: tag %q, want DELETE 1", o.tag)
+	}
+	e.wantDisk(t, "supplies", 3, map[int]*time.Time{3: nil})
+	e.bothFail(t, "UPDATE supplies SET vendor_code = 'acme' WHERE id = 2", "23503")
+	// Several statements in one Query: each answers as on the twin.
+	e.both(t, "DELETE FROM vendors WHERE id = 2; SELECT count(*) FROM supplies")
+	e.sameTables(t, "vendors", "supplies")
 }
