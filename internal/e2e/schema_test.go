@@ -149,6 +149,8 @@ type schemaEnv struct {
 
 	appDSN, twinDSN string
 	superProxyDSN   string // soft-delete database, through Tombstone, superuser
+	pg              *pgtest.Server
+	softDB          string
 }
 
 func newSchemaEnv(t *testing.T) *schemaEnv {
@@ -184,6 +186,7 @@ func newSchemaEnv(t *testing.T) *schemaEnv {
 	env.appDSN, env.twinDSN = px.DSN(appUser, appPassword, softDB), directDSN(pg, appUser, appPassword, realDB)
 	env.app, env.twin = connect(t, env.appDSN), connect(t, env.twinDSN)
 	env.superProxyDSN = px.DSN(pg.User, pg.Password, softDB)
+	env.pg, env.softDB = pg, softDB
 	return env
 }
 
@@ -882,4 +885,45 @@ func TestSchemaCompositeAndUniqueKeys(t *testing.T) {
 	// Several statements in one Query: each answers as on the twin.
 	e.both(t, "DELETE FROM vendors WHERE id = 2; SELECT count(*) FROM supplies")
 	e.sameTables(t, "vendors", "supplies")
+}
+
+// A configured table missing from a database, or lacking its deleted_at
+// column, is reported loudly (log and metric), and a DELETE on the table
+// without the column is not carried out as a hard delete.
+func TestSchemaMisconfigurationReported(t *testing.T) {
+	e := newSchemaEnv(t)
+	px := proxytest.Start(t, e.pg, `
+privileged_roles: [postgres]
+tables:
+  - name: customers
+  - name: ghosts
+  - name: notes
+  - name: contacts
+    deleted_at: removed_at
+`)
+	conn := connect(t, px.DSN(appUser, appPassword, e.softDB))
+	e.mustRun(t, conn, "SELECT 1")
+	if got := px.Metric(t, "tombstone_catalog_problems", "database", e.softDB); got != 3 {
+		t.Errorf("tombstone_catalog_problems{database=%s} = %v, want 3 (ghosts missing, notes and contacts lack their column)", e.softDB, got)
+	}
+	lines := strings.Split(px.Logs(), "\n")
+	for _, table := range []string{"ghosts", "notes", "contacts"} {
+		found := false
+		for _, l := range lines {
+			found = found || strings.Contains(l, "level=WARN") && strings.Contains(l, "problem") && strings.Contains(l, table)
+		}
+		if !found {
+			t.Errorf("the proxy log has no warning about a problem with %s", table)
+		}
+	}
+	for _, sql := range []string{"DELETE FROM notes WHERE id = 1", "DELETE FROM contacts WHERE id = 1"} {
+		o := execute(e.ctx, conn, simple(sql))
+		t.Logf("%s: tag %q, error %v", sql, o.tag, o.err)
+	}
+	if n := scalar[int](t, e.super, "SELECT count(*) FROM notes"); n != 1 {
+		t.Errorf("notes (configured, without deleted_at) lost its row to a DELETE through Tombstone")
+	}
+	if n := scalar[int](t, e.super, "SELECT count(*) FROM contacts WHERE id = 1"); n != 1 {
+		t.Errorf("contacts (configured with removed_at, which it lacks) lost row 1 to a DELETE through Tombstone")
+	}
 }
