@@ -55,6 +55,11 @@ type Table struct {
 	DeletedAt string
 	DeletedBy string // empty: no audit column
 
+	// Configured is the table's name as the configuration gives it (the
+	// root's, for a child): the value of the table label in metrics,
+	// bounded by the configuration.
+	Configured string
+
 	// Known from the catalog; zero before one is applied.
 	OID         uint32
 	Partitioned bool   // relkind 'p': COPY ... TO refuses it, as the server does
@@ -62,7 +67,6 @@ type Table struct {
 }
 
 // QualifiedName is schema.name, or name when the table matches any schema.
-// It is the value of the table label in metrics.
 func (t *Table) QualifiedName() string {
 	if t.Schema == "" {
 		return t.Name
@@ -94,7 +98,7 @@ func New(spec Spec) (*Policy, error) {
 	p := newPolicy(spec)
 	for i := range spec.Tables {
 		ts := &spec.Tables[i]
-		t := &Table{Schema: ts.Schema, Name: ts.Name, DeletedAt: ts.DeletedAt, DeletedBy: ts.DeletedBy}
+		t := &Table{Schema: ts.Schema, Name: ts.Name, DeletedAt: ts.DeletedAt, DeletedBy: ts.DeletedBy, Configured: specName(ts)}
 		t.Root = t
 		p.add(t)
 	}

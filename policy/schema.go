@@ -134,7 +134,7 @@ func (p *Policy) WithSchema(s *Schema) (*Policy, error) {
 			if ts.DeletedBy != "" && !hasColumn(r, ts.DeletedBy) {
 				q.problems = append(q.problems, Problem{Table: specName(ts), Message: fmt.Sprintf("table %s has no column %q (deleted_by); add it, or remove deleted_by for this table", r.Schema+"."+r.Name, ts.DeletedBy)})
 			}
-			root := &Table{Schema: ts.Schema, Name: ts.Name, DeletedAt: ts.DeletedAt, DeletedBy: ts.DeletedBy, OID: r.OID, Partitioned: r.Partitioned}
+			root := &Table{Schema: ts.Schema, Name: ts.Name, DeletedAt: ts.DeletedAt, DeletedBy: ts.DeletedBy, Configured: specName(ts), OID: r.OID, Partitioned: r.Partitioned}
 			if ts.Schema == "" {
 				// Several schemas may hold the name; each is its own
 				// entry so that Dependents and children resolve by schema.
@@ -147,7 +147,7 @@ func (p *Policy) WithSchema(s *Schema) (*Policy, error) {
 		}
 		if !found {
 			q.problems = append(q.problems, Problem{Table: specName(ts), Message: fmt.Sprintf("configured table %s does not exist in this database; it is still enforced by name", specName(ts))})
-			t := &Table{Schema: ts.Schema, Name: ts.Name, DeletedAt: ts.DeletedAt, DeletedBy: ts.DeletedBy}
+			t := &Table{Schema: ts.Schema, Name: ts.Name, DeletedAt: ts.DeletedAt, DeletedBy: ts.DeletedBy, Configured: specName(ts)}
 			t.Root = t
 			q.add(t)
 		}
@@ -188,7 +188,7 @@ func (q *Policy) addChildren(root *Table, oid uint32, kids map[uint32][]*Relatio
 			continue
 		}
 		seen[k.OID] = true
-		q.add(&Table{Schema: k.Schema, Name: k.Name, DeletedAt: root.DeletedAt, DeletedBy: root.DeletedBy, OID: k.OID, Partitioned: k.Partitioned, Root: root})
+		q.add(&Table{Schema: k.Schema, Name: k.Name, DeletedAt: root.DeletedAt, DeletedBy: root.DeletedBy, Configured: root.Configured, OID: k.OID, Partitioned: k.Partitioned, Root: root})
 		q.addChildren(root, k.OID, kids, seen)
 	}
 }

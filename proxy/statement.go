@@ -223,7 +223,7 @@ func (s *session) rewrite(text []byte) (res *rewrite.Result, refusal *rewrite.Re
 		for _, a := range res.Applied {
 			// Partitions count under their configured table: the label
 			// stays bounded by the configuration.
-			met.Rewrite(a.Table.Root.QualifiedName(), a.Kind)
+			met.Rewrite(a.Table.Configured, a.Kind)
 		}
 		for i := range res.Statements {
 			if res.Statements[i].SchemaChange {

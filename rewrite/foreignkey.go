@@ -229,20 +229,34 @@ func (p *fkPlan) expand(source, parent string, softParent bool, deps []*policy.F
 }
 
 // cascade soft-deletes the live rows of fk's child that reference source,
-// then what they in turn take with them.
+// then what they in turn take with them. A key of a table onto itself
+// (a tree: parent_id REFERENCES the same table) follows the tree to its
+// leaves with a recursive query; any other cycle is refused.
 func (p *fkPlan) cascade(source string, fk *policy.ForeignKey, key func(string) string) error {
 	child := fk.ChildTable
 	name := fk.Child.String()
-	for _, seen := range p.path {
-		if seen == name {
-			return refuseCascadeCycle(append(append([]string(nil), p.path...), name))
+	self := fk.Child == fk.Parent
+	if !self {
+		for _, seen := range p.path {
+			if seen == name {
+				return refuseCascadeCycle(append(append([]string(nil), p.path...), name))
+			}
 		}
+		p.path = append(p.path, name)
+		defer func() { p.path = p.path[:len(p.path)-1] }()
 	}
-	p.path = append(p.path, name)
-	defer func() { p.path = p.path[:len(p.path)-1] }()
 	p.e.fkSeq++
 	cte := fmt.Sprintf("tombstone_c%d", p.e.fkSeq)
-	deps := p.e.policy.Dependents(fk.Child.Schema, fk.Child.Name)
+	var deps []*policy.ForeignKey
+	for _, d := range p.e.policy.Dependents(fk.Child.Schema, fk.Child.Name) {
+		switch {
+		case d.Child != d.Parent || !self:
+			deps = append(deps, d)
+		case d != fk && d.OnDelete == policy.Cascade:
+			// The recursive query follows one key of the tree.
+			return refuseCascadeCycle([]string{name, name + " (a second self-referencing key, " + fkName(d) + ")"})
+		}
+	}
 	returning := map[string]string{}
 	childKey := func(col string) string {
 		if k, ok := returning[col]; ok {
@@ -258,17 +272,36 @@ func (p *fkPlan) cascade(source string, fk *policy.ForeignKey, key func(string) 
 	if err := sub.expand(cte, fk.Child.Name, true, deps, childKey); err != nil {
 		return err
 	}
-	rel := quoteIdent(fk.Child.Name)
-	if fk.Child.Schema != "" {
-		rel = quoteIdent(fk.Child.Schema) + "." + rel
-	}
-	only := "ONLY "
-	if child.Partitioned {
-		only = "" // a foreign key on a partitioned table covers its partitions
-	}
+	rel, only := childRel(fk)
 	set := quoteIdent(child.DeletedAt) + " = pg_catalog.now()"
 	if child.DeletedBy != "" {
 		set += ", " + quoteIdent(child.DeletedBy) + " = SESSION_USER"
+	}
+	live := "tombstone_child." + quoteIdent(child.DeletedAt) + " IS NULL"
+	var text string
+	if !self {
+		text = fmt.Sprintf("%s AS (UPDATE %s%s AS tombstone_child SET %s WHERE %s AND EXISTS (SELECT FROM %s WHERE %s)",
+			cte, only, rel, set, live, source, joinKeys(fk, "tombstone_child", source, key))
+	} else {
+		// tombstone_r: the live rows under source, at any depth. UNION
+		// ends the recursion even where the data holds a loop.
+		cols, names := "tombstone_child.tableoid, tombstone_child.ctid", "tombstone_oid, tombstone_ctid"
+		step := map[string]string{}
+		for i, pc := range fk.ParentCols {
+			step[pc] = fmt.Sprintf("tombstone_r%d", i)
+			cols += ", tombstone_child." + quoteIdent(pc)
+			names += ", " + step[pc]
+		}
+		closure := fmt.Sprintf("(WITH RECURSIVE tombstone_r(%s) AS (SELECT %s FROM %s%s AS tombstone_child WHERE %s AND EXISTS (SELECT FROM %s WHERE %s) UNION SELECT %s FROM %s%s AS tombstone_child, tombstone_r WHERE %s AND %s) SELECT * FROM tombstone_r) AS tombstone_r",
+			names, cols, only, rel, live, source, joinKeys(fk, "tombstone_child", source, key),
+			cols, only, rel, live, joinKeys(fk, "tombstone_child", "tombstone_r", func(c string) string { return step[c] }))
+		where := "tombstone_child.tableoid OPERATOR(pg_catalog.=) tombstone_r.tombstone_oid AND tombstone_child.ctid OPERATOR(pg_catalog.=) tombstone_r.tombstone_ctid"
+		if source == p.target {
+			// The statement's own UPDATE changes those; a second change
+			// in the same statement would drop it from DELETE n.
+			where += fmt.Sprintf(" AND NOT EXISTS (SELECT FROM %[1]s WHERE %[1]s.tombstone_oid OPERATOR(pg_catalog.=) tombstone_r.tombstone_oid AND %[1]s.tombstone_ctid OPERATOR(pg_catalog.=) tombstone_r.tombstone_ctid)", p.target)
+		}
+		text = fmt.Sprintf("%s AS (UPDATE %s%s AS tombstone_child SET %s FROM %s WHERE %s", cte, only, rel, set, closure, where)
 	}
 	cols := make([]string, 0, len(returning))
 	for col := range returning {
@@ -277,10 +310,8 @@ func (p *fkPlan) cascade(source string, fk *policy.ForeignKey, key func(string) 
 	slices.Sort(cols)
 	ret := make([]string, len(cols))
 	for i, col := range cols {
-		ret[i] = quoteIdent(col) + " AS " + returning[col]
+		ret[i] = "tombstone_child." + quoteIdent(col) + " AS " + returning[col]
 	}
-	text := fmt.Sprintf("%s AS (UPDATE %s%s AS tombstone_child SET %s WHERE tombstone_child.%s IS NULL AND EXISTS (SELECT FROM %s WHERE %s)",
-		cte, only, rel, set, quoteIdent(child.DeletedAt), source, joinKeys(fk, "tombstone_child", source, key))
 	if len(ret) > 0 {
 		text += " RETURNING " + strings.Join(ret, ", ")
 	}
@@ -291,20 +322,27 @@ func (p *fkPlan) cascade(source string, fk *policy.ForeignKey, key func(string) 
 	return nil
 }
 
+// childRel is fk's child as the rules write it, and ONLY unless the child
+// is partitioned: a foreign key on a partitioned table covers its
+// partitions, one on an inheritance parent only its own rows.
+func childRel(fk *policy.ForeignKey) (rel, only string) {
+	rel = quoteIdent(fk.Child.Name)
+	if fk.Child.Schema != "" {
+		rel = quoteIdent(fk.Child.Schema) + "." + rel
+	}
+	if fk.ChildTable != nil && fk.ChildTable.Partitioned {
+		return rel, ""
+	}
+	return rel, "ONLY "
+}
+
 // check adds a CTE that raises (code, message, detail, hint) through
 // tombstone.fail when a row of fk's child references a row of source;
 // liveOnly counts only live rows of a soft-delete child.
 func (p *fkPlan) check(source string, fk *policy.ForeignKey, key func(string) string, liveOnly bool, f fkFailure) {
 	p.e.fkSeq++
 	cte := fmt.Sprintf("tombstone_x%d", p.e.fkSeq)
-	rel := quoteIdent(fk.Child.Name)
-	if fk.Child.Schema != "" {
-		rel = quoteIdent(fk.Child.Schema) + "." + rel
-	}
-	only := "ONLY "
-	if fk.ChildTable != nil && fk.ChildTable.Partitioned {
-		only = ""
-	}
+	rel, only := childRel(fk)
 	vals := make([]string, len(fk.ParentCols))
 	for i, col := range fk.ParentCols {
 		vals[i] = source + "." + key(col) + "::pg_catalog.text"

@@ -30,6 +30,10 @@ CREATE TABLE stores (id int PRIMARY KEY, region_id int REFERENCES regions ON DEL
 CREATE TABLE a (id int PRIMARY KEY, deleted_at timestamptz);
 CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a ON DELETE CASCADE, deleted_at timestamptz);
 CREATE TABLE c (id int PRIMARY KEY, b_id int REFERENCES b ON DELETE RESTRICT, deleted_at timestamptz);
+CREATE TABLE staff (id int PRIMARY KEY, boss int REFERENCES staff ON DELETE CASCADE, deleted_at timestamptz);
+CREATE TABLE shifts (id int PRIMARY KEY, staff_id int REFERENCES staff ON DELETE CASCADE, deleted_at timestamptz);
+INSERT INTO staff VALUES (1, NULL, NULL), (2, 1, NULL), (3, 2, NULL), (4, 3, NULL), (5, 2, '2020-01-01'), (6, 5, '2020-01-01'), (7, NULL, NULL);
+INSERT INTO shifts VALUES (1, 4, NULL), (2, 7, NULL), (3, 1, NULL);
 INSERT INTO customers VALUES (1, 'with orders', NULL), (2, 'live invoice', NULL), (3, 'deleted invoice', NULL),
   (4, 'note', NULL), (5, 'tag', NULL), (6, 'alone', NULL), (7, 'deleted', now() - interval '1 day');
 INSERT INTO orders VALUES (10, 1, NULL), (11, 1, NULL), (12, 1, '2020-01-01'), (13, 6, NULL);
@@ -44,7 +48,7 @@ INSERT INTO b VALUES (1, 1, NULL), (2, 2, NULL);
 INSERT INTO c VALUES (1, 2, NULL);
 `
 
-var fkSoft = []string{"customers", "orders", "items", "invoices", "stores", "a", "b", "c"}
+var fkSoft = []string{"customers", "orders", "items", "invoices", "stores", "a", "b", "c", "staff", "shifts"}
 
 // fkRewriter builds the rewriter for the soft database from its real
 // catalog, with the helpers tombstone migrate installs.
@@ -135,6 +139,8 @@ func TestForeignKeysOnPostgres(t *testing.T) {
 		{name: "in a data-modifying CTE", sql: "WITH d AS (DELETE FROM customers WHERE id = 1 RETURNING id) SELECT count(*) FROM d"},
 		{name: "two in CTEs", sql: "WITH x AS (SELECT 6 AS id), d AS (DELETE FROM customers WHERE id IN (SELECT id FROM x) RETURNING id), e AS (DELETE FROM a WHERE id = 1 RETURNING id) SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM e)"},
 		{name: "blocked in a CTE", sql: "WITH d AS (DELETE FROM customers WHERE id = 2 RETURNING id) SELECT count(*) FROM d"},
+		{name: "self-referencing tree", sql: "DELETE FROM staff WHERE id = 2"},
+		{name: "self-referencing tree, root and a leaf together", sql: "DELETE FROM staff WHERE id IN (1, 4)"},
 		{name: "using", sql: "DELETE FROM customers c USING orders o WHERE o.customer_id = c.id AND o.id = 13"},
 	}
 	for _, tc := range cases {
@@ -192,7 +198,7 @@ func TestForeignKeysOnPostgres(t *testing.T) {
 			}
 			// What the statement deleted shares one deleted_at: a restore
 			// can bring the deletion back as a unit.
-			stamps := queryRows(t, soft, "SELECT count(DISTINCT deleted_at) FROM (SELECT deleted_at FROM customers UNION ALL SELECT deleted_at FROM orders UNION ALL SELECT deleted_at FROM items UNION ALL SELECT deleted_at FROM a UNION ALL SELECT deleted_at FROM b) d WHERE deleted_at > now() - interval '1 minute'")
+			stamps := queryRows(t, soft, "SELECT count(DISTINCT deleted_at) FROM (SELECT deleted_at FROM customers UNION ALL SELECT deleted_at FROM orders UNION ALL SELECT deleted_at FROM items UNION ALL SELECT deleted_at FROM a UNION ALL SELECT deleted_at FROM b UNION ALL SELECT deleted_at FROM staff UNION ALL SELECT deleted_at FROM shifts) d WHERE deleted_at > now() - interval '1 minute'")
 			if stamps[0] != "0" && stamps[0] != "1" {
 				t.Fatalf("%s distinct deleted_at values in one deletion", stamps[0])
 			}

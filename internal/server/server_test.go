@@ -273,8 +273,8 @@ func TestServeEndToEnd(t *testing.T) {
 	moved(`tombstone_statements_total{action="passthrough"}`, 1)
 	// With the database's catalog read, an unqualified configured table
 	// is known by the schema it lives in.
-	moved(`tombstone_rewrites_total{kind="delete",table="public.contacts"}`, 1)
-	moved(`tombstone_rewrites_total{kind="select",table="public.contacts"}`, 1)
+	moved(`tombstone_rewrites_total{kind="delete",table="contacts"}`, 1)
+	moved(`tombstone_rewrites_total{kind="select",table="contacts"}`, 1)
 	moved(`tombstone_statements_total{action="refused"}`, 1)
 	moved(`tombstone_refusals_total{reason="truncate"}`, 1)
 	moved("tombstone_rewrite_cache_hits_total", 1)
