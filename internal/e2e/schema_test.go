@@ -66,6 +66,12 @@ CREATE TABLE memos (id int PRIMARY KEY, customer_id int REFERENCES customers ON 
 CREATE TABLE accounts (id int UNIQUE NOT NULL, tenant int, no int, PRIMARY KEY (tenant, no), deleted_at timestamptz);
 CREATE TABLE members  (id int PRIMARY KEY, tenant int, no bigint, FOREIGN KEY (tenant, no) REFERENCES accounts ON DELETE CASCADE, deleted_at timestamptz);
 CREATE TABLE audits   (id int PRIMARY KEY, tenant int, no int, FOREIGN KEY (no, tenant) REFERENCES accounts (no, tenant) ON DELETE RESTRICT, deleted_at timestamptz);
+CREATE TABLE visits (id int NOT NULL, customer_id int REFERENCES customers ON DELETE CASCADE, at timestamptz NOT NULL, deleted_at timestamptz) PARTITION BY RANGE (at);
+CREATE TABLE visits_old PARTITION OF visits FOR VALUES FROM (MINVALUE) TO ('2026-01-01 00:00+00');
+CREATE TABLE visits_new PARTITION OF visits FOR VALUES FROM ('2026-01-01 00:00+00') TO (MAXVALUE);
+ALTER TABLE events ADD UNIQUE (id, at);
+CREATE TABLE event_refs (id int PRIMARY KEY, event_id int, event_at timestamptz,
+  FOREIGN KEY (event_id, event_at) REFERENCES events (id, at) ON DELETE CASCADE, deleted_at timestamptz);
 CREATE TABLE vendors  (id int PRIMARY KEY, code text UNIQUE, deleted_at timestamptz);
 CREATE TABLE supplies (id int PRIMARY KEY, vendor_code text REFERENCES vendors (code) ON DELETE CASCADE, deleted_at timestamptz);
 
@@ -95,6 +101,8 @@ INSERT INTO memos (id, customer_id, body) VALUES (1, 9, 'deferred');
 INSERT INTO accounts (id, tenant, no) VALUES (1, 1, 1), (2, 1, 2), (3, 2, 1), (4, 2, 2);
 INSERT INTO members (id, tenant, no) VALUES (1, 1, 1), (2, 1, 2), (3, 2, 1), (4, NULL, 1), (5, 1, NULL);
 INSERT INTO audits (id, tenant, no) VALUES (1, 2, 2), (2, 1, NULL), (3, NULL, 2);
+INSERT INTO visits VALUES (1, 10, '2025-05-01 00:00+00'), (2, 10, '2026-05-01 00:00+00'), (3, 11, '2026-05-01 00:00+00');
+INSERT INTO event_refs SELECT r, id, at FROM events, LATERAL (VALUES (id / 3)) v(r) WHERE id IN (3, 9);
 INSERT INTO vendors VALUES (1, 'acme'), (2, 'Acme'), (3, NULL);
 INSERT INTO supplies (id, vendor_code) VALUES (1, 'acme'), (2, 'Acme'), (3, NULL);
 `
@@ -131,6 +139,8 @@ tables:
   - name: accounts
   - name: members
   - name: audits
+  - name: visits
+  - name: event_refs
   - name: vendors
   - name: supplies
 `
@@ -926,4 +936,36 @@ tables:
 	if n := scalar[int](t, e.super, "SELECT count(*) FROM contacts WHERE id = 1"); n != 1 {
 		t.Errorf("contacts (configured with removed_at, which it lacks) lost row 1 to a DELETE through Tombstone")
 	}
+}
+
+// Foreign keys from and to partitioned tables: a partitioned soft child
+// cascades into its partitions; deleting from a partition of a
+// referenced partitioned table, by the partition's own name, cascades as
+// the twin's does; a new reference to a soft-deleted partitioned row is
+// refused.
+func TestSchemaPartitionedForeignKeys(t *testing.T) {
+	e := newSchemaEnv(t)
+	if o := e.both(t, "DELETE FROM customers WHERE id = 10"); o.tag != "DELETE 1" {
+		t.Errorf("DELETE of customer 10 (visits in two partitions): tag %q, want DELETE 1", o.tag)
+	}
+	at := e.deletedAt(t, "customers", 10)
+	e.wantDisk(t, "visits_old", 1, map[int]*time.Time{1: at})
+	e.wantDisk(t, "visits_new", 2, map[int]*time.Time{2: at, 3: nil})
+	e.sameTables(t, "visits", "visits_old", "visits_new")
+
+	// event_refs 1 references event 3 (events_2025), 3 references event 9.
+	if o := e.both(t, "DELETE FROM events_2025 WHERE id = 3"); o.tag != "DELETE 1" {
+		t.Errorf("DELETE FROM events_2025 WHERE id = 3: tag %q, want DELETE 1", o.tag)
+	}
+	at3 := e.deletedAt(t, "events_2025", 3)
+	e.wantDisk(t, "event_refs", 2, map[int]*time.Time{1: at3, 3: nil})
+	if o := e.both(t, "DELETE FROM events WHERE id = 9"); o.tag != "DELETE 1" {
+		t.Errorf("DELETE FROM events WHERE id = 9: tag %q, want DELETE 1", o.tag)
+	}
+	at9 := e.deletedAt(t, "events_2026_h2", 9)
+	e.wantDisk(t, "event_refs", 2, map[int]*time.Time{1: at3, 3: at9})
+	e.bothFail(t, "INSERT INTO event_refs VALUES (7, 3, '2025-03-04 00:00+00')", "23503")
+	e.bothFail(t, "INSERT INTO event_refs VALUES (8, 9, '2026-09-10 00:00+00')", "23503")
+	e.bothFail(t, "INSERT INTO visits VALUES (9, 10, '2025-06-01 00:00+00')", "23503")
+	e.sameTables(t, "events", "event_refs", "visits")
 }
