@@ -72,6 +72,8 @@ CREATE TABLE visits_new PARTITION OF visits FOR VALUES FROM ('2026-01-01 00:00+0
 ALTER TABLE events ADD UNIQUE (id, at);
 CREATE TABLE event_refs (id int PRIMARY KEY, event_id int, event_at timestamptz,
   FOREIGN KEY (event_id, event_at) REFERENCES events (id, at) ON DELETE CASCADE, deleted_at timestamptz);
+CREATE TABLE event_holds (id int PRIMARY KEY, event_id int, event_at timestamptz,
+  FOREIGN KEY (event_id, event_at) REFERENCES events (id, at) ON DELETE RESTRICT);
 CREATE TABLE vendors  (id int PRIMARY KEY, code text UNIQUE, deleted_at timestamptz);
 CREATE TABLE supplies (id int PRIMARY KEY, vendor_code text REFERENCES vendors (code) ON DELETE CASCADE, deleted_at timestamptz);
 
@@ -103,6 +105,7 @@ INSERT INTO members (id, tenant, no) VALUES (1, 1, 1), (2, 1, 2), (3, 2, 1), (4,
 INSERT INTO audits (id, tenant, no) VALUES (1, 2, 2), (2, 1, NULL), (3, NULL, 2);
 INSERT INTO visits VALUES (1, 10, '2025-05-01 00:00+00'), (2, 10, '2026-05-01 00:00+00'), (3, 11, '2026-05-01 00:00+00');
 INSERT INTO event_refs SELECT r, id, at FROM events, LATERAL (VALUES (id / 3)) v(r) WHERE id IN (3, 9);
+INSERT INTO event_holds SELECT 1, id, at FROM events WHERE id = 4;
 INSERT INTO vendors VALUES (1, 'acme'), (2, 'Acme'), (3, NULL);
 INSERT INTO supplies (id, vendor_code) VALUES (1, 'acme'), (2, 'Acme'), (3, NULL);
 `
@@ -964,6 +967,10 @@ func TestSchemaPartitionedForeignKeys(t *testing.T) {
 	}
 	at9 := e.deletedAt(t, "events_2026_h2", 9)
 	e.wantDisk(t, "event_refs", 2, map[int]*time.Time{1: at3, 3: at9})
+	// event_holds 1 (plain, RESTRICT) holds event 4, by either name.
+	e.bothFail(t, "DELETE FROM events_2025 WHERE id = 4", "23503")
+	e.bothFail(t, "DELETE FROM events WHERE id = 4", "23503")
+	e.wantDisk(t, "events_2025", 4, map[int]*time.Time{4: nil})
 	e.bothFail(t, "INSERT INTO event_refs VALUES (7, 3, '2025-03-04 00:00+00')", "23503")
 	e.bothFail(t, "INSERT INTO event_refs VALUES (8, 9, '2026-09-10 00:00+00')", "23503")
 	e.bothFail(t, "INSERT INTO visits VALUES (9, 10, '2025-06-01 00:00+00')", "23503")
