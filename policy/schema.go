@@ -156,6 +156,7 @@ func (p *Policy) WithSchema(s *Schema) (*Policy, error) {
 		fk := s.ForeignKeys[i]
 		q.addDependent(&fk)
 	}
+	q.partitionDependents(byOID)
 	for i := range p.spec.Tables {
 		ts := &p.spec.Tables[i]
 		for _, c := range ts.Cascade {
@@ -190,6 +191,34 @@ func (q *Policy) addChildren(root *Table, oid uint32, kids map[uint32][]*Relatio
 		seen[k.OID] = true
 		q.add(&Table{Schema: k.Schema, Name: k.Name, DeletedAt: root.DeletedAt, DeletedBy: root.DeletedBy, Configured: root.Configured, OID: k.OID, Partitioned: k.Partitioned, Root: root})
 		q.addChildren(root, k.OID, kids, seen)
+	}
+}
+
+// partitionDependents gives each partition the foreign keys onto its
+// partitioned parent: such a key covers the partitions, so a DELETE that
+// names a partition must carry it out too. (An inheritance child is not
+// covered by its parent's keys, as in PostgreSQL.) Parents come before
+// their children in q.tables, so keys onto a grandparent reach the
+// leaves.
+func (q *Policy) partitionDependents(byOID map[uint32]*Relation) {
+	for _, t := range q.tables {
+		r := byOID[t.OID]
+		if t.OID == 0 || r == nil || r.Parent == 0 || t.Root == t {
+			continue
+		}
+		parent := byOID[r.Parent]
+		if parent == nil || !parent.Partitioned {
+			continue
+		}
+		for _, fk := range q.Dependents(parent.Schema, parent.Name) {
+			if fk.Parent.Schema != "" && fk.Parent.Schema != parent.Schema {
+				continue
+			}
+			c := *fk
+			c.Parent = RelName{Schema: t.Schema, Name: t.Name}
+			c.ParentTable = t
+			q.deps[t.Name] = append(q.deps[t.Name], &c)
+		}
 	}
 }
 
