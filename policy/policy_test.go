@@ -295,3 +295,28 @@ func TestWithSchemaNil(t *testing.T) {
 		t.Errorf("WithSchema(nil) = %v, want ErrNoSchema", err)
 	}
 }
+
+// A foreign key onto a partitioned table covers its partitions, so a
+// DELETE naming a partition (or a sub-partition) must carry it out; one
+// onto an inheritance parent does not cover the child, as in PostgreSQL.
+func TestPartitionsCarryTheirParentsForeignKeys(t *testing.T) {
+	s := testSchema()
+	s.ForeignKeys = append(s.ForeignKeys, ForeignKey{Name: "notes_events_fk", Child: RelName{"public", "notes"}, ChildCols: []string{"event_id"}, Parent: RelName{"public", "events"}, ParentCols: []string{"id"}, OnDelete: Restrict})
+	p, err := New(Spec{Mode: ModeEnforce, Tables: []TableSpec{{Name: "contacts", DeletedAt: "deleted_at"}, {Name: "events", DeletedAt: "gone_at"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := p.WithSchema(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"events", "events_2024", "events_2024_q1"} {
+		deps := q.Dependents("public", name)
+		if len(deps) != 1 || deps[0].Name != "notes_events_fk" || deps[0].Parent.Name != name || deps[0].ParentTable == nil || deps[0].ParentTable.Name != name {
+			t.Errorf("Dependents(%s) = %+v, want notes_events_fk with %s as its parent", name, deps, name)
+		}
+	}
+	if got := q.Dependents("public", "vip_contacts"); len(got) != 0 {
+		t.Errorf("Dependents(vip_contacts) = %+v, want none: an inheritance child is not covered by its parent's keys", got)
+	}
+}
