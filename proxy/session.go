@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -298,9 +299,12 @@ func (s *session) forwardServerMessage() (mid bool, err error) {
 	if err != nil {
 		return r.Buffered() > 0, err
 	}
-	if s.privileged {
+	switch {
+	case s.privileged && typ == 'C' && n <= maxSchemaTag:
+		err = s.privilegedTag(n)
+	case s.privileged:
 		err = copyMessage(w, r, n)
-	} else {
+	default:
 		err = s.serverMessage(typ, n)
 	}
 	if err != nil {
@@ -312,4 +316,28 @@ func (s *session) forwardServerMessage() (mid bool, err error) {
 		}
 	}
 	return false, nil
+}
+
+// maxSchemaTag bounds the CommandComplete bodies privilegedTag reads; the
+// tags it looks for are short.
+const maxSchemaTag = 32
+
+// privilegedTag forwards a privileged session's CommandComplete and marks
+// the database's catalog dirty when the tag says the schema of tables may
+// have changed. Privileged sessions are where migrations run, and their
+// SQL is not parsed: a partition created there must still be a
+// soft-delete table for the next session.
+func (s *session) privilegedTag(n int) error {
+	body, err := readMessage(s.ur, n, s.sbuf[:0])
+	if err != nil {
+		return err
+	}
+	s.sbuf = body[:0]
+	for _, tag := range [...]string{"CREATE TABLE", "ALTER TABLE", "DROP TABLE", "CREATE SCHEMA", "DROP SCHEMA", "ALTER SCHEMA", "CREATE FOREIGN TABLE"} {
+		if bytes.HasPrefix(body, []byte(tag)) {
+			s.db.dirty.Store(true)
+			break
+		}
+	}
+	return writeMessage(s.cw, 'C', body)
 }
