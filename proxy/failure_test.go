@@ -40,11 +40,13 @@ func backends(ctx context.Context, pg *pgtest.Server, app string, running bool) 
 	}
 	defer c.Close(context.Background())
 	var n int
-	err = c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND (state = 'active' OR NOT $2)", app, running).Scan(&n)
+	err = c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND (wait_event = 'PgSleep' OR NOT $2)", app, running).Scan(&n)
 	return n, err
 }
 
-// waitForQuery waits until a backend of the application runs a query.
+// waitForQuery waits until a backend of the application sleeps in
+// pg_sleep: the test's own query, not the catalog read the proxy runs on
+// the same backend before the client gets control.
 func waitForQuery(t *testing.T, pg *pgtest.Server, app string) {
 	t.Helper()
 	waitFor(t, "the query of "+app+" to start", func(ctx context.Context) bool {
