@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/tombstone-proxy/tombstone/catalog"
 )
 
 // Authentication request codes (AuthenticationXXX messages, type 'R').
@@ -398,7 +400,7 @@ func (s *session) resolvePrivileged() bool {
 	}
 	lits := make([]string, len(roles))
 	for i, r := range roles {
-		lits[i] = quoteLiteral(r)
+		lits[i] = catalog.Literal(r)
 	}
 	// Every function and operator is schema-qualified: the login role
 	// chooses its search_path (startup options, ALTER ROLE ... SET) and
@@ -471,13 +473,4 @@ func errorMessage(body []byte) string {
 		body = rest
 	}
 	return "unknown error"
-}
-
-// quoteLiteral quotes s as an SQL string literal that is safe whatever
-// standard_conforming_strings says.
-func quoteLiteral(s string) string {
-	if strings.ContainsRune(s, '\\') {
-		return "E'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
-	}
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
