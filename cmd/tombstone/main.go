@@ -63,7 +63,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(stderr, "tombstone: unknown command %q: want serve, rewrite, check-config or version (see tombstone --help)\n", name)
+		fmt.Fprintf(stderr, "tombstone: unknown command %q: want serve, rewrite, check-config, migrate or version (see tombstone --help)\n", name)
 		return exitUsage
 	}
 	return exitCode(cmd(stdio{stdin, stdout, stderr}, args), "tombstone "+name, stderr)
