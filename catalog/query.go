@@ -59,21 +59,28 @@ func array(names []string, typ string) string {
 }
 
 // queryTemplate: soft holds the configured tables and their descendants,
-// rels adds the cascade targets. A relation's parent is the first parent
+// rels adds the cascade targets. Temporary tables are left out: the query
+// runs in one session and its answer serves every session of the
+// database, and one session's temporary tables (and their foreign keys)
+// must not shape the rewrite of another's statements. A relation's parent is the first parent
 // (by inhseqno) in soft, else in rels, else 0, so that a configured table
 // whose own parent is not of interest is a root.
 const queryTemplate = `WITH RECURSIVE soft(oid) AS (
   SELECT c.oid FROM pg_catalog.pg_class c
   WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::pg_catalog."char"[])
+    AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
     AND c.relname OPERATOR(pg_catalog.=) ANY ($CONFIGURED)
   UNION
   SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN soft s ON i.inhparent OPERATOR(pg_catalog.=) s.oid
+    JOIN pg_catalog.pg_class ic ON ic.oid OPERATOR(pg_catalog.=) i.inhrelid
+  WHERE ic.relpersistence OPERATOR(pg_catalog.<>) 't'
 ),
 rels(oid) AS (
   SELECT s.oid FROM soft s
   UNION
   SELECT c.oid FROM pg_catalog.pg_class c
   WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::pg_catalog."char"[])
+    AND c.relpersistence OPERATOR(pg_catalog.<>) 't'
     AND c.relname OPERATOR(pg_catalog.=) ANY ($CASCADED)
 ),
 fks AS (

@@ -63,6 +63,7 @@ type Table struct {
 	// Known from the catalog; zero before one is applied.
 	OID         uint32
 	Partitioned bool   // relkind 'p': COPY ... TO refuses it, as the server does
+	Inherited   bool   // has inheritance children (not partitions)
 	Root        *Table // the configured table this one descends from; itself when configured
 }
 
@@ -191,6 +192,10 @@ func (p *Policy) Lookup(schema, name string) (*Table, bool) {
 	}
 	return nil, false
 }
+
+// Unique reports whether a reference can name only t: no other
+// soft-delete table shares its name.
+func (p *Policy) Unique(t *Table) bool { return len(p.byName[t.Name]) == 1 }
 
 // Dependents lists the foreign keys whose parent a reference names (with
 // Lookup's matching rules) and whose delete rule involves a soft-delete

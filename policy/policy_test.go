@@ -273,9 +273,9 @@ func TestDeclaredCascadeBecomesAForeignKey(t *testing.T) {
 	if declared == nil {
 		t.Fatalf("Dependents(contacts) = %+v, want a declared cascade", p.Dependents("public", "contacts"))
 	}
-	if declared.OnDelete != Cascade || declared.Child != (RelName{"", "notes"}) || !slices.Equal(declared.ChildCols, []string{"contact_id"}) ||
+	if declared.OnDelete != Cascade || declared.Child != (RelName{"public", "notes"}) || !slices.Equal(declared.ChildCols, []string{"contact_id"}) ||
 		declared.Parent != (RelName{"public", "contacts"}) || !slices.Equal(declared.ParentCols, []string{"id"}) || declared.ParentTable == nil {
-		t.Errorf("declared cascade = %+v, want notes.contact_id -> public.contacts(id) ON DELETE CASCADE", declared)
+		t.Errorf("declared cascade = %+v, want public.notes.contact_id (resolved in the catalog) -> public.contacts(id) ON DELETE CASCADE", declared)
 	}
 	// events has a two-column primary key: the declared cascade cannot
 	// say which column it holds, and that is a problem, not a guess.

@@ -160,6 +160,21 @@ func (p *Policy) WithSchema(s *Schema) (*Policy, error) {
 	for i := range p.spec.Tables {
 		ts := &p.spec.Tables[i]
 		for _, c := range ts.Cascade {
+			// The child is written schema-qualified in the rewrite, so the
+			// client's search_path (or a temporary table of the same name)
+			// cannot choose which table the cascade changes.
+			child := RelName{Schema: c.Schema, Name: c.Table}
+			var found []string
+			for j := range s.Relations {
+				if r := &s.Relations[j]; r.Name == c.Table && (c.Schema == "" || r.Schema == c.Schema) {
+					found = append(found, r.Schema)
+				}
+			}
+			if len(found) != 1 {
+				q.problems = append(q.problems, Problem{Table: specName(ts), Message: fmt.Sprintf("declared cascade to %s: %d tables of that name in this database; it is not carried out until exactly one is (qualify it with its schema)", child, len(found))})
+				continue
+			}
+			child.Schema = found[0]
 			for _, parent := range q.byName[ts.Name] {
 				if parent.OID == 0 || parent.Root != parent || (ts.Schema != "" && parent.Schema != ts.Schema) {
 					continue
@@ -170,7 +185,7 @@ func (p *Policy) WithSchema(s *Schema) (*Policy, error) {
 					continue
 				}
 				q.addDependent(&ForeignKey{
-					Child:      RelName{Schema: c.Schema, Name: c.Table},
+					Child:      child,
 					ChildCols:  []string{c.Column},
 					Parent:     RelName{Schema: parent.Schema, Name: parent.Name},
 					ParentCols: pk,
@@ -183,14 +198,17 @@ func (p *Policy) WithSchema(s *Schema) (*Policy, error) {
 	return q, nil
 }
 
-func (q *Policy) addChildren(root *Table, oid uint32, kids map[uint32][]*Relation, seen map[uint32]bool) {
+func (q *Policy) addChildren(parent *Table, oid uint32, kids map[uint32][]*Relation, seen map[uint32]bool) {
+	root := parent.Root
 	for _, k := range kids[oid] {
 		if seen[k.OID] {
 			continue
 		}
 		seen[k.OID] = true
-		q.add(&Table{Schema: k.Schema, Name: k.Name, DeletedAt: root.DeletedAt, DeletedBy: root.DeletedBy, Configured: root.Configured, OID: k.OID, Partitioned: k.Partitioned, Root: root})
-		q.addChildren(root, k.OID, kids, seen)
+		parent.Inherited = parent.Inherited || !parent.Partitioned
+		t := &Table{Schema: k.Schema, Name: k.Name, DeletedAt: root.DeletedAt, DeletedBy: root.DeletedBy, Configured: root.Configured, OID: k.OID, Partitioned: k.Partitioned, Root: root}
+		q.add(t)
+		q.addChildren(t, k.OID, kids, seen)
 	}
 }
 

@@ -86,16 +86,15 @@ func (s *Server) rebase(base *rewrite.Rewriter) {
 	defer s.dbMu.Unlock()
 	for _, db := range s.dbs {
 		db.mu.Lock()
-		schema := db.schema
-		db.mu.Unlock()
 		rw := base
-		if schema != nil {
-			if p, err := base.Policy().WithSchema(schema); err == nil {
+		if db.schema != nil {
+			if p, err := base.Policy().WithSchema(db.schema); err == nil {
 				rw = base.With(p)
 			}
 		}
 		db.rw.Store(rw)
 		db.dirty.Store(true)
+		db.mu.Unlock()
 	}
 }
 
@@ -128,12 +127,19 @@ func (s *session) loadCatalog() {
 	if err == nil {
 		schema, err = catalog.Decode(value)
 	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	// A reload may have come while the query ran: build on the
+	// configuration in force now (rebase stores under db.mu too), and
+	// leave the catalog dirty so its new tables are read.
+	if now := s.srv.rw.Load(); now != base {
+		base = now
+		db.dirty.Store(true)
+	}
 	var p *policy.Policy
 	if err == nil {
 		p, err = base.Policy().WithSchema(schema)
 	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
 	if err != nil {
 		db.err = err.Error()
 		db.dirty.Store(true)
