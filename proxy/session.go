@@ -45,7 +45,8 @@ type session struct {
 
 	user       string
 	privileged bool
-	db         *database // the database the client logged in to
+	dbname     string    // from the startup packet
+	db         *database // the database the client logged in to, once it has
 	cancelPkt  []byte    // CancelRequest for this session's backend
 
 	cr *bufio.Reader // client

@@ -42,14 +42,12 @@ func (s *session) startup() (ok bool, err error) {
 		}
 		return false, err
 	}
-	var dbname string
-	if s.user, dbname, err = startupUser(pkt[8:]); err != nil {
+	if s.user, s.dbname, err = startupUser(pkt[8:]); err != nil {
 		return false, s.protocolError(err.Error())
 	}
-	if dbname == "" {
-		dbname = s.user // as PostgreSQL defaults it
+	if s.dbname == "" {
+		s.dbname = s.user // as PostgreSQL defaults it
 	}
-	s.db = s.srv.database(dbname)
 
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	up, err := s.srv.dialUpstream(ctx)
@@ -261,6 +259,10 @@ func (s *session) authenticate() (bool, error) {
 			_ = s.cw.Flush()
 			return false, nil
 		case 'Z':
+			// Only now, with the login accepted: a client must not grow
+			// the proxy's table of databases by naming ones that do not
+			// exist.
+			s.db = s.srv.database(s.dbname)
 			s.privileged = s.resolvePrivileged()
 			s.log.Debug("session started", "user", s.user, "privileged", s.privileged)
 			if !s.privileged {
