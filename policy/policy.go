@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Mode says whether statements are rewritten (enforce) or only counted and
@@ -23,6 +24,9 @@ type Spec struct {
 	PrivilegedRoles    []string
 	PrivilegedMemberOf []string
 	Tables             []TableSpec
+	// Audit names the audit log table (schema-qualified); the zero value
+	// turns auditing off.
+	Audit RelName
 }
 
 // TableSpec is one configured soft-delete table.
@@ -30,7 +34,16 @@ type TableSpec struct {
 	Schema    string // empty: the name matches in any schema
 	Name      string
 	DeletedAt string
-	DeletedBy string // empty: no audit column
+	DeletedBy string // empty: no such column
+	// DeletedReason is the column a soft delete fills with its reason;
+	// empty: no such column.
+	DeletedReason string
+	// AllowRestore lets non-privileged logins restore through the proxy
+	// (UPDATE ... SET deleted_at = NULL).
+	AllowRestore bool
+	// Retention is how long tombstone purge keeps a deleted row; zero is
+	// forever.
+	Retention time.Duration
 	// Cascade declares relationships that have no foreign-key
 	// constraint: deleting a row of this table deletes the rows of
 	// Table whose Column equals this row's primary key, as ON DELETE
@@ -50,10 +63,13 @@ type CascadeSpec struct {
 // soft-delete under its own name too. A row is live while DeletedAt is
 // NULL.
 type Table struct {
-	Schema    string // empty: the table name matches in any schema
-	Name      string
-	DeletedAt string
-	DeletedBy string // empty: no audit column
+	Schema        string // empty: the table name matches in any schema
+	Name          string
+	DeletedAt     string
+	DeletedBy     string // empty: no such column
+	DeletedReason string // empty: no such column
+	AllowRestore  bool
+	Retention     time.Duration
 
 	// Configured is the table's name as the configuration gives it (the
 	// root's, for a child): the value of the table label in metrics,
@@ -65,6 +81,33 @@ type Table struct {
 	Partitioned bool   // relkind 'p': COPY ... TO refuses it, as the server does
 	Inherited   bool   // has inheritance children (not partitions)
 	Root        *Table // the configured table this one descends from; itself when configured
+	// DeletedByType is the deleted_by column's type as format_type
+	// prints it ("text", "uuid", "bigint", ...); empty when unknown.
+	DeletedByType string
+	// PrimaryKey lists the primary key's columns in key order; empty when
+	// the table has none or no catalog is applied.
+	PrimaryKey []string
+}
+
+// fromSpec is the table a spec entry configures, before a catalog says
+// more about it.
+func fromSpec(ts *TableSpec) *Table {
+	return &Table{
+		Schema: ts.Schema, Name: ts.Name,
+		DeletedAt: ts.DeletedAt, DeletedBy: ts.DeletedBy, DeletedReason: ts.DeletedReason,
+		AllowRestore: ts.AllowRestore, Retention: ts.Retention,
+		Configured: specName(ts),
+	}
+}
+
+// child is a partition or inheritance child of t's root, soft-delete with
+// the root's settings under its own name.
+func (t *Table) child(r *Relation) *Table {
+	root := t.Root
+	c := *root
+	c.Schema, c.Name, c.OID, c.Partitioned, c.Inherited, c.Root = r.Schema, r.Name, r.OID, r.Partitioned, false, root
+	c.DeletedByType, c.PrimaryKey = columnType(r, root.DeletedBy), r.PrimaryKey
+	return &c
 }
 
 // QualifiedName is schema.name, or name when the table matches any schema.
@@ -99,7 +142,7 @@ func New(spec Spec) (*Policy, error) {
 	p := newPolicy(spec)
 	for i := range spec.Tables {
 		ts := &spec.Tables[i]
-		t := &Table{Schema: ts.Schema, Name: ts.Name, DeletedAt: ts.DeletedAt, DeletedBy: ts.DeletedBy, Configured: specName(ts)}
+		t := fromSpec(ts)
 		t.Root = t
 		p.add(t)
 	}
@@ -245,6 +288,9 @@ func (p *Policy) HasCatalog() bool { return p.schema }
 // Helpers reports whether the database holds Tombstone's helper functions
 // (tombstone migrate installs them), which foreign-key checks call.
 func (p *Policy) Helpers() bool { return p.helpers }
+
+// Audit is the audit log table; the zero RelName when auditing is off.
+func (p *Policy) Audit() RelName { return p.spec.Audit }
 
 // Problems lists what applying the catalog found wrong: configured tables
 // that do not exist or lack their columns.

@@ -134,7 +134,12 @@ func (p *Policy) WithSchema(s *Schema) (*Policy, error) {
 			if ts.DeletedBy != "" && !hasColumn(r, ts.DeletedBy) {
 				q.problems = append(q.problems, Problem{Table: specName(ts), Message: fmt.Sprintf("table %s has no column %q (deleted_by); add it, or remove deleted_by for this table", r.Schema+"."+r.Name, ts.DeletedBy)})
 			}
-			root := &Table{Schema: ts.Schema, Name: ts.Name, DeletedAt: ts.DeletedAt, DeletedBy: ts.DeletedBy, Configured: specName(ts), OID: r.OID, Partitioned: r.Partitioned}
+			if ts.DeletedReason != "" && !hasColumn(r, ts.DeletedReason) {
+				q.problems = append(q.problems, Problem{Table: specName(ts), Message: fmt.Sprintf("table %s has no column %q (deleted_reason); add it, or remove deleted_reason for this table", r.Schema+"."+r.Name, ts.DeletedReason)})
+			}
+			root := fromSpec(ts)
+			root.OID, root.Partitioned = r.OID, r.Partitioned
+			root.DeletedByType, root.PrimaryKey = columnType(r, ts.DeletedBy), r.PrimaryKey
 			if ts.Schema == "" {
 				// Several schemas may hold the name; each is its own
 				// entry so that Dependents and children resolve by schema.
@@ -147,7 +152,7 @@ func (p *Policy) WithSchema(s *Schema) (*Policy, error) {
 		}
 		if !found {
 			q.problems = append(q.problems, Problem{Table: specName(ts), Message: fmt.Sprintf("configured table %s does not exist in this database; it is still enforced by name", specName(ts))})
-			t := &Table{Schema: ts.Schema, Name: ts.Name, DeletedAt: ts.DeletedAt, DeletedBy: ts.DeletedBy, Configured: specName(ts)}
+			t := fromSpec(ts)
 			t.Root = t
 			q.add(t)
 		}
@@ -199,14 +204,13 @@ func (p *Policy) WithSchema(s *Schema) (*Policy, error) {
 }
 
 func (q *Policy) addChildren(parent *Table, oid uint32, kids map[uint32][]*Relation, seen map[uint32]bool) {
-	root := parent.Root
 	for _, k := range kids[oid] {
 		if seen[k.OID] {
 			continue
 		}
 		seen[k.OID] = true
 		parent.Inherited = parent.Inherited || !parent.Partitioned
-		t := &Table{Schema: k.Schema, Name: k.Name, DeletedAt: root.DeletedAt, DeletedBy: root.DeletedBy, Configured: root.Configured, OID: k.OID, Partitioned: k.Partitioned, Root: root}
+		t := parent.child(k)
 		q.add(t)
 		q.addChildren(t, k.OID, kids, seen)
 	}
@@ -250,13 +254,16 @@ func (q *Policy) addDependent(fk *ForeignKey) {
 	q.deps[fk.Parent.Name] = append(q.deps[fk.Parent.Name], fk)
 }
 
-func hasColumn(r *Relation, name string) bool {
+func hasColumn(r *Relation, name string) bool { return columnType(r, name) != "" }
+
+// columnType is the type of r's column name, "" when r has no such column.
+func columnType(r *Relation, name string) string {
 	for _, c := range r.Columns {
-		if c.Name == name {
-			return true
+		if c.Name == name && name != "" {
+			return c.Type
 		}
 	}
-	return false
+	return ""
 }
 
 func specName(ts *TableSpec) string {

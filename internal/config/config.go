@@ -51,6 +51,7 @@ type File struct {
 	PrivilegedMemberOf []string      `yaml:"privileged_member_of"`
 	Defaults           TableDefaults `yaml:"defaults"`
 	Tables             []Table       `yaml:"tables"`
+	Audit              Audit         `yaml:"audit"`
 	Metrics            Metrics       `yaml:"metrics"`
 	Log                Log           `yaml:"log"`
 
@@ -87,8 +88,11 @@ type UpstreamTLS struct {
 
 // TableDefaults apply to every table that does not override them.
 type TableDefaults struct {
-	DeletedAt string `yaml:"deleted_at"`
-	DeletedBy string `yaml:"deleted_by"`
+	DeletedAt     string    `yaml:"deleted_at"`
+	DeletedBy     string    `yaml:"deleted_by"`
+	DeletedReason string    `yaml:"deleted_reason"`
+	AllowRestore  bool      `yaml:"allow_restore"`
+	Retention     Retention `yaml:"retention"`
 }
 
 // Table is one soft-delete table. Names are written as in SQL: unquoted
@@ -100,9 +104,19 @@ type Table struct {
 	// Name is "table" (matches that table in any schema) or "schema.table".
 	Name      string `yaml:"name"`
 	DeletedAt string `yaml:"deleted_at"`
-	// DeletedBy, when set, names a text column that a soft delete fills
-	// with the login role (session_user).
+	// DeletedBy, when set, names the column (text, integer, bigint or
+	// uuid) a soft delete fills with its actor: a sqlcommenter actor tag,
+	// else the tombstone.actor setting, else the login role.
 	DeletedBy string `yaml:"deleted_by"`
+	// DeletedReason, when set, names a text column a soft delete fills
+	// with its reason (sqlcommenter reason tag, else tombstone.reason).
+	DeletedReason string `yaml:"deleted_reason"`
+	// AllowRestore lets a non-privileged login restore rows through the
+	// proxy with UPDATE ... SET deleted_at = NULL.
+	AllowRestore bool `yaml:"allow_restore"`
+	// Retention is how long a soft-deleted row is kept before tombstone
+	// purge removes it; zero is never.
+	Retention Retention `yaml:"retention"`
 	// Cascade declares relationships without a foreign-key constraint:
 	// deleting a row of this table soft-deletes the rows of Table whose
 	// Column holds its primary key, as ON DELETE CASCADE would.
@@ -120,6 +134,55 @@ type Cascade struct {
 
 	Schema   string `yaml:"-"` // Table's schema, folded; "" for any schema
 	Relation string `yaml:"-"` // Table's table, folded
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	// Table is "schema.table", the audit log every soft delete, restore
+	// and purge writes one row per affected row to; "" turns it off.
+	Table string `yaml:"table"`
+
+	Schema   string `yaml:"-"` // Table's schema, folded
+	Relation string `yaml:"-"` // Table's table, folded
+}
+
+// Retention is a duration that also accepts days and weeks (90d, 2w), as
+// retention periods are written; "never" or 0 means keep forever.
+type Retention time.Duration
+
+// UnmarshalYAML reads 90d, 2w, 36h, 1h30m or never.
+func (r *Retention) UnmarshalYAML(n *yaml.Node) error {
+	d, err := ParseRetention(n.Value)
+	if err != nil {
+		return err
+	}
+	*r = Retention(d)
+	return nil
+}
+
+// ParseRetention reads a retention period: a whole number of days (90d)
+// or weeks (2w), any Go duration (36h, 1h30m), or never (also 0).
+func ParseRetention(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if v == "never" || v == "0" || v == "" {
+		return 0, nil
+	}
+	bad := fmt.Errorf("%q is not a retention period: write days (90d), weeks (2w), hours (36h) or never", v)
+	for unit, size := range map[byte]time.Duration{'d': 24 * time.Hour, 'w': 7 * 24 * time.Hour} {
+		if v[len(v)-1] != unit {
+			continue
+		}
+		k, err := strconv.Atoi(v[:len(v)-1])
+		if err != nil || k < 0 || k > 100000 {
+			return 0, bad
+		}
+		return time.Duration(k) * size, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, bad
+	}
+	return d, nil
 }
 
 // QualifiedName is the folded schema.table (or table), quoted where SQL
@@ -425,8 +488,17 @@ func (f *File) applyDefaults(present map[string]int) {
 	}
 	def(&f.Defaults.DeletedAt, DefaultDeletedAt)
 	for i := range f.Tables {
-		def(&f.Tables[i].DeletedAt, f.Defaults.DeletedAt)
-		def(&f.Tables[i].DeletedBy, f.Defaults.DeletedBy)
+		t := &f.Tables[i]
+		def(&t.DeletedAt, f.Defaults.DeletedAt)
+		def(&t.DeletedBy, f.Defaults.DeletedBy)
+		def(&t.DeletedReason, f.Defaults.DeletedReason)
+		key := fmt.Sprintf("tables[%d].", i)
+		if present[key+"allow_restore"] == 0 {
+			t.AllowRestore = f.Defaults.AllowRestore
+		}
+		if present[key+"retention"] == 0 {
+			t.Retention = f.Defaults.Retention
+		}
 	}
 	def(&f.Log.Format, "text")
 	def(&f.Log.Level, "info")
@@ -562,6 +634,17 @@ func (f *File) validate(lines map[string]int) error {
 	}
 	column("defaults.deleted_at", &f.Defaults.DeletedAt)
 	column("defaults.deleted_by", &f.Defaults.DeletedBy)
+	column("defaults.deleted_reason", &f.Defaults.DeletedReason)
+	if f.Audit.Table != "" {
+		if schema, name, ok := relation("audit.table", f.Audit.Table); ok {
+			if schema == "" {
+				// An unqualified name would resolve through each
+				// session's search_path, which the client chooses.
+				bad("audit.table", "%q has no schema: write schema.table, such as tombstone.audit_log", f.Audit.Table)
+			}
+			f.Audit.Schema, f.Audit.Relation = schema, name
+		}
+	}
 	seen := map[[2]string]int{}
 	for i := range f.Tables {
 		t := &f.Tables[i]
@@ -577,6 +660,15 @@ func (f *File) validate(lines map[string]int) error {
 		}
 		tableColumn(key+".deleted_at", &t.DeletedAt)
 		tableColumn(key+".deleted_by", &t.DeletedBy)
+		tableColumn(key+".deleted_reason", &t.DeletedReason)
+		for _, c := range []struct{ k, v string }{{"deleted_by", t.DeletedBy}, {"deleted_reason", t.DeletedReason}} {
+			if c.v != "" && c.v == t.DeletedAt {
+				bad(key+"."+c.k, "%q is also the deleted_at column: give it a column of its own", c.v)
+			}
+		}
+		if t.DeletedBy != "" && t.DeletedBy == t.DeletedReason {
+			bad(key+".deleted_reason", "%q is also the deleted_by column: give it a column of its own", t.DeletedReason)
+		}
 		if t.Name == "" {
 			bad(key+".name", "table name is required")
 		} else if schema, name, ok := relation(key+".name", t.Name); ok {

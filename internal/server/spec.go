@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/tombstone-proxy/tombstone/internal/config"
 	"github.com/tombstone-proxy/tombstone/metrics"
@@ -24,9 +25,14 @@ func PolicySpec(f *config.File) policy.Spec {
 		PrivilegedRoles:    f.PrivilegedRoles,
 		PrivilegedMemberOf: f.PrivilegedMemberOf,
 		Tables:             make([]policy.TableSpec, 0, len(f.Tables)),
+		Audit:              policy.RelName{Schema: f.Audit.Schema, Name: f.Audit.Relation},
 	}
 	for _, t := range f.Tables {
-		ts := policy.TableSpec{Schema: t.Schema, Name: t.Relation, DeletedAt: t.DeletedAt, DeletedBy: t.DeletedBy}
+		ts := policy.TableSpec{
+			Schema: t.Schema, Name: t.Relation,
+			DeletedAt: t.DeletedAt, DeletedBy: t.DeletedBy, DeletedReason: t.DeletedReason,
+			AllowRestore: t.AllowRestore, Retention: time.Duration(t.Retention),
+		}
 		for _, c := range t.Cascade {
 			ts.Cascade = append(ts.Cascade, policy.CascadeSpec{Schema: c.Schema, Table: c.Relation, Column: c.Column})
 		}
