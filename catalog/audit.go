@@ -51,8 +51,8 @@ func AuditTable(t policy.RelName) []string {
   fingerprint text,
   deletion timestamptz
 )`,
-		"CREATE INDEX IF NOT EXISTS " + QuoteIdent(boundedName(t.Name+"_table_key", t.Name, true)) + " ON " + name + " (table_name, key)",
-		"CREATE INDEX IF NOT EXISTS " + QuoteIdent(boundedName(t.Name+"_deletion", t.Name, true)) + " ON " + name + " (deletion)",
+		"CREATE INDEX IF NOT EXISTS " + QuoteIdent(boundedName(t.Name+"_table_key", t.Name, false)) + " ON " + name + " (table_name, key)",
+		"CREATE INDEX IF NOT EXISTS " + QuoteIdent(boundedName(t.Name+"_deletion", t.Name, false)) + " ON " + name + " (deletion)",
 		"REVOKE ALL ON " + name + " FROM PUBLIC",
 		"GRANT INSERT (" + strings.Join(cols, ", ") + ") ON " + name + " TO PUBLIC",
 	}
