@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tombstone-proxy/tombstone/catalog"
-	"github.com/tombstone-proxy/tombstone/internal/server"
 )
 
 // migrate prints, or with --apply runs, the DDL that installs Tombstone's
@@ -33,30 +32,14 @@ functions.`, std)
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	if *dsn == "" {
-		return usagef("--dsn DSN is required")
-	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
-	}
-	// server.NewPolicy reports a declared cascade cycle as the other
-	// commands do.
-	if _, err := server.NewPolicy(cfg); err != nil {
-		return &configError{err}
-	}
-	spec := server.PolicySpec(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	conn, err := pgx.Connect(ctx, *dsn)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.Background())
-	schema, err := catalog.Read(ctx, conn, spec)
+	db, err := openDatabase(ctx, *path, *dsn)
 	if err != nil {
 		return err
 	}
+	defer db.conn.Close(context.Background())
+	conn, spec, schema := db.conn, db.spec, db.schema
 	plan := catalog.Plan(spec, schema)
 	if !*apply {
 		for _, stmt := range plan {
