@@ -28,6 +28,11 @@ Usage:
   tombstone rewrite --config FILE [--role ROLE] SQL  show what the proxy does with SQL ("-" reads stdin)
   tombstone check-config --config FILE               validate a configuration file and exit
   tombstone migrate --config FILE --dsn DSN [--apply]  install the database objects Tombstone needs
+  tombstone doctor --config FILE --dsn DSN           check a database's soft-delete schema
+  tombstone restore --config FILE --dsn DSN --table T --where SQL [--cascade] [--dry-run]
+                                                     bring soft-deleted rows back
+  tombstone purge --config FILE --dsn DSN [--older-than 90d] [--table T] [--dry-run]
+                                                     remove rows deleted longer ago than retention
   tombstone version                                  print version and build information
 
 Run "tombstone COMMAND --help" for a command's flags.
@@ -50,6 +55,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"rewrite":      dryRun,
 		"check-config": checkConfig,
 		"migrate":      migrate,
+		"doctor":       doctor,
+		"restore":      restore,
+		"purge":        purge,
 		"version":      version,
 	}
 	if len(args) == 0 {
@@ -63,7 +71,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(stderr, "tombstone: unknown command %q: want serve, rewrite, check-config, migrate or version (see tombstone --help)\n", name)
+		fmt.Fprintf(stderr, "tombstone: unknown command %q: want serve, rewrite, check-config, migrate, doctor, restore, purge or version (see tombstone --help)\n", name)
 		return exitUsage
 	}
 	return exitCode(cmd(stdio{stdin, stdout, stderr}, args), "tombstone "+name, stderr)
