@@ -61,6 +61,12 @@ type Server struct {
 	closing   bool
 	wg        sync.WaitGroup // one per session
 	nextID    atomic.Uint64
+
+	// afterForward, when set (only by tests, through export_test.go), runs
+	// after each client message has gone upstream. It widens races between
+	// the two forwarding goroutines that are otherwise a few microseconds
+	// wide, so a test can make them happen every time.
+	afterForward atomic.Pointer[func(typ byte)]
 }
 
 // NewServer checks opts and returns a Server that rewrites with rw.

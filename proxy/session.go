@@ -262,6 +262,9 @@ func (s *session) forwardClientMessage() (byte, error) {
 			return typ, &writeError{err}
 		}
 	}
+	if hook := s.srv.afterForward.Load(); hook != nil {
+		(*hook)(typ)
+	}
 	return typ, nil
 }
 
