@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"encoding/hex"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -294,13 +293,6 @@ func boundedName(name, key string, hash bool) string {
 		cut--
 	}
 	return name[:cut] + suffix
-}
-
-// hexText is an SQL expression of type text whose value is s, spelt in
-// hexadecimal digits only: safe inside a dollar-quoted body whatever s
-// holds.
-func hexText(s string) string {
-	return "pg_catalog.convert_from(pg_catalog.decode('" + hex.EncodeToString([]byte(s)) + "', 'hex'), 'UTF8')"
 }
 
 // triggerArg quotes a trigger argument: CREATE TRIGGER takes string
