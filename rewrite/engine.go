@@ -29,6 +29,12 @@ type engine struct {
 	cteDepth int
 	hoist    []*pg.Node
 	fkSeq    int // numbers the CTEs foreignkey.go adds, unique per text
+	// The top-level statement being rewritten: the sqlcommenter tags of
+	// its comments and its fingerprint, which a deletion writes
+	// (deletion.go).
+	tags        tags
+	fingerprint string
+	ctxMade     bool // the statement's deletion context CTE exists (foreignkey.go)
 }
 
 // scope is the chain of CTE names visible at a point of the query. An
@@ -337,16 +343,20 @@ func (e *engine) deleteStmt(n *pg.Node, d *pg.DeleteStmt, sc *scope) (bool, erro
 	}
 	live := isNull(columnRef(refQual(d.Relation), t.DeletedAt))
 	where := and(append([]*pg.Node{d.WhereClause, live}, pending...)...)
+	set, err := softSetTargets(t, e.inline())
+	if err != nil {
+		return false, err
+	}
 	n.Node = &pg.Node_UpdateStmt{UpdateStmt: &pg.UpdateStmt{
 		Relation:      d.Relation,
-		TargetList:    softDeleteTargets(tableCols{t.DeletedAt, t.DeletedBy}),
+		TargetList:    set,
 		WhereClause:   where,
 		FromClause:    d.UsingClause,
 		ReturningList: d.ReturningList,
 		WithClause:    d.WithClause,
 	}}
 	e.apply(t, KindDelete)
-	if len(deps) > 0 {
+	if len(deps) > 0 || e.audited() {
 		if err := e.foreignKeys(n, d.Relation, t, deps); err != nil {
 			return false, err
 		}
@@ -661,8 +671,17 @@ func (e *engine) mergeStmt(m *pg.MergeStmt, sc *scope) error {
 			wc.Condition = and(wc.Condition, isNull(columnRef(refQual(m.Relation), t.DeletedAt)))
 		}
 		if wc.CommandType == pg.CmdType_CMD_DELETE {
+			if e.audited() {
+				// The audit rows would need the deleted rows in a CTE,
+				// which a MERGE action cannot feed.
+				return unsupported("MERGE ... THEN DELETE with the audit log on", t)
+			}
+			set, err := softSetTargets(t, e.inline())
+			if err != nil {
+				return err
+			}
 			wc.CommandType = pg.CmdType_CMD_UPDATE
-			wc.TargetList = softDeleteTargets(tableCols{t.DeletedAt, t.DeletedBy})
+			wc.TargetList = set
 			e.apply(t, KindDelete)
 		}
 	}

@@ -43,7 +43,14 @@ type fkPlan struct {
 	keys   map[string]string
 	path   []string // the soft tables on the current cascade path, for cycles
 	target string   // the name of the target CTE
+	// cascaded names the cascade CTEs, whose RETURNING carries
+	// tombstone_oid and tombstone_key for the audit log.
+	cascaded []string
 }
+
+// deletionCtx is the name of the CTE holding a statement's deletion values
+// (deletion.go): one per top-level statement, shared by all its DELETEs.
+const deletionCtx = "tombstone_ctx"
 
 // foreignKeys rewrites the DELETE n (already the soft-delete UPDATE when
 // soft is set, still a DELETE for a plain parent) so that the foreign keys
@@ -59,10 +66,11 @@ func (e *engine) foreignKeys(n *pg.Node, rv *pg.RangeVar, soft *policy.Table, de
 	if soft != nil {
 		p.path = []string{soft.QualifiedName()}
 	}
+	audit := soft != nil && e.audited()
 	if err := p.expand(p.target, parent, soft != nil, deps, p.targetKey); err != nil {
 		return err
 	}
-	if len(p.ctes) == 0 {
+	if len(p.ctes) == 0 && !audit {
 		return nil // nothing to carry out: SET NULL or RESTRICT from a plain parent, which the server does
 	}
 	if len(p.checks) > 0 && !e.policy.Helpers() {
@@ -92,12 +100,33 @@ func (e *engine) foreignKeys(n *pg.Node, rv *pg.RangeVar, soft *policy.Table, de
 		// target CTE.
 		return unsupported("DELETE ... USING ... RETURNING on a table with foreign keys", soft)
 	}
-	target, err := p.targetSelect(rv, soft, *from, *where)
+	target, err := p.targetSelect(rv, soft, *from, *where, audit)
 	if err != nil {
 		return err
 	}
 	items := []*pg.Node{target}
-	for _, c := range p.ctes {
+	ctes := p.ctes
+	if soft != nil {
+		if !e.ctxMade {
+			// First in the statement: the context goes ahead of every
+			// CTE that reads it.
+			e.ctxMade = true
+			ctx, err := parseCTE(e.ctxCTE(deletionCtx))
+			if err != nil {
+				return refuseInternal(err)
+			}
+			items = append([]*pg.Node{ctx}, items...)
+		}
+		set, err := softSetTargets(soft, fromContext(deletionCtx))
+		if err != nil {
+			return err
+		}
+		n.GetUpdateStmt().TargetList = set
+		if audit {
+			ctes = append(ctes, e.auditCTE(p.target+"_audit", "delete", deletionCtx, "(SELECT tombstone_at FROM "+deletionCtx+")", append([]string{p.target}, p.cascaded...)))
+		}
+	}
+	for _, c := range ctes {
 		item, err := parseCTE(c)
 		if err != nil {
 			return refuseInternal(err)
@@ -154,12 +183,20 @@ func (p *fkPlan) targetKey(col string) string {
 }
 
 // targetSelect builds tombstone_target: the rows the client's DELETE
-// chooses, locked, with the keys the cascades and checks read.
-func (p *fkPlan) targetSelect(rv *pg.RangeVar, soft *policy.Table, from []*pg.Node, where *pg.Node) (*pg.Node, error) {
+// chooses, locked, with the keys the cascades and checks read, and with
+// audit their primary key for the audit log.
+func (p *fkPlan) targetSelect(rv *pg.RangeVar, soft *policy.Table, from []*pg.Node, where *pg.Node, audit bool) (*pg.Node, error) {
 	qual := refQual(rv)
 	cols := []*pg.Node{
 		pg.MakeResTargetNodeWithNameAndVal("tombstone_oid", columnRef(qual, "tableoid"), -1),
 		pg.MakeResTargetNodeWithNameAndVal("tombstone_ctid", columnRef(qual, "ctid"), -1),
+	}
+	if audit {
+		key, err := parseExpr(keyJSON(soft, strings.Join(quoteQual(qual), ".")))
+		if err != nil {
+			return nil, refuseInternal(err)
+		}
+		cols = append(cols, pg.MakeResTargetNodeWithNameAndVal("tombstone_key", key, -1))
 	}
 	names := make([]string, 0, len(p.keys))
 	for col := range p.keys {
@@ -292,9 +329,9 @@ func (p *fkPlan) cascade(source string, fk *policy.ForeignKey, key func(string) 
 		return err
 	}
 	rel, only := childRel(fk)
-	set := quoteIdent(child.DeletedAt) + " = pg_catalog.now()"
-	if child.DeletedBy != "" {
-		set += ", " + quoteIdent(child.DeletedBy) + " = SESSION_USER"
+	set, err := softSet(child, fromContext(deletionCtx))
+	if err != nil {
+		return err
 	}
 	live := "tombstone_child." + quoteIdent(child.DeletedAt) + " IS NULL"
 	var text string
@@ -331,6 +368,9 @@ func (p *fkPlan) cascade(source string, fk *policy.ForeignKey, key func(string) 
 	for i, col := range cols {
 		ret[i] = "tombstone_child." + quoteIdent(col) + " AS " + returning[col]
 	}
+	if p.e.audited() {
+		ret = append(ret, "tombstone_child.tableoid AS tombstone_oid", keyJSON(child, "tombstone_child")+" AS tombstone_key")
+	}
 	if len(ret) > 0 {
 		text += " RETURNING " + strings.Join(ret, ", ")
 	}
@@ -338,6 +378,7 @@ func (p *fkPlan) cascade(source string, fk *policy.ForeignKey, key func(string) 
 	p.e.apply(child, KindCascade)
 	p.ctes = append(p.ctes, sub.ctes...)
 	p.checks = append(p.checks, sub.checks...)
+	p.cascaded = append(append(p.cascaded, cte), sub.cascaded...)
 	return nil
 }
 

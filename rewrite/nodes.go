@@ -41,25 +41,6 @@ func and(conds ...*pg.Node) *pg.Node {
 	return pg.MakeBoolExprNode(pg.BoolExprType_AND_EXPR, args, -1)
 }
 
-// softDeleteTargets is SET deleted_at = pg_catalog.now()[, deleted_by =
-// session_user]. Everything the rules emit is schema-qualified or a
-// keyword: search_path belongs to the client, and a public.now() ahead of
-// pg_catalog would otherwise turn every soft delete into a no-op.
-func softDeleteTargets(t tableCols) []*pg.Node {
-	now := pg.MakeFuncCallNode([]*pg.Node{pg.MakeStrNode("pg_catalog"), pg.MakeStrNode("now")}, nil, -1)
-	targets := []*pg.Node{pg.MakeResTargetNodeWithNameAndVal(t.deletedAt, now, -1)}
-	if t.deletedBy != "" {
-		user := &pg.Node{Node: &pg.Node_SqlvalueFunction{SqlvalueFunction: &pg.SQLValueFunction{
-			Op: pg.SQLValueFunctionOp_SVFOP_SESSION_USER, Typmod: -1, Location: -1,
-		}}}
-		targets = append(targets, pg.MakeResTargetNodeWithNameAndVal(t.deletedBy, user, -1))
-	}
-	return targets
-}
-
-// tableCols are the soft-delete columns of a configured table.
-type tableCols struct{ deletedAt, deletedBy string }
-
 // refQual is how a filter refers to a relation: its alias when it has one,
 // otherwise the name exactly as written (schema.t.deleted_at is valid when
 // FROM names schema.t).

@@ -304,3 +304,27 @@ func refuseCopyPartitioned(t *policy.Table) *Refusal {
 		Table:   t.QualifiedName(),
 	}
 }
+
+// refuseBadTag: a sqlcommenter actor or reason tag decodes to bytes that
+// are not UTF-8 text, which the deleted_by or deleted_reason column could
+// not hold as written.
+func refuseBadTag(key string) *Refusal {
+	return &Refusal{
+		Reason:  ReasonUnsupported,
+		Code:    "22021",
+		Message: fmt.Sprintf("tombstone: the %s tag of the statement's sqlcommenter comment is not valid UTF-8 once URL-decoded, so the statement was refused", key),
+		Hint:    "URL-encode the value's UTF-8 bytes (%C3%A9 for é), as sqlcommenter libraries do.",
+	}
+}
+
+// refuseActorType: deleted_by has a type the actor cannot be converted
+// to exactly.
+func refuseActorType(t *policy.Table, typ string) *Refusal {
+	return &Refusal{
+		Reason:  ReasonUnsupported,
+		Code:    "0A000",
+		Message: fmt.Sprintf("tombstone: DELETE on %s must fill deleted_by column %q, whose type %s is not text, integer, bigint or uuid, so it was refused", t.QualifiedName(), t.DeletedBy, typ),
+		Hint:    "Make the deleted_by column text, integer, bigint or uuid, or remove deleted_by for this table from the Tombstone configuration.",
+		Table:   t.QualifiedName(),
+	}
+}

@@ -91,9 +91,17 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 		return nil, refuseUnparseable(err.Error())
 	}
 	e := &engine{policy: r.policy, filter: r.filter, handled: make(map[*pg.RangeVar]struct{})}
+	comments := commentSpans(sql)
 	stmts := make([]Statement, 0, len(tree.Stmts))
 	for i, raw := range tree.Stmts {
 		changedBefore, appliedBefore := e.changed, len(e.applied)
+		from, to := stmtRange(sql, tree, i)
+		var bad *Refusal
+		if e.tags, bad = statementTags(sql, comments, from, to); bad != nil {
+			return nil, bad
+		}
+		e.fingerprint = Fingerprint(sql[from:stmtEnd(sql, raw)])
+		e.ctxMade = false
 		st, err := e.topLevel(raw.Stmt)
 		if err == nil {
 			err = e.verify(raw.Stmt)
@@ -110,7 +118,7 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 		// ahead of the refused one run (and may open a transaction that
 		// the refusal must then abort). They go to the proxy in Before.
 		last := tree.Stmts[i-1]
-		before, bad := result(sql[:last.StmtLocation+last.StmtLen],
+		before, bad := result(sql[:stmtEnd(sql, last)],
 			&pg.ParseResult{Version: tree.Version, Stmts: tree.Stmts[:i]},
 			changedBefore, stmts, e.applied[:appliedBefore])
 		if bad != nil {
@@ -124,17 +132,61 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 }
 
 // result is the Result for parsed text: the text itself when no rule
-// changed it (never a deparse, which would drop comments), else the
-// deparsed tree.
+// changed it, else the deparsed tree. Deparse drops comments, so each
+// statement's comments follow its deparsed text (comment.go); a text with
+// several statements and comments is deparsed statement by statement, so
+// that each keeps its own.
 func result(sql string, tree *pg.ParseResult, changed bool, stmts []Statement, applied []Applied) (*Result, *Refusal) {
 	if !changed {
 		return &Result{SQL: sql, Statements: stmts}, nil
 	}
-	out, err := pgDeparse(tree)
-	if err != nil {
-		return nil, refuseDeparse(err)
+	comments := commentSpans(sql)
+	if len(comments) == 0 || len(tree.Stmts) == 1 {
+		out, err := pgDeparse(tree)
+		if err != nil {
+			return nil, refuseDeparse(err)
+		}
+		if len(comments) > 0 {
+			out = string(appendComments([]byte(out), sql, comments, 0, len(sql)))
+		}
+		return &Result{SQL: out, Changed: true, Statements: stmts, Applied: applied}, nil
 	}
-	return &Result{SQL: out, Changed: true, Statements: stmts, Applied: applied}, nil
+	var out []byte
+	for i, raw := range tree.Stmts {
+		one, err := pgDeparse(&pg.ParseResult{Version: tree.Version, Stmts: []*pg.RawStmt{raw}})
+		if err != nil {
+			return nil, refuseDeparse(err)
+		}
+		if i > 0 {
+			out = append(out, "; "...)
+		}
+		from, to := stmtRange(sql, tree, i)
+		out = appendComments(append(out, one...), sql, comments, from, to)
+	}
+	return &Result{SQL: string(out), Changed: true, Statements: stmts, Applied: applied}, nil
+}
+
+// stmtRange is the part of sql that belongs to statement i: from its start
+// to the next statement's, the last one to the end of the text (so a
+// comment after the final semicolon is the last statement's).
+func stmtRange(sql string, tree *pg.ParseResult, i int) (from, to int) {
+	if i > 0 {
+		from = stmtEnd(sql, tree.Stmts[i-1])
+	}
+	to = len(sql)
+	if i+1 < len(tree.Stmts) {
+		to = stmtEnd(sql, tree.Stmts[i])
+	}
+	return from, to
+}
+
+// stmtEnd is where raw's text ends; pg_query gives the last statement a
+// length of 0, meaning the rest of the text.
+func stmtEnd(sql string, raw *pg.RawStmt) int {
+	if raw.StmtLen == 0 {
+		return len(sql)
+	}
+	return int(raw.StmtLocation + raw.StmtLen)
 }
 
 // asRefusal returns the engine's refusal. The engine only fails with

@@ -191,7 +191,7 @@ END $$`); err != nil {
 	}
 	src := scalar[string](t, p.super(t), "SELECT prosrc FROM pg_proc WHERE proname = 'f'")
 	for _, want := range []string{
-		"UPDATE users SET removed_at = pg_catalog.now(), removed_by = session_user WHERE user_id = u AND users.removed_at IS NULL;",
+		"UPDATE users SET removed_at = (SELECT pg_catalog.clock_timestamp()), removed_by = COALESCE(CASE WHEN pg_catalog.current_setting('tombstone.actor', true) OPERATOR(pg_catalog.<>) '' THEN pg_catalog.current_setting('tombstone.actor', true) END, session_user::pg_catalog.text) WHERE user_id = u AND users.removed_at IS NULL;",
 		"(SELECT count(*) FROM orders o WHERE o.user_id = u AND o.gone_at IS NULL)",
 	} {
 		if !strings.Contains(src, want) {
