@@ -5,7 +5,7 @@ REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/tombstone-proxy/tombstone/internal/buildinfo.Version=$(VERSION) \
            -X github.com/tombstone-proxy/tombstone/internal/buildinfo.Revision=$(REVISION)
 
-.PHONY: all build test demo bench deps vet
+.PHONY: all build test check test-clients demo bench deps deps-clients vet
 
 all: build
 
@@ -22,6 +22,18 @@ vet:
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 45m ./...
+
+# The client matrix (internal/clients): node-postgres, Sequelize, Knex,
+# psycopg2, Django, SQLAlchemy, ActiveRecord and psql through Tombstone,
+# compared with a hard-delete twin database. Installs the clients first;
+# one that cannot be installed fails the run. -v: the log lists each
+# client's version.
+deps-clients:
+	@scripts/ensure-clients.sh
+
+test-clients: deps deps-clients
+	$(GO) vet -tags clients ./internal/clients
+	$(GO) test -tags clients -count=1 -timeout 20m -v ./internal/clients
 
 # Throwaway Postgres + demo schema + Tombstone in front; prints a DATABASE_URL.
 # Built and run rather than `go run`: go run exits 1 after Ctrl-C even when
