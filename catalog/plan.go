@@ -200,30 +200,9 @@ func Plan(spec policy.Spec, s *policy.Schema) []string {
 		"GRANT EXECUTE ON FUNCTION tombstone.fail(text, text, text, text) TO PUBLIC",
 		dropChecks,
 	}
-	p, err := policy.New(spec)
-	if err != nil || s == nil {
-		return plan
-	}
-	p2, err := p.WithSchema(s)
-	if err != nil {
-		return plan
-	}
-	partitioned := map[policy.RelName]bool{}
-	columns := map[policy.RelName]map[string]bool{}
-	for _, r := range s.Relations {
-		rn := policy.RelName{Schema: r.Schema, Name: r.Name}
-		partitioned[rn] = r.Partitioned
-		columns[rn] = map[string]bool{}
-		for _, c := range r.Columns {
-			columns[rn][c.Name] = true
-		}
-	}
 	functions := map[policy.RelName]bool{}
-	for _, fk := range s.ForeignKeys {
-		parent, ok := p2.Lookup(fk.Parent.Schema, fk.Parent.Name)
-		if !ok || fk.Name == "" || !columns[fk.Parent][parent.DeletedAt] {
-			continue
-		}
+	for _, c := range checkTriggers(spec, s) {
+		fk := c.fk
 		fn := "tombstone." + QuoteIdent(CheckFunction(fk.Parent))
 		if !functions[fk.Parent] {
 			functions[fk.Parent] = true
@@ -235,6 +214,79 @@ func Plan(spec policy.Spec, s *policy.Schema) []string {
 				"DO $tombstone$ BEGIN EXECUTE pg_catalog.format('ALTER FUNCTION tombstone.%I() OWNER TO %I', "+hexText(CheckFunction(fk.Parent))+
 					", (SELECT r.rolname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) c.relowner WHERE c.oid OPERATOR(pg_catalog.=) "+
 					hexText(QuoteIdent(fk.Parent.Schema)+"."+QuoteIdent(fk.Parent.Name))+"::pg_catalog.regclass)); END $tombstone$")
+		}
+		quoted := make([]string, len(c.cols))
+		for i, col := range c.cols {
+			quoted[i] = QuoteIdent(col)
+		}
+		lits := make([]string, len(c.args))
+		for i, a := range c.args {
+			lits[i] = triggerArg(a)
+		}
+		deferrable := ""
+		if fk.Deferrable {
+			deferrable = " DEFERRABLE INITIALLY IMMEDIATE"
+		}
+		plan = append(plan,
+			fmt.Sprintf("CREATE CONSTRAINT TRIGGER %s AFTER INSERT OR UPDATE OF %s ON %s%s FOR EACH ROW EXECUTE FUNCTION %s(%s)",
+				QuoteIdent(c.Name), strings.Join(quoted, ", "), QuoteIdent(c.Table.Schema)+"."+QuoteIdent(c.Table.Name), deferrable, fn, strings.Join(lits, ", ")))
+	}
+	return plan
+}
+
+// CheckTrigger is one constraint trigger Plan creates: its name and the
+// child table it is on.
+type CheckTrigger struct {
+	Table policy.RelName
+	Name  string
+}
+
+// CheckTriggers lists the constraint triggers Plan creates for s, so that
+// a check (tombstone doctor) can tell whether they are all in place.
+func CheckTriggers(spec policy.Spec, s *policy.Schema) []CheckTrigger {
+	var out []CheckTrigger
+	for _, c := range checkTriggers(spec, s) {
+		out = append(out, c.CheckTrigger)
+	}
+	return out
+}
+
+// checkTrigger is a CheckTrigger with what its CREATE needs: the foreign
+// key, the columns whose change fires it, and its arguments (see
+// checkBody).
+type checkTrigger struct {
+	CheckTrigger
+	fk   policy.ForeignKey
+	cols []string
+	args []string
+}
+
+// checkTriggers lists the triggers for every foreign-key constraint whose
+// parent is a soft-delete table with its deleted_at column.
+func checkTriggers(spec policy.Spec, s *policy.Schema) []checkTrigger {
+	p, err := policy.New(spec)
+	if err != nil || s == nil {
+		return nil
+	}
+	p2, err := p.WithSchema(s)
+	if err != nil {
+		return nil
+	}
+	partitioned := map[policy.RelName]bool{}
+	columns := map[policy.RelName]map[string]bool{}
+	for _, r := range s.Relations {
+		rn := policy.RelName{Schema: r.Schema, Name: r.Name}
+		partitioned[rn] = r.Partitioned
+		columns[rn] = map[string]bool{}
+		for _, c := range r.Columns {
+			columns[rn][c.Name] = true
+		}
+	}
+	var out []checkTrigger
+	for _, fk := range s.ForeignKeys {
+		parent, ok := p2.Lookup(fk.Parent.Schema, fk.Parent.Name)
+		if !ok || fk.Name == "" || !columns[fk.Parent][parent.DeletedAt] {
+			continue
 		}
 		args := []string{fk.Name, fk.Parent.Schema, fk.Parent.Name, parent.DeletedAt, "only", ""}
 		if partitioned[fk.Parent] || parent.Partitioned {
@@ -248,25 +300,12 @@ func Plan(spec policy.Spec, s *policy.Schema) []string {
 		for i := range fk.ChildCols {
 			args = append(args, fk.ChildCols[i], fk.ParentCols[i])
 		}
-		name := QuoteIdent(TriggerName(fk.Name))
-		on := QuoteIdent(fk.Child.Schema) + "." + QuoteIdent(fk.Child.Name)
-		quoted := make([]string, len(cols))
-		for i, c := range cols {
-			quoted[i] = QuoteIdent(c)
-		}
-		lits := make([]string, len(args))
-		for i, a := range args {
-			lits[i] = triggerArg(a)
-		}
-		deferrable := ""
-		if fk.Deferrable {
-			deferrable = " DEFERRABLE INITIALLY IMMEDIATE"
-		}
-		plan = append(plan,
-			fmt.Sprintf("CREATE CONSTRAINT TRIGGER %s AFTER INSERT OR UPDATE OF %s ON %s%s FOR EACH ROW EXECUTE FUNCTION %s(%s)",
-				name, strings.Join(quoted, ", "), on, deferrable, fn, strings.Join(lits, ", ")))
+		out = append(out, checkTrigger{
+			CheckTrigger: CheckTrigger{Table: fk.Child, Name: TriggerName(fk.Name)},
+			fk:           fk, cols: cols, args: args,
+		})
 	}
-	return plan
+	return out
 }
 
 // TriggerName is the name of the trigger Plan creates for the foreign
@@ -277,6 +316,11 @@ func Plan(spec policy.Spec, s *policy.Schema) []string {
 func TriggerName(conname string) string {
 	return boundedName("tombstone_live_"+conname, conname, false)
 }
+
+// BoundedName is name when it fits PostgreSQL's 63 bytes, otherwise a
+// prefix of it (cut at a character boundary) and a hash of key: the names
+// of the objects tombstone migrate creates.
+func BoundedName(name, key string) string { return boundedName(name, key, false) }
 
 // boundedName is name when it fits PostgreSQL's 63 bytes and hash is
 // false; otherwise a prefix of name (cut at a character boundary) and a
