@@ -310,6 +310,22 @@ func TestAuditOneStampPerStatement(t *testing.T) {
 	e.wantDisk(t, "orders", nAuditOrders, map[int]*time.Time{30: at3, 31: at3, 40: at4, 41: at4})
 	e.wantDisk(t, "order_lines", nAuditLines, map[int]*time.Time{300: at3, 311: at3, 400: at4, 411: at4})
 	e.sameTables(t, "customers", "orders", "order_lines")
+
+	// Two statements in one Query message (one implicit transaction, one
+	// statement_timestamp()): two deletions all the same.
+	const two = "DELETE FROM customers WHERE id = 5; DELETE FROM customers WHERE id = 6"
+	for _, conn := range []*pgx.Conn{e.app, e.twin} {
+		if tag, err := conn.Exec(e.ctx, two); err != nil || tag.String() != "DELETE 1" {
+			t.Errorf("%s: %q, %v; want DELETE 1 (the last statement's tag)", two, tag, err)
+		}
+	}
+	at5, at6 := e.deletedAt(t, "customers", 5), e.deletedAt(t, "customers", 6)
+	if at5.Equal(*at6) {
+		t.Errorf("two DELETE statements in one Query message share the stamp %s: want one stamp per statement", fmtTime(at5))
+	}
+	e.wantDisk(t, "orders", nAuditOrders, map[int]*time.Time{50: at5, 51: at5, 60: at6, 61: at6})
+	e.wantDisk(t, "order_lines", nAuditLines, map[int]*time.Time{500: at5, 511: at5, 600: at6, 611: at6})
+	e.sameTables(t, "customers", "orders", "order_lines")
 }
 
 // 2. deleted_by and deleted_reason, in the target row and in the cascaded
@@ -717,11 +733,12 @@ func TestAuditRestoreThroughProxy(t *testing.T) {
 		t.Errorf("restore of live customer 3: tag %q, want UPDATE 0", tag)
 	}
 	e.run(t, e.app, "DELETE FROM customers WHERE id = 4")
-	if tag := e.mustRun(t, e.app, "UPDATE customers SET deleted_at = NULL WHERE id IN (4, 5)"); tag != "UPDATE 1" {
-		t.Errorf("restore of deleted customer 4 and live customer 5: tag %q, want UPDATE 1", tag)
+	// (in the extended protocol)
+	if tag, err := e.app.Exec(e.ctx, "UPDATE customers SET deleted_at = NULL WHERE id IN ($1, $2)", 4, 5); err != nil || tag.String() != "UPDATE 1" {
+		t.Errorf("restore of deleted customer 4 and live customer 5 (Parse, Bind, Execute): %q, %v; want UPDATE 1", tag, err)
 	}
 	e.wantDisk(t, "order_lines", nAuditLines, map[int]*time.Time{400: nil, 411: nil})
-	if n := len(e.auditLog(t, "action = 'restore' AND key->>'id' IN ('3', '5')")); n != 0 {
+	if n := len(e.auditLog(t, "action = 'restore' AND table_name = 'public.customers' AND key->>'id' IN ('3', '5')")); n != 0 {
 		t.Errorf("live rows were audited as restored: %d rows", n)
 	}
 
