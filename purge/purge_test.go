@@ -490,3 +490,50 @@ func TestErasure(t *testing.T) {
 		t.Errorf("audit rows from %d transactions, want the erasure's one", n)
 	}
 }
+
+// TestConcurrentTransactions: a purge waits for no one. A row another
+// transaction has locked is skipped and reported, and a parent that an
+// uncommitted insert is starting to reference (its foreign-key check
+// holds a lock on the parent) is skipped too, so the insert can commit
+// and the next run finds the parent referenced and keeps it.
+func TestConcurrentTransactions(t *testing.T) {
+	conn, pg := database(t, `
+CREATE TABLE contacts (id int PRIMARY KEY, deleted_at timestamptz);
+CREATE TABLE orders (id int PRIMARY KEY, contact_id int REFERENCES contacts ON DELETE CASCADE, deleted_at timestamptz);
+INSERT INTO contacts SELECT i, now() - interval '10 days' FROM generate_series(1, 4) i;`)
+	p := resolve(t, conn, policy.Spec{Tables: []policy.TableSpec{soft("contacts", 7*day), soft("orders", 7*day)}, Audit: auditLog})
+	ctx := context.Background()
+	other := connect(t, pg.DSN(conn.Config().Database))
+	tx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT FROM contacts WHERE id = 1 FOR UPDATE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO orders VALUES (1, 2, NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	report, err := purge.Run(ctx, conn, p, purge.Options{Batch: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := result(t, report, "public.contacts")
+	if c.Removed != 2 || c.Held != 2 || len(c.HeldBy) != 1 || c.HeldBy[0].By != "locked by another transaction during the purge" {
+		t.Errorf("contacts: removed %d, held %d by %+v; want 2 removed and 2 held, locked", c.Removed, c.Held, c.HeldBy)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("the concurrent insert of a live order could not commit: %v", err)
+	}
+	report, err = purge.Run(ctx, conn, p, purge.Options{Batch: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := result(t, report, "public.contacts"); c.Removed != 1 || c.Held != 1 {
+		t.Errorf("second run: contacts removed %d, held %d; want 1 (contact 1) and 1 (contact 2, its live order)", c.Removed, c.Held)
+	}
+	if got := ids(t, conn, "SELECT id FROM orders"); !reflect.DeepEqual(got, []int{1}) {
+		t.Errorf("orders: %v, want the live order 1", got)
+	}
+}
