@@ -95,6 +95,10 @@ var matrix = []client{
 	{"node-postgres", []string{"node", "node-postgres.js"}, []string{"node", "node_modules/pg", "node_modules/pg-cursor"}},
 	{"sequelize", []string{"node", "sequelize.js"}, []string{"node", "node_modules/sequelize"}},
 	{"knex", []string{"node", "knex.js"}, []string{"node", "node_modules/knex", "node_modules/pg-query-stream"}},
+	{"psycopg2", []string{"/usr/bin/python3", "psycopg2_client.py"}, []string{"/usr/bin/python3"}},
+	{"django", []string{"/usr/bin/python3", "django_client.py"}, []string{"/usr/bin/python3"}},
+	{"sqlalchemy", []string{"/usr/bin/python3", "sqlalchemy_client.py"}, []string{"/usr/bin/python3"}},
+	{"activerecord", []string{"/usr/bin/ruby", "activerecord_client.rb"}, []string{"/usr/bin/ruby"}},
 }
 
 var versionLine = regexp.MustCompile(`^version: (\S+) (.+)$`)
