@@ -92,13 +92,22 @@ type restoreDB struct {
 
 func newRestoreDB(t *testing.T) *restoreDB {
 	t.Helper()
+	return newRestoreDBWith(t, strings.Join(catalog.AuditTable(policy.RelName{Schema: "tombstone", Name: "audit_log"}), ";\n"))
+}
+
+// newRestoreDBWith runs setup (SQL, as the superuser) after loading the
+// schema and before tombstone migrate --apply.
+func newRestoreDBWith(t *testing.T, setup string) *restoreDB {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs PostgreSQL")
 	}
 	pg := pgtest.Shared(t)
 	db := pgtest.CreateDB(t, pg)
 	pgtest.Exec(t, pg, db, restoreSchema)
-	pgtest.Exec(t, pg, db, strings.Join(catalog.AuditTable(policy.RelName{Schema: "tombstone", Name: "audit_log"}), ";\n"))
+	if setup != "" {
+		pgtest.Exec(t, pg, db, setup)
+	}
 	r := &restoreDB{pg: pg, db: db, dsn: pg.DSN(db), config: writeConfig(t, restoreConfig), ctx: context.Background()}
 	if code, out, errOut := runCmd(t, "", "migrate", "--config", r.config, "--dsn", r.dsn, "--apply"); code != exitOK {
 		t.Fatalf("migrate --apply: exit %d\n%s%s", code, out, errOut)
@@ -456,4 +465,40 @@ END $$`)
 			t.Errorf("audit rows of %s: %v, want %v", key, got, want)
 		}
 	}
+}
+
+// tombstone migrate creates the audit log of audit.table when it is
+// missing: the columns of catalog.AuditTable, PUBLIC may insert the
+// writer's columns only, and may not read, change or remove rows.
+func TestMigrateCreatesAuditLog(t *testing.T) {
+	r := newRestoreDBWith(t, "")
+	cols := scalarString(t, r.conn, `SELECT coalesce(string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum), 'no table')
+	  FROM pg_attribute WHERE attrelid = to_regclass('tombstone.audit_log') AND attnum > 0 AND NOT attisdropped`)
+	const want = "id bigint, at timestamp with time zone, action text, table_name text, key jsonb, actor text, reason text, " +
+		"login_role text, xid xid8, fingerprint text, deletion timestamp with time zone"
+	if cols != want {
+		t.Fatalf("after migrate --apply tombstone.audit_log has the columns\n  %s\nwant\n  %s", cols, want)
+	}
+	privs := scalarString(t, r.conn, `SELECT concat_ws(' ',
+	  has_table_privilege('public', 'tombstone.audit_log', 'SELECT'), has_table_privilege('public', 'tombstone.audit_log', 'UPDATE'),
+	  has_table_privilege('public', 'tombstone.audit_log', 'DELETE'), has_table_privilege('public', 'tombstone.audit_log', 'TRUNCATE'),
+	  has_column_privilege('public', 'tombstone.audit_log', 'actor', 'INSERT'), has_column_privilege('public', 'tombstone.audit_log', 'login_role', 'INSERT'),
+	  has_column_privilege('public', 'tombstone.audit_log', 'xid', 'INSERT'), has_schema_privilege('public', 'tombstone', 'USAGE'))`)
+	if privs != "f f f f t f f t" {
+		t.Errorf("PUBLIC's privileges on the audit log (select update delete truncate, insert actor, login_role, xid, usage on the schema): %s;"+
+			" want f f f f t f f t", privs)
+	}
+	// And migrate is still idempotent with it.
+	if code, out, errOut := runCmd(t, "", "migrate", "--config", r.config, "--dsn", r.dsn, "--apply"); code != exitOK {
+		t.Errorf("second migrate --apply: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func scalarString(t *testing.T, conn *pgx.Conn, sql string) string {
+	t.Helper()
+	var s string
+	if err := conn.QueryRow(context.Background(), sql).Scan(&s); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return s
 }
