@@ -234,6 +234,8 @@ func kubernetesConfigs(t *testing.T) []exampleConfig {
 			}
 			checkService(t, o, &spec, objects)
 		case "ConfigMap":
+		case "CronJob":
+			checkCronJob(t, o, configMaps, repo, kustTag)
 		default:
 			t.Errorf("%s: kind %s is not checked by deploy_test.go; extend the test", o, o.Kind)
 		}
