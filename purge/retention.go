@@ -178,11 +178,19 @@ func Run(ctx context.Context, conn *pgx.Conn, p *policy.Policy, opts Options) (*
 func selectTargets(ctx context.Context, rs *relations, p *policy.Policy, opts Options, now time.Time, report *Report) ([]*target, error) {
 	matched := make([]bool, len(opts.Tables))
 	var rels []*relation
+	var missing []*Result
 	tables := map[*relation]*policy.Table{}
 	for _, t := range p.Tables() {
 		// A partitioned table holds no rows itself: its partitions are
 		// purged, each under its own name.
-		if t.OID == 0 || t.Partitioned {
+		if t.Partitioned {
+			continue
+		}
+		if t.OID == 0 {
+			if len(opts.Tables) == 0 {
+				missing = append(missing, &Result{Table: policy.RelName{Schema: t.Schema, Name: t.Name}, Retention: t.Retention,
+					Skipped: "the configured table is not in this database"})
+			}
 			continue
 		}
 		rel, err := rs.get(ctx, t.OID)
@@ -233,6 +241,7 @@ func selectTargets(ctx context.Context, rs *relations, p *policy.Policy, opts Op
 			targets = append(targets, &target{rel: rel, deletedAt: t.DeletedAt, result: r})
 		}
 	}
+	report.Tables = append(report.Tables, missing...)
 	return targets, nil
 }
 

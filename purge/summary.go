@@ -14,7 +14,7 @@ func (r *Report) WriteSummary(w io.Writer) {
 	if r.DryRun {
 		verb = "would be removed"
 	}
-	fmt.Fprintf(w, "%d rows %s from %d tables", r.Removed(), verb, len(r.Tables))
+	fmt.Fprintf(w, "%s %s from %s", count(r.Removed(), "row"), verb, count(int64(len(r.Tables)), "table"))
 	if r.DryRun {
 		fmt.Fprint(w, " (dry run: nothing was removed)")
 	}
@@ -28,13 +28,13 @@ func (r *Report) WriteSummary(w io.Writer) {
 			fmt.Fprintf(w, "  %-*s  skipped: %s\n", width, t.Table, t.Skipped)
 			continue
 		}
-		fmt.Fprintf(w, "  %-*s  %d rows in %d batches (retention %s: deleted before %s)", width, t.Table, t.Removed, t.Batches, period(t.Retention), t.Cutoff.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "  %-*s  %s in %s (retention %s: deleted before %s)", width, t.Table, count(t.Removed, "row"), count(int64(t.Batches), "batch"), period(t.Retention), t.Cutoff.UTC().Format(time.RFC3339))
 		if t.Held > 0 {
 			holds := make([]string, len(t.HeldBy))
 			for i, h := range t.HeldBy {
 				holds[i] = fmt.Sprintf("%d %s", h.Rows, h.By)
 			}
-			fmt.Fprintf(w, "; %d rows past retention kept: %s", t.Held, strings.Join(holds, "; "))
+			fmt.Fprintf(w, "; %s past retention kept: %s", count(t.Held, "row"), strings.Join(holds, "; "))
 		}
 		fmt.Fprintln(w)
 	}
@@ -46,16 +46,16 @@ func (r *ErasureReport) WriteSummary(w io.Writer) {
 	if r.DryRun {
 		verb = "would be erased"
 	}
-	fmt.Fprintf(w, "%d rows %s in one transaction", r.Rows(), verb)
+	fmt.Fprintf(w, "%s %s in one transaction", count(r.Rows(), "row"), verb)
 	if r.DryRun {
 		fmt.Fprint(w, " (dry run: nothing was removed)")
 	}
 	fmt.Fprintln(w)
 	for _, c := range r.Removed {
-		fmt.Fprintf(w, "  %s: %d rows\n", c.Table, c.Rows)
+		fmt.Fprintf(w, "  %s: %s\n", c.Table, count(c.Rows, "row"))
 	}
 	for _, c := range r.Unlinked {
-		fmt.Fprintf(w, "  %s: %d rows kept, their reference changed by %s\n", c.Table, c.Rows, c.Via)
+		fmt.Fprintf(w, "  %s: %s kept, their reference changed by %s\n", c.Table, count(c.Rows, "row"), c.Via)
 	}
 }
 
@@ -66,4 +66,15 @@ func period(d time.Duration) string {
 		return fmt.Sprintf("%dd", d/day)
 	}
 	return d.String()
+}
+
+// count writes n things: "1 row", "2 rows", "3 batches".
+func count(n int64, thing string) string {
+	switch {
+	case n == 1:
+		return "1 " + thing
+	case strings.HasSuffix(thing, "h"):
+		return fmt.Sprintf("%d %ses", n, thing)
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -144,10 +145,14 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// osUser is the operating-system user, the audit log's default actor.
+// osUser is the operating-system user, the audit log's default actor. A
+// container's user often has no name (no /etc/passwd entry): then its uid.
 func osUser() string {
 	if u, err := user.Current(); err == nil {
 		return u.Username
 	}
-	return os.Getenv("USER")
+	if name := os.Getenv("USER"); name != "" {
+		return name
+	}
+	return "uid " + strconv.Itoa(os.Getuid())
 }

@@ -30,7 +30,7 @@ INSERT INTO orders VALUES (1, 1, now() - interval '100 days'), (2, 2, NULL), (3,
 	path := writeConfig(t, "tables:\n  - name: contacts\n    retention: 90d\n  - name: orders\n    retention: 90d\n  - name: Public.Missing\naudit:\n  table: tombstone.audit_log\n")
 
 	code, out, errOut := runCmd(t, "", "purge", "--config", path, "--dsn", dsn, "--dry-run")
-	if code != exitOK || !strings.HasPrefix(out, "3 rows would be removed from 2 tables (dry run: nothing was removed)\n") {
+	if code != exitOK || !strings.HasPrefix(out, "3 rows would be removed from 3 tables (dry run: nothing was removed)\n") {
 		t.Fatalf("purge --dry-run: exit %d\n%s%s", code, out, errOut)
 	}
 	if n := rows(t, dsn, "SELECT (SELECT count(*) FROM contacts) + (SELECT count(*) FROM orders) + (SELECT count(*) FROM tombstone.audit_log)"); n != 9 {
@@ -42,14 +42,15 @@ INSERT INTO orders VALUES (1, 1, now() - interval '100 days'), (2, 2, NULL), (3,
 		t.Fatalf("purge: exit %d\n%s%s", code, out, errOut)
 	}
 	wantLines(t, "purge output", out, []string{
-		"3 rows removed from 2 tables",
+		"3 rows removed from 3 tables",
 		"public.orders    2 rows in 2 batches (retention 90d: deleted before ",
-		"public.contacts  1 rows in 1 batches (retention 90d: deleted before ",
+		"public.contacts  1 row in 1 batch (retention 90d: deleted before ",
+		"public.missing   skipped: the configured table is not in this database",
 	})
-	if !strings.Contains(out, "; 1 rows past retention kept: 1 referenced by public.orders (orders_contact_id_fkey, ON DELETE CASCADE)") {
+	if !strings.Contains(out, "; 1 row past retention kept: 1 referenced by public.orders (orders_contact_id_fkey, ON DELETE CASCADE)") {
 		t.Errorf("the summary does not say why contact 2 (a live order) was kept:\n%s", out)
 	}
-	for _, want := range []string{"component=purge", "table=public.orders removed=2 batches=2 held=0", "table=public.contacts removed=1 batches=1 held=1"} {
+	for _, want := range []string{"component=purge", "table=public.orders removed=2 batches=2 held=0", "table=public.contacts removed=1 batches=1 held=1", `msg="purge skipped" component=purge table=public.missing`} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("log lacks %q:\n%s", want, errOut)
 		}
@@ -63,7 +64,7 @@ INSERT INTO orders VALUES (1, 1, now() - interval '100 days'), (2, 2, NULL), (3,
 		t.Errorf("erasure without --cascade: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runCmd(t, "", "purge", "--config", path, "--dsn", dsn, "--table", "contacts", "--where", "id = 3", "--cascade", "--actor", "dpo")
-	if code != exitOK || out != "3 rows erased in one transaction\n  public.orders: 2 rows\n  public.contacts: 1 rows\n" {
+	if code != exitOK || out != "3 rows erased in one transaction\n  public.orders: 2 rows\n  public.contacts: 1 row\n" {
 		t.Errorf("erasure with --cascade: exit %d\n%s%s", code, out, errOut)
 	}
 	if n := rows(t, dsn, "SELECT count(*) FROM tombstone.audit_log WHERE actor = 'dpo'"); n != 3 {
