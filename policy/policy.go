@@ -126,7 +126,9 @@ type Policy struct {
 	tables     []*Table
 	// deps lists, by the parent's name, the foreign keys whose delete
 	// rules involve a soft-delete table on either side.
-	deps     map[string][]*ForeignKey
+	deps map[string][]*ForeignKey
+	// refs lists the same foreign keys by the child's name.
+	refs     map[string][]*ForeignKey
 	helpers  bool
 	problems []Problem
 	schema   bool // a catalog was applied
@@ -155,6 +157,7 @@ func newPolicy(spec Spec) *Policy {
 		privileged: make(map[string]struct{}, len(spec.PrivilegedRoles)),
 		byName:     make(map[string][]*Table, len(spec.Tables)),
 		deps:       map[string][]*ForeignKey{},
+		refs:       map[string][]*ForeignKey{},
 	}
 	for _, r := range spec.PrivilegedRoles {
 		p.privileged[r] = struct{}{}
@@ -248,6 +251,20 @@ func (p *Policy) Dependents(schema, name string) []*ForeignKey {
 	var out []*ForeignKey
 	for _, fk := range p.deps[name] {
 		if schema == "" || fk.Parent.Schema == "" || fk.Parent.Schema == schema {
+			out = append(out, fk)
+		}
+	}
+	return out
+}
+
+// References lists the foreign keys whose child a reference names (with
+// Lookup's matching rules) and whose parent is a soft-delete table: a
+// restore of the child's rows must find their parents live, or restored
+// with them. Empty before a catalog is applied.
+func (p *Policy) References(schema, name string) []*ForeignKey {
+	var out []*ForeignKey
+	for _, fk := range p.refs[name] {
+		if fk.ParentTable != nil && (schema == "" || fk.Child.Schema == "" || fk.Child.Schema == schema) {
 			out = append(out, fk)
 		}
 	}

@@ -239,6 +239,8 @@ func (q *Policy) partitionDependents(byOID map[uint32]*Relation) {
 			c := *fk
 			c.Parent = RelName{Schema: t.Schema, Name: t.Name}
 			c.ParentTable = t
+			// Not in refs: the key onto the partitioned parent checks
+			// a restored child already.
 			q.deps[t.Name] = append(q.deps[t.Name], &c)
 		}
 	}
@@ -252,6 +254,7 @@ func (q *Policy) addDependent(fk *ForeignKey) {
 		return
 	}
 	q.deps[fk.Parent.Name] = append(q.deps[fk.Parent.Name], fk)
+	q.refs[fk.Child.Name] = append(q.refs[fk.Child.Name], fk)
 }
 
 func hasColumn(r *Relation, name string) bool { return columnType(r, name) != "" }

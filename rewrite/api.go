@@ -12,6 +12,10 @@ const (
 	// KindCascade: a DELETE's ON DELETE CASCADE carried out on this
 	// soft-delete child.
 	KindCascade = "cascade"
+	// KindRestore: deleted rows of this table made live again by a
+	// restore (UPDATE ... SET deleted_at = NULL with allow_restore), the
+	// restored table's and those its deletion took with it.
+	KindRestore = "restore"
 )
 
 // Applied is one rule applied to one configured table.

@@ -148,41 +148,27 @@ func keyJSON(t *policy.Table, qual string) string {
 	return "pg_catalog.jsonb_build_object(" + strings.Join(args, ", ") + ")"
 }
 
-// auditCTE writes one audit row per row of the sources (CTEs with
-// tombstone_oid and tombstone_key columns), in the statement's own
-// transaction. table_name comes from each row's tableoid, so a partition's
-// row names the partition. deletion is the stamp the rows carry (the new
-// one for a delete, the restored one for a restore).
+// auditCTE writes one audit row per row of the sources (SELECTs of
+// tombstone_oid, tombstone_key and, for a restore, tombstone_stamp), in
+// the statement's own transaction. table_name comes from each row's
+// tableoid, so a partition's row names the partition. deletion is the
+// stamp the rows carry: the new one for a delete, each row's own
+// (tombstone_a.tombstone_stamp) for a restore.
 func (e *engine) auditCTE(name, action, ctx, deletion string, sources []string) string {
 	a := e.policy.Audit()
-	union := make([]string, len(sources))
-	for i, s := range sources {
-		union[i] = "SELECT tombstone_oid, tombstone_key" + deletionColumn(deletion) + " FROM " + s
-	}
 	cols := []string{"action", "table_name", "key", "actor", "reason", "fingerprint", "deletion"}
 	for i, c := range cols {
 		cols[i] = quoteIdent(c)
 	}
 	return fmt.Sprintf(`%s AS (INSERT INTO %s.%s (%s) SELECT %s, pg_catalog.format('%%I.%%I', tombstone_n.nspname, tombstone_c.relname), tombstone_a.tombstone_key, tombstone_x.tombstone_actor, tombstone_x.tombstone_reason, %s, %s FROM (%s) AS tombstone_a JOIN pg_catalog.pg_class AS tombstone_c ON tombstone_c.oid OPERATOR(pg_catalog.=) tombstone_a.tombstone_oid JOIN pg_catalog.pg_namespace AS tombstone_n ON tombstone_n.oid OPERATOR(pg_catalog.=) tombstone_c.relnamespace, %s AS tombstone_x)`,
 		name, quoteIdent(a.Schema), quoteIdent(a.Name), strings.Join(cols, ", "),
-		quoteLiteral(action), quoteLiteral(e.fingerprint), auditDeletion(deletion), strings.Join(union, " UNION ALL "), ctx)
+		quoteLiteral(action), quoteLiteral(e.fingerprint), deletion, strings.Join(sources, " UNION ALL "), ctx)
 }
 
-// deletionColumn and auditDeletion carry a restore's per-row stamp
-// (column tombstone_stamp of each source) into the audit row; a delete's
-// stamp is the context's.
-func deletionColumn(deletion string) string {
-	if deletion == "" {
-		return ", tombstone_stamp"
-	}
-	return ""
-}
-
-func auditDeletion(deletion string) string {
-	if deletion == "" {
-		return "tombstone_a.tombstone_stamp"
-	}
-	return deletion
+// targetRows selects the target CTE's rows for the audit log, each once:
+// a DELETE ... USING or UPDATE ... FROM may choose a row once per match.
+func targetRows(cte string, cols string) string {
+	return "SELECT DISTINCT ON (tombstone_oid, tombstone_ctid) " + cols + " FROM " + cte
 }
 
 // audited reports whether soft deletes and restores write the audit log.

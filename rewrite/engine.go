@@ -35,6 +35,9 @@ type engine struct {
 	tags        tags
 	fingerprint string
 	ctxMade     bool // the statement's deletion context CTE exists (foreignkey.go)
+	// restoring is set by RestoreSQL: the text is tombstone restore's,
+	// a restore whatever the table's allow_restore says.
+	restoring *restoreOptions
 }
 
 // scope is the chain of CTE names visible at a point of the query. An
@@ -383,6 +386,9 @@ func (e *engine) updateStmt(u *pg.UpdateStmt, sc *scope) error {
 		return err
 	}
 	t, ok := e.target(u.Relation)
+	if ok && (t.AllowRestore || e.restoring != nil) && isRestore(u, t) {
+		return e.restore(u, t, pending)
+	}
 	if isCurrentOf(u.WhereClause) {
 		if ok {
 			return refuseCurrentOf("UPDATE", t)

@@ -123,7 +123,11 @@ func (e *engine) foreignKeys(n *pg.Node, rv *pg.RangeVar, soft *policy.Table, de
 		}
 		n.GetUpdateStmt().TargetList = set
 		if audit {
-			ctes = append(ctes, e.auditCTE(p.target+"_audit", "delete", deletionCtx, "(SELECT tombstone_at FROM "+deletionCtx+")", append([]string{p.target}, p.cascaded...)))
+			sources := []string{targetRows(p.target, "tombstone_oid, tombstone_key")}
+			for _, c := range p.cascaded {
+				sources = append(sources, "SELECT tombstone_oid, tombstone_key FROM "+c)
+			}
+			ctes = append(ctes, e.auditCTE(p.target+"_audit", "delete", deletionCtx, "tombstone_x.tombstone_at", sources))
 		}
 	}
 	for _, c := range ctes {
@@ -157,15 +161,7 @@ func (e *engine) foreignKeys(n *pg.Node, rv *pg.RangeVar, soft *policy.Table, de
 		return refuseInternal(err)
 	}
 	// RETURNING * would now include tombstone_target's columns too.
-	for _, r := range returning {
-		if c := r.GetResTarget().GetVal().GetColumnRef(); c != nil && len(c.Fields) == 1 && c.Fields[0].GetAStar() != nil {
-			var fields []*pg.Node
-			for _, q := range refQual(rv) {
-				fields = append(fields, pg.MakeStrNode(q))
-			}
-			c.Fields = append(fields, c.Fields[0])
-		}
-	}
+	qualifyStar(returning, rv)
 	*from = []*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: &pg.RangeVar{Relname: p.target, Inh: true, Relpersistence: "p", Location: -1}}}}
 	*where = expr
 	return nil
@@ -220,17 +216,24 @@ func (p *fkPlan) targetSelect(rv *pg.RangeVar, soft *policy.Table, from []*pg.No
 		}
 		cols = append(cols, pg.MakeResTargetNodeWithNameAndVal(p.keys[col], val, -1))
 	}
+	return lockedRows(p.e, p.target, rv, cols, from, where), nil
+}
+
+// lockedRows is the CTE name AS MATERIALIZED (SELECT cols FROM rv, from
+// WHERE where FOR UPDATE OF rv): the rows a statement chooses, once and
+// locked, so that what its other CTEs do follows from exactly those.
+func lockedRows(e *engine, name string, rv *pg.RangeVar, cols []*pg.Node, from []*pg.Node, where *pg.Node) *pg.Node {
 	self := &pg.RangeVar{
 		Catalogname: rv.Catalogname, Schemaname: rv.Schemaname, Relname: rv.Relname,
 		Inh: rv.Inh, Relpersistence: rv.Relpersistence, Alias: rv.Alias, Location: -1,
 	}
-	p.e.mark(self)
+	e.mark(self)
 	lockName := rv.Relname
 	if rv.Alias != nil && rv.Alias.Aliasname != "" {
 		lockName = rv.Alias.Aliasname
 	}
 	lock := &pg.RangeVar{Relname: lockName, Inh: true, Relpersistence: "p", Location: -1}
-	p.e.mark(lock)
+	e.mark(lock)
 	sel := &pg.SelectStmt{
 		TargetList:  cols,
 		FromClause:  append([]*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: self}}}, from...),
@@ -244,11 +247,11 @@ func (p *fkPlan) targetSelect(rv *pg.RangeVar, soft *policy.Table, from []*pg.No
 		Op:          pg.SetOperation_SETOP_NONE,
 	}
 	return &pg.Node{Node: &pg.Node_CommonTableExpr{CommonTableExpr: &pg.CommonTableExpr{
-		Ctename:         p.target,
+		Ctename:         name,
 		Ctematerialized: pg.CTEMaterialize_CTEMaterializeAlways,
 		Ctequery:        &pg.Node{Node: &pg.Node_SelectStmt{SelectStmt: sel}},
 		Location:        -1,
-	}}}, nil
+	}}}
 }
 
 // expand adds what deleting the rows of source (rows of the table named

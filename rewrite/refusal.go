@@ -328,3 +328,25 @@ func refuseActorType(t *policy.Table, typ string) *Refusal {
 		Table:   t.QualifiedName(),
 	}
 }
+
+// restoreOrphan: a restore would make a row live whose parent stays
+// deleted, the situation the foreign key exists to prevent. PostgreSQL's
+// code for it, 23503.
+func restoreOrphan(fk *policy.ForeignKey) fkFailure {
+	return fkFailure{
+		code:         "23503",
+		message:      fmt.Sprintf("tombstone: restoring rows of %q would make them reference a deleted row of %q (foreign key %q), so nothing was restored", fk.Child.Name, fk.Parent.Name, fkName(fk)),
+		detailPrefix: "Key (" + strings.Join(fk.ChildCols, ", ") + ")=(",
+		detailSuffix: fmt.Sprintf(") refers to a deleted row of table %q.", fk.Parent.Name),
+		hint:         fmt.Sprintf("Restore the %s row in the same statement (restoring it brings back what its deletion took with it), or re-point the reference first.", fk.Parent.Name),
+	}
+}
+
+// refuseRestoreNoHelpers: a restore must check foreign keys at run time,
+// and tombstone.fail is not installed.
+func refuseRestoreNoHelpers(table string) *Refusal {
+	r := refuseNoHelpers(table)
+	r.Message = fmt.Sprintf("tombstone: restoring rows of %s must check its foreign keys, and Tombstone's helper functions are not installed in this database, so it was refused", table)
+	r.Detail = "A restored row must not reference a parent that stays deleted; Tombstone checks that with tombstone.fail()."
+	return r
+}
