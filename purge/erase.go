@@ -217,7 +217,7 @@ func classify(e Erasure, set rowSet, others []*referencing, report *ErasureRepor
 			report.Unlinked = append(report.Unlinked, Count{Table: o.ref.child, Rows: n, Via: o.ref.String()})
 		default:
 			cascadeWould = cascadeWould || o.ref.cascades() || o.ref.onDelete == policy.SetNull || o.ref.onDelete == policy.SetDefault
-			refusals = append(refusals, fmt.Sprintf("%s of %s reference them through %s", count(n, "row"), o.ref.child, o.ref))
+			refusals = append(refusals, fmt.Sprintf("%s holds %s referencing them through %s", o.ref.child, count(n, "row"), o.ref))
 		}
 	}
 	if len(refusals) == 0 {

@@ -414,13 +414,13 @@ func TestErasure(t *testing.T) {
 
 	// Without --cascade, referencing rows refuse it.
 	_, err := purge.Erase(ctx, conn, p, purge.Erasure{Table: policy.RelName{Name: "contacts"}, Where: "id = 1", Actor: "dpo"})
-	if !errors.Is(err, purge.ErrRefused) || !strings.Contains(err.Error(), "2 rows of public.orders reference them through public.orders (orders_contact_id_fkey, ON DELETE CASCADE)") ||
+	if !errors.Is(err, purge.ErrRefused) || !strings.Contains(err.Error(), "public.orders holds 2 rows referencing them through public.orders (orders_contact_id_fkey, ON DELETE CASCADE)") ||
 		!strings.Contains(err.Error(), "rerun with --cascade") {
 		t.Errorf("erasure without cascade: %v", err)
 	}
 	// A key that does not cascade refuses it even with --cascade.
 	_, err = purge.Erase(ctx, conn, p, purge.Erasure{Table: policy.RelName{Name: "contacts"}, Where: "id = 2", Cascade: true, Actor: "dpo"})
-	if !errors.Is(err, purge.ErrRefused) || !strings.Contains(err.Error(), "1 row of public.notes reference them through public.notes (notes_contact_id_fkey, ON DELETE NO ACTION)") {
+	if !errors.Is(err, purge.ErrRefused) || !strings.Contains(err.Error(), "public.notes holds 1 row referencing them through public.notes (notes_contact_id_fkey, ON DELETE NO ACTION)") {
 		t.Errorf("erasure blocked by a NO ACTION key: %v", err)
 	}
 	if n := total(); n != before || count(t, conn, "SELECT count(*) FROM tombstone.audit_log") != 0 {

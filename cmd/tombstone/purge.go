@@ -27,7 +27,7 @@ func purge(std stdio, args []string) error {
 
 The first form removes for good the rows soft-deleted longer ago than each
 table's retention (or --older-than), in batches of one short transaction
-each, children before parents. A row that rows still reference (a live
+each, children before parents. A row other rows still reference (a live
 child, or one within its own retention) is kept, so PostgreSQL never
 cascades a removal onto rows nobody chose; the summary says how many were
 kept and why. Stopping it (SIGINT, SIGTERM) loses at most the batch under

@@ -60,7 +60,7 @@ INSERT INTO orders VALUES (1, 1, now() - interval '100 days'), (2, 2, NULL), (3,
 	}
 
 	code, out, errOut = runCmd(t, "", "purge", "--config", path, "--dsn", dsn, "--table", "Contacts", "--where", "id = 3", "--actor", "dpo")
-	if code != exitRuntime || out != "" || !strings.Contains(errOut, "tombstone purge: erasure refused, nothing was removed: 2 rows of public.orders reference them") {
+	if code != exitRuntime || out != "" || !strings.Contains(errOut, "tombstone purge: erasure refused, nothing was removed: public.orders holds 2 rows referencing them") {
 		t.Errorf("erasure without --cascade: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runCmd(t, "", "purge", "--config", path, "--dsn", dsn, "--table", "contacts", "--where", "id = 3", "--cascade", "--actor", "dpo")
