@@ -1,0 +1,347 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tombstone-proxy/tombstone/internal/pgcluster"
+	"github.com/tombstone-proxy/tombstone/internal/pgtest"
+)
+
+// doctorSchema has one of each problem doctor reports and migrate fixes.
+const doctorSchema = `
+CREATE ROLE doctorapp LOGIN PASSWORD 'doctorapp';
+CREATE ROLE doctoradmin LOGIN PASSWORD 'doctoradmin';
+CREATE TABLE contacts (id int PRIMARY KEY, email text CONSTRAINT contacts_email_key UNIQUE, name text, deleted_at timestamptz);
+CREATE INDEX contacts_name_idx ON contacts (lower(name)) WHERE name IS NOT NULL;
+CREATE TABLE orders (id int PRIMARY KEY, contact_id int REFERENCES contacts ON DELETE CASCADE, code text, deleted_at timestamptz);
+CREATE UNIQUE INDEX orders_code_idx ON orders (code);
+CREATE INDEX orders_contact_idx ON orders (contact_id);
+CREATE TABLE notes (id int PRIMARY KEY, contact_id int REFERENCES contacts ON DELETE SET NULL);
+CREATE TABLE bookings (id int PRIMARY KEY, during tstzrange, deleted_at timestamptz,
+  CONSTRAINT bookings_during_excl EXCLUDE USING gist (during WITH &&));
+CREATE FUNCTION forget() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN OLD; END$$;
+CREATE TRIGGER contacts_forget BEFORE DELETE ON contacts FOR EACH ROW EXECUTE FUNCTION forget();
+GRANT SELECT, INSERT, DELETE ON contacts, orders, bookings TO doctorapp;
+GRANT UPDATE (name) ON contacts TO doctorapp;
+GRANT SELECT ON notes TO doctorapp;
+INSERT INTO contacts VALUES (1, 'a@example.com', 'A', NULL), (2, 'b@example.com', 'B', now() - interval '40 days');
+INSERT INTO orders VALUES (10, 1, 'X1', NULL);
+INSERT INTO bookings VALUES (1, tstzrange('2026-01-01', '2026-01-02'), now());
+`
+
+const doctorConfig = `privileged_roles: [doctoradmin]
+audit:
+  table: tombstone.audit_log
+tables:
+  - name: contacts
+    deleted_by: deleted_by
+    retention: 30d
+  - name: orders
+  - name: bookings
+`
+
+// TestDoctorMigrate: doctor reports each problem and fails; migrate prints
+// the fix without changing anything, --apply fixes it, doctor then
+// passes, and a second migrate has nothing to do. Then the proxy's own
+// statements run as the application role under the row-level security
+// migrate created.
+func TestDoctorMigrate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	pg := pgtest.Shared(t)
+	db := pgtest.CreateDB(t, pg)
+	pgtest.Exec(t, pg, db, doctorSchema)
+	dsn := pg.DSN(db)
+	path := writeConfig(t, doctorConfig)
+
+	code, out, errOut := runCmd(t, "", "doctor", "--config", path, "--dsn", dsn)
+	if code != exitRuntime || !strings.Contains(errOut, "finding(s) need attention") {
+		t.Fatalf("doctor before migrate: exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"FAIL  helpers: tombstone.fail is not installed",
+		"FAIL  audit: audit table tombstone.audit_log does not exist",
+		"FAIL  columns: missing column(s) deleted_by",
+		"FAIL  grants: role doctorapp cannot UPDATE (deleted_at, deleted_by) of public.contacts",
+		"FAIL  grants: role doctorapp cannot UPDATE (deleted_at) of public.orders, which a DELETE of public.contacts soft-deletes its rows through orders_contact_id_fkey",
+		"FAIL  unique: unique constraint contacts_email_key (UNIQUE (email)) holds deleted rows too",
+		`CREATE UNIQUE INDEX contacts_email_key_tombstone ON public.contacts USING btree (email) WHERE deleted_at IS NULL`,
+		"FAIL  unique: unique index orders_code_idx holds deleted rows too",
+		"FAIL  exclusion: exclusion constraint bookings_during_excl (EXCLUDE USING gist (during WITH &&)) holds deleted rows too",
+		"EXCLUDE USING gist (during WITH &&) WHERE (deleted_at IS NULL)",
+		"warn  indexes: index contacts_name_idx is not partial",
+		"ok    indexes: index orders_contact_idx serves foreign key orders_contact_id_fkey",
+		"ok    foreign keys: in: orders_contact_id_fkey (public.orders(contact_id) -> public.contacts(id)) ON DELETE CASCADE: soft cascade",
+		"warn  foreign keys: in: notes_contact_id_fkey (public.notes(contact_id) -> public.contacts(id)) ON DELETE SET NULL: refused (0A000)",
+		"ok    foreign keys: out: orders_contact_id_fkey",
+		"warn  deleted rows: 1 deleted row(s), the oldest deleted 40d ago; retention 30d: 1 past it",
+		"warn  interference: BEFORE DELETE trigger contacts_forget (public.forget) does not fire on a soft delete",
+		"note  rls: no row-level security",
+		"note  views: no view public.active_contacts",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor's report lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("report:\n%s", out)
+	}
+
+	args := []string{"migrate", "--config", path, "--dsn", dsn, "--views", "--rls"}
+	code, out, errOut = runCmd(t, "", args...)
+	if code != exitOK || errOut != "" {
+		t.Fatalf("migrate: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		`ALTER TABLE "public"."contacts" ADD COLUMN IF NOT EXISTS "deleted_by" text;`,
+		"CREATE SCHEMA IF NOT EXISTS tombstone;",
+		`CREATE TABLE IF NOT EXISTS "tombstone"."audit_log"`,
+		`GRANT UPDATE ("deleted_at", "deleted_by") ON "public"."contacts" TO "doctorapp";`,
+		"SET lock_timeout = 0;\nCREATE UNIQUE INDEX CONCURRENTLY contacts_email_key_tombstone ON public.contacts USING btree (email) WHERE deleted_at IS NULL;",
+		`CREATE INDEX CONCURRENTLY contacts_name_idx_tombstone ON public.contacts USING btree (lower(name)) WHERE name IS NOT NULL AND deleted_at IS NULL;`,
+		`DROP INDEX CONCURRENTLY IF EXISTS "public"."orders_code_idx";`,
+		`ALTER TABLE "public"."contacts" DROP CONSTRAINT "contacts_email_key";`,
+		"not done without --allow-blocking: replace exclusion constraint bookings_during_excl",
+		"why: ADD CONSTRAINT ... EXCLUDE builds its index under an ACCESS EXCLUSIVE lock",
+		`CREATE VIEW "public"."active_contacts" WITH (security_invoker = true)`,
+		`CREATE POLICY tombstone_live ON "public"."contacts" FOR SELECT TO PUBLIC USING ("deleted_at" IS NULL OR "deleted_at" OPERATOR(pg_catalog.>=) pg_catalog.statement_timestamp()::timestamp with time zone OR "deleted_at" OPERATOR(pg_catalog.=) pg_catalog.now()::timestamp with time zone);`,
+		`CREATE POLICY tombstone_privileged ON "public"."contacts" FOR ALL TO "doctoradmin"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("migrate's script lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("script:\n%s", out)
+	}
+	if n := rows(t, dsn, `SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%tombstone%'`); n != 0 {
+		t.Fatalf("printing the plan built %d indexes", n)
+	}
+
+	apply := append(args, "--apply", "--allow-blocking")
+	code, out, errOut = runCmd(t, "", apply...)
+	if code != exitOK || errOut != "" || !strings.Contains(out, "step(s) applied") {
+		t.Fatalf("migrate --apply: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "", "doctor", "--config", path, "--dsn", dsn)
+	if code != exitOK || strings.Contains(out, "FAIL") {
+		t.Fatalf("doctor after migrate: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"ok    helpers: schema tombstone, tombstone.fail and 2 foreign-key check triggers are installed and current",
+		"ok    rls: row-level security is on with Tombstone's current policies",
+		"ok    views: view public.active_contacts shows the live rows",
+		"ok    indexes: 2 partial index(es)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor after migrate lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, errOut = runCmd(t, "", apply...)
+	if code != exitOK || errOut != "" || out != "nothing to do\n" {
+		t.Fatalf("second migrate --apply: exit %d, want only \"nothing to do\"\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCmd(t, "", args...)
+	if code != exitOK || out != "-- nothing to do\n" {
+		t.Fatalf("second migrate: exit %d, want only \"-- nothing to do\"\n%s", code, out)
+	}
+	if n := rows(t, dsn, `SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname IN ('contacts_email_key', 'orders_code_idx', 'contacts_name_idx') AND i.indpred IS NOT NULL AND i.indisvalid`); n != 3 {
+		t.Fatalf("%d of the 3 swapped indexes are partial and valid under their old names", n)
+	}
+
+	// What the proxy sends for a DELETE, run as the application role:
+	// with row-level security on, the soft delete and its cascade work,
+	// the deleted rows are hidden from the role but not from the
+	// privileged one, the key is free again, and a hard DELETE that
+	// bypasses the proxy removes nothing.
+	code, out, errOut = runCmd(t, "", "rewrite", "--config", path, "--dsn", dsn, "--role", "doctorapp", "DELETE FROM contacts WHERE id = 1")
+	if code != exitOK {
+		t.Fatalf("rewrite: exit %d\n%s%s", code, out, errOut)
+	}
+	softDelete, _, _ := strings.Cut(out, "\n")
+	if !strings.Contains(softDelete, "tombstone_c") {
+		t.Fatalf("the rewrite carries no cascade: %s", softDelete)
+	}
+	ctx := context.Background()
+	app, err := pgx.Connect(ctx, pgcluster.URL(pg.Addr(), "doctorapp", "doctorapp", db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(ctx)
+	tag, err := app.Exec(ctx, softDelete)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("the proxy's soft delete as doctorapp under row-level security: %v (%s)\n%s", err, tag, softDelete)
+	}
+	for _, c := range []struct {
+		sql  string
+		want int
+	}{
+		{`SELECT count(*) FROM contacts`, 0},
+		{`SELECT count(*) FROM orders`, 0},
+		{`SELECT count(*) FROM public.active_contacts`, 0},
+	} {
+		var n int
+		if err := app.QueryRow(ctx, c.sql).Scan(&n); err != nil || n != c.want {
+			t.Errorf("as doctorapp, %s: %d, %v; want %d", c.sql, n, err, c.want)
+		}
+	}
+	if tag, err := app.Exec(ctx, `DELETE FROM bookings`); err != nil || tag.RowsAffected() != 0 {
+		t.Errorf("a hard DELETE bypassing the proxy: %v, %s; want DELETE 0", err, tag)
+	}
+	if _, err := app.Exec(ctx, `INSERT INTO contacts (id, email) VALUES (3, 'a@example.com')`); err != nil {
+		t.Errorf("re-inserting a deleted key: %v", err)
+	}
+	admin, err := pgx.Connect(ctx, pgcluster.URL(pg.Addr(), "doctoradmin", "doctoradmin", db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	pgtest.Exec(t, pg, db, `GRANT SELECT, UPDATE ON contacts TO doctoradmin`)
+	var n int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM contacts WHERE deleted_at IS NOT NULL`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("the privileged role sees %d deleted contacts (%v), want 2", n, err)
+	}
+	if tag, err := admin.Exec(ctx, `UPDATE contacts SET deleted_at = NULL WHERE id = 2`); err != nil || tag.RowsAffected() != 1 {
+		t.Errorf("the privileged role restores: %v, %s", err, tag)
+	}
+}
+
+// TestMigrateResumes: a concurrent build that failed leaves an INVALID
+// index; the next run drops it and builds it again, and a swap
+// interrupted after the old index was dropped is finished.
+func TestMigrateResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	pg := pgtest.Shared(t)
+	db := pgtest.CreateDB(t, pg)
+	pgtest.Exec(t, pg, db, `
+CREATE TABLE items (id int PRIMARY KEY, sku text, label text, deleted_at timestamptz);
+CREATE UNIQUE INDEX items_sku_idx ON items (sku);
+CREATE INDEX items_label_idx ON items (label);
+COMMENT ON INDEX items_label_idx IS 'for the search page';
+INSERT INTO items VALUES (1, 'a', 'x', NULL), (2, 'b', 'y', NULL);`)
+	dsn := pg.DSN(db)
+	path := writeConfig(t, "tables:\n  - name: items\n")
+	// A build interrupted halfway: what CREATE INDEX CONCURRENTLY leaves
+	// when it fails (here on a duplicate key) is an INVALID index.
+	pgtest.Exec(t, pg, db, `DROP INDEX items_sku_idx; UPDATE items SET sku = 'a' WHERE id = 2`)
+	err := pg.Exec(context.Background(), db, `CREATE UNIQUE INDEX CONCURRENTLY items_sku_idx_tombstone ON items (sku) WHERE deleted_at IS NULL`)
+	if err == nil {
+		t.Fatal("the duplicate did not stop the build")
+	}
+	pgtest.Exec(t, pg, db, `UPDATE items SET sku = 'b' WHERE id = 2; CREATE UNIQUE INDEX items_sku_idx ON items (sku)`)
+	// A swap interrupted after the old index was dropped.
+	pgtest.Exec(t, pg, db, `CREATE INDEX items_label_idx_tombstone ON items (label) WHERE deleted_at IS NULL;
+COMMENT ON INDEX items_label_idx_tombstone IS E'tombstone migrate: replaces items_label_idx\nfor the search page';
+DROP INDEX items_label_idx;`)
+	if n := rows(t, dsn, `SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'items_sku_idx_tombstone' AND NOT i.indisvalid`); n != 1 {
+		t.Fatal("no INVALID index to recover from")
+	}
+
+	code, out, errOut := runCmd(t, "", "doctor", "--config", path, "--dsn", dsn)
+	if code != exitRuntime || !strings.Contains(out, "index items_label_idx_tombstone replaces items_label_idx, which is gone, but was not renamed") {
+		t.Fatalf("doctor: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "", "migrate", "--config", path, "--dsn", dsn, "--apply")
+	if code != exitOK || !strings.Contains(out, "drop the INVALID items_sku_idx_tombstone an interrupted run left, build it again CONCURRENTLY, then swap it in for index items_sku_idx") ||
+		!strings.Contains(out, "rename index items_label_idx_tombstone to items_label_idx") {
+		t.Fatalf("migrate --apply: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "", "migrate", "--config", path, "--dsn", dsn, "--apply")
+	if code != exitOK || out != "nothing to do\n" {
+		t.Fatalf("second migrate --apply: exit %d\n%s%s", code, out, errOut)
+	}
+	if n := rows(t, dsn, `SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE c.relname IN ('items_sku_idx', 'items_label_idx') AND i.indisvalid AND pg_get_expr(i.indpred, i.indrelid) = '(deleted_at IS NULL)'`); n != 2 {
+		t.Fatalf("%d of 2 indexes are valid and partial under their own names", n)
+	}
+	if n := rows(t, dsn, `SELECT count(*) FROM pg_class WHERE relname LIKE '%tombstone%' AND relkind = 'i'`); n != 0 {
+		t.Fatalf("%d replacement indexes left behind", n)
+	}
+	if n := rows(t, dsn, `SELECT count(*) FROM pg_class WHERE relname = 'items_label_idx' AND obj_description(oid, 'pg_class') = 'for the search page'`); n != 1 {
+		t.Fatal("the swapped index lost its comment")
+	}
+}
+
+// TestMigrateCannot: what migrate cannot do safely is reported with why,
+// and left alone.
+func TestMigrateCannot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	pg := pgtest.Shared(t)
+	db := pgtest.CreateDB(t, pg)
+	pgtest.Exec(t, pg, db, `
+CREATE TABLE accounts (id int PRIMARY KEY, deleted_at text);
+CREATE TABLE codes (id int PRIMARY KEY, code text CONSTRAINT codes_code_key UNIQUE, deleted_at timestamptz);
+CREATE TABLE sessions (id int PRIMARY KEY, code text REFERENCES codes (code), deleted_at timestamptz,
+  CONSTRAINT sessions_id_key UNIQUE (id) DEFERRABLE);
+CREATE TABLE events (id int, at date, deleted_at timestamptz) PARTITION BY RANGE (at);
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE INDEX events_at_idx ON events (at);
+CREATE TABLE tickets (id int PRIMARY KEY, deleted_at timestamptz);
+ALTER TABLE tickets ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tickets_live ON tickets USING (deleted_at IS NULL);
+CREATE RULE tickets_log AS ON UPDATE TO tickets DO ALSO NOTIFY tickets;
+CREATE TABLE drafts (id int PRIMARY KEY, deleted_at timestamptz);`)
+	dsn := pg.DSN(db)
+	path := writeConfig(t, `tables:
+  - name: accounts
+  - name: codes
+  - name: sessions
+  - name: events
+  - name: tickets
+  - name: drafts
+    allow_restore: true
+  - name: missing
+`)
+	code, out, errOut := runCmd(t, "", "doctor", "--config", path, "--dsn", dsn)
+	if code != exitRuntime {
+		t.Fatalf("doctor: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"FAIL  columns: deleted_at column deleted_at is text; it must be timestamptz or timestamp",
+		"FAIL  columns: configured table missing does not exist",
+		"FAIL  interference: row-level security policy tickets_live filters SELECT with ((deleted_at IS NULL))",
+		"FAIL  interference: row-level security policy tickets_live checks the row an UPDATE writes",
+		"FAIL  interference: rule tickets_log ON UPDATE DO ALSO runs on every soft delete",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor's report lacks %q", want)
+		}
+	}
+	code, out, errOut = runCmd(t, "", "migrate", "--config", path, "--dsn", dsn, "--rls")
+	if code != exitOK {
+		t.Fatalf("migrate: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"cannot do safely: table public.accounts: deleted_at column deleted_at is text",
+		"why: changing a column's type rewrites the table under an ACCESS EXCLUSIVE lock",
+		"cannot do safely: table public.codes: unique constraint codes_code_key",
+		"why: foreign key(s) sessions_code_fkey reference it",
+		"cannot do safely: table public.sessions: unique constraint sessions_id_key",
+		"why: it is DEFERRABLE, and a unique index cannot be",
+		"cannot do safely: table public.events: index events_at_idx is not partial",
+		"why: events_at_idx is on a partitioned table, where CREATE INDEX CONCURRENTLY does not work",
+		"cannot do safely: table public.tickets: row-level security of the application's own",
+		"cannot do safely: table public.drafts: allow_restore is on for public.drafts",
+		"why: row-level security that hides deleted rows would hide them from the restore UPDATE too",
+		"cannot do safely: table missing: configured table missing does not exist",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("migrate's output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, `CREATE POLICY tombstone_live ON "public"."drafts"`) || strings.Contains(out, `ON "public"."tickets"`) {
+		t.Errorf("migrate --rls plans policies where it must not:\n%s", out)
+	}
+	if t.Failed() {
+		t.Logf("doctor:\n%s", out)
+	}
+}
