@@ -339,6 +339,12 @@ func boundedName(name, key string, hash bool) string {
 	return name[:cut] + suffix
 }
 
+// StringConstant quotes s as a string constant, for the places that take
+// one and not an expression (COMMENT ... IS, trigger arguments), where
+// Literal's hexadecimal form cannot be used. See triggerArg for the
+// session it assumes.
+func StringConstant(s string) string { return triggerArg(s) }
+
 // triggerArg quotes a trigger argument: CREATE TRIGGER takes string
 // literals there, not expressions, so Literal's hexadecimal form cannot
 // be used. Plan's statements run on a connection of Tombstone's own
