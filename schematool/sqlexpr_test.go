@@ -1,0 +1,60 @@
+package schematool
+
+import "testing"
+
+func TestRequiresLive(t *testing.T) {
+	for _, c := range []struct {
+		pred string
+		want bool
+	}{
+		{"(deleted_at IS NULL)", true},
+		{"((a > 0) AND (deleted_at IS NULL))", true},
+		{`("Deleted_At" IS NULL)`, false},
+		{"(deleted_at IS NOT NULL)", false},
+		{"((a > 0) OR (deleted_at IS NULL))", false},
+		{"(x.deleted_at IS NULL)", false},
+		{"((note = 'AND (deleted_at IS NULL)'::text))", false},
+		{"", false},
+	} {
+		if got := requiresLive(c.pred, "deleted_at"); got != c.want {
+			t.Errorf("requiresLive(%q) = %v, want %v", c.pred, got, c.want)
+		}
+	}
+	if !requiresLive(`("Deleted_At" IS NULL)`, "Deleted_At") {
+		t.Error("a quoted column name is not matched")
+	}
+}
+
+func TestMentions(t *testing.T) {
+	for _, c := range []struct {
+		expr string
+		want bool
+	}{
+		{"(deleted_at IS NULL)", true},
+		{"(DELETED_AT IS NULL)", true},
+		{"(tenant = current_setting('deleted_at'::text))", false},
+		{`("deleted_at" > now())`, true},
+		{"(owner = CURRENT_USER)", false},
+		{"", false},
+	} {
+		if got := mentions(c.expr, "deleted_at"); got != c.want {
+			t.Errorf("mentions(%q) = %v, want %v", c.expr, got, c.want)
+		}
+	}
+}
+
+func TestPartialForms(t *testing.T) {
+	got, err := partialIndex("CREATE UNIQUE INDEX t_a_key ON public.t USING btree (lower(a)) INCLUDE (b) WHERE (b > 0)", "t_a_key_tombstone", "deleted_at")
+	want := "CREATE UNIQUE INDEX CONCURRENTLY t_a_key_tombstone ON public.t USING btree (lower(a)) INCLUDE (b) WHERE b > 0 AND deleted_at IS NULL"
+	if err != nil || got != want {
+		t.Errorf("partialIndex:\n got %s (%v)\nwant %s", got, err, want)
+	}
+	got, err = partialExclusion("public.t", "EXCLUDE USING gist (during WITH &&) DEFERRABLE", "t_excl_tombstone", "deleted_at")
+	want = "ALTER TABLE public.t ADD CONSTRAINT t_excl_tombstone EXCLUDE USING gist (during WITH &&) WHERE (deleted_at IS NULL) DEFERRABLE"
+	if err != nil || got != want {
+		t.Errorf("partialExclusion:\n got %s (%v)\nwant %s", got, err, want)
+	}
+	if _, err := partialIndex("ALTER TABLE t ADD c int", "x", "deleted_at"); err == nil {
+		t.Error("partialIndex accepted a statement that is not CREATE INDEX")
+	}
+}
