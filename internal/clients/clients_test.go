@@ -99,6 +99,7 @@ var matrix = []client{
 	{"django", []string{"/usr/bin/python3", "django_client.py"}, []string{"/usr/bin/python3"}},
 	{"sqlalchemy", []string{"/usr/bin/python3", "sqlalchemy_client.py"}, []string{"/usr/bin/python3"}},
 	{"activerecord", []string{"/usr/bin/ruby", "activerecord_client.rb"}, []string{"/usr/bin/ruby"}},
+	{"psql", []string{"/bin/bash", "psql_client.sh"}, []string{"psql", "expect"}},
 }
 
 var versionLine = regexp.MustCompile(`^version: (\S+) (.+)$`)
@@ -207,9 +208,9 @@ func runScript(t *testing.T, c client, env []string) (string, error) {
 	cmd := exec.CommandContext(ctx, c.cmd[0], c.cmd[1:]...)
 	cmd.Dir = "testdata"
 	// PYTHONNOUSERSITE and the cleared PYTHONPATH keep the Debian
-	// interpreter on the Debian packages; PSQLRC keeps a developer's
-	// ~/.psqlrc out of psql's output.
-	cmd.Env = append(os.Environ(), "PYTHONNOUSERSITE=1", "PYTHONPATH=", "PSQLRC=/dev/null", "PGCONNECT_TIMEOUT=10")
+	// interpreter on the Debian packages (and bytecode out of the tree);
+	// PSQLRC keeps a developer's ~/.psqlrc out of psql's output.
+	cmd.Env = append(os.Environ(), "PYTHONNOUSERSITE=1", "PYTHONPATH=", "PYTHONDONTWRITEBYTECODE=1", "PSQLRC=/dev/null", "PGCONNECT_TIMEOUT=10")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
