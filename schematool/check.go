@@ -309,8 +309,10 @@ func (a *analysis) columns(section string, t *policy.Table) {
 		case !usable(typ):
 			is := a.add(section, Fail, "columns", fmt.Sprintf("%s column %s is %s; it must be %s", role, col, typ, want))
 			is.cannot = "changing a column's type rewrites the table under an ACCESS EXCLUSIVE lock, blocking reads and writes for the whole rewrite; convert it in a maintenance window, or point " + role + " at another column"
+		case role == col:
+			ok = append(ok, fmt.Sprintf("%s (%s)", col, typ))
 		default:
-			ok = append(ok, fmt.Sprintf("%s %s (%s)", role, col, typ))
+			ok = append(ok, fmt.Sprintf("%s: %s (%s)", role, col, typ))
 		}
 	}
 	check("deleted_at", t.DeletedAt, timestampType, "timestamptz or timestamp", "timestamp with time zone")
@@ -351,7 +353,7 @@ func (a *analysis) grants(section string, r *Relation) {
 			role = catalog.QuoteIdent(g.Role)
 		}
 		stmt := fmt.Sprintf("GRANT %s (%s) ON %s TO %s", g.Privilege, strings.Join(cols, ", "), qualified(g.Table), role)
-		is := a.add(section, Fail, "grants", fmt.Sprintf("role %s cannot %s (%s) of %s, which %s: a DELETE that works directly fails through the proxy (42501)",
+		is := a.add(section, Fail, "grants", fmt.Sprintf("role %s lacks %s (%s) on %s (%s): a DELETE that works directly fails through the proxy (42501)",
 			g.Role, g.Privilege, strings.Join(g.Columns, ", "), g.Table, g.Why))
 		is.step = &Step{order: orderGrants, Title: stmt, Transaction: true, Statements: []Statement{{SQL: stmt}}}
 	}
