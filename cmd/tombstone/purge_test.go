@@ -1,13 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tombstone-proxy/tombstone/catalog"
+	"github.com/tombstone-proxy/tombstone/internal/buildtest"
 	"github.com/tombstone-proxy/tombstone/internal/pgtest"
 	"github.com/tombstone-proxy/tombstone/policy"
 )
@@ -114,4 +121,71 @@ func rows(t *testing.T, dsn, sql string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestPurgeStoppedBySignal sends SIGTERM to a running `tombstone purge`
+// once two batches have committed: it stops, saying so, with every
+// removed row audited; a second run removes the rest, and each row is
+// removed and audited exactly once.
+func TestPurgeStoppedBySignal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL; skipped with -short")
+	}
+	bin := buildtest.Tombstone(t)
+	pg := pgtest.Shared(t)
+	db := pgtest.CreateDB(t, pg)
+	// A trigger slows each removal down so that the signal arrives while
+	// batches are still to come.
+	pgtest.Exec(t, pg, db, strings.Join(catalog.AuditTable(policy.RelName{Schema: "tombstone", Name: "audit_log"}), ";\n")+`;
+CREATE TABLE orders (id int PRIMARY KEY, deleted_at timestamptz);
+CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.02); RETURN OLD; END $$;
+CREATE TRIGGER slow BEFORE DELETE ON orders FOR EACH ROW EXECUTE FUNCTION slow();
+INSERT INTO orders SELECT i, now() - interval '1 day' - i * interval '1 second' FROM generate_series(1, 200) i;`)
+	dsn := pg.DSN(db)
+	path := writeConfig(t, "tables:\n  - name: orders\naudit:\n  table: tombstone.audit_log\n")
+	args := []string{"purge", "--config", path, "--dsn", dsn, "--older-than", "1h", "--batch", "10"}
+
+	cmd := exec.Command(bin, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Generous: this waits for two batches, it does not time them.
+	deadline := time.Now().Add(time.Minute)
+	for rows(t, dsn, "SELECT count(*) FROM tombstone.audit_log") < 20 {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("no two batches committed within a minute:\n%s%s", out.String(), errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitRuntime || !strings.Contains(errOut.String(), "stopped while purging public.orders") || !strings.Contains(errOut.String(), "run the purge again to go on") {
+		t.Fatalf("stopped purge: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	left := rows(t, dsn, "SELECT count(*) FROM orders")
+	audited := rows(t, dsn, "SELECT count(*) FROM tombstone.audit_log")
+	if left == 0 || left+audited != 200 || audited%10 != 0 {
+		t.Fatalf("after SIGTERM: %d orders left, %d audited; want some left, whole batches of 10 removed, each audited", left, audited)
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf("%d rows removed from 1 table", audited)) {
+		t.Errorf("the stopped run's summary does not count the %d rows its batches committed:\n%s", audited, out.String())
+	}
+
+	code, stdout, stderr := runCmd(t, "", args...)
+	if code != exitOK || !strings.HasPrefix(stdout, fmt.Sprintf("%d rows removed from 1 table\n", left)) {
+		t.Fatalf("resumed purge: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if n := rows(t, dsn, "SELECT count(*) FROM orders"); n != 0 {
+		t.Errorf("%d orders left after the resumed run", n)
+	}
+	if n := rows(t, dsn, "SELECT count(DISTINCT key) FROM tombstone.audit_log"); n != 200 || rows(t, dsn, "SELECT count(*) FROM tombstone.audit_log") != 200 {
+		t.Errorf("%d distinct audited keys, want 200, each once", n)
+	}
 }
