@@ -144,14 +144,19 @@ func (a *analysis) helpers() {
 	plan := catalog.Plan(a.f.Spec, a.patched)
 	marker := helpersMarker(plan)
 	var why []string
-	switch {
-	case !a.f.Schema.Helpers:
+	level := Fail
+	if !a.f.Schema.Helpers {
 		why = append(why, "tombstone.fail is not installed (or not owned by a superuser or privileged role): a DELETE whose foreign keys need a check is refused (55000)")
-	case a.f.Marker != marker:
-		why = append(why, "the helpers were installed for other foreign keys (or by an older Tombstone) than the database has now")
 	}
 	for _, t := range a.f.MissingTriggers {
 		why = append(why, fmt.Sprintf("trigger %s on %s is missing: rows may reference a soft-deleted parent", t.Name, t.Table))
+	}
+	if len(why) == 0 && a.f.Marker != marker {
+		// Every piece is there; what may differ is a function body or
+		// a trigger's arguments, from an older Tombstone or since a
+		// foreign key changed.
+		level = Warn
+		why = append(why, "the helpers and triggers were installed by another version of tombstone migrate, or for foreign keys the database no longer has")
 	}
 	if len(why) == 0 {
 		a.add(database, OK, "helpers", fmt.Sprintf("schema tombstone, tombstone.fail and %d foreign-key check triggers are installed and current", len(catalog.CheckTriggers(a.f.Spec, a.f.Schema))))
@@ -162,7 +167,7 @@ func (a *analysis) helpers() {
 		stmts = append(stmts, Statement{SQL: s})
 	}
 	stmts = append(stmts, Statement{SQL: "COMMENT ON SCHEMA tombstone IS " + catalog.StringConstant(marker)})
-	is := a.add(database, Fail, "helpers", strings.Join(why, "; "))
+	is := a.add(database, level, "helpers", strings.Join(why, "; "))
 	is.step = &Step{order: orderHelpers, Title: "install schema tombstone, its helper functions and the foreign-key check triggers", Transaction: true, Statements: stmts}
 }
 

@@ -317,7 +317,7 @@ func (f *Facts) readGrants(ctx context.Context, conn *pgx.Conn, appRoles []strin
 		name := policy.RelName{Schema: r.Schema, Name: r.Name}
 		for _, role := range roles {
 			for _, c := range f.softColumns(t) {
-				needs = append(needs, need{role, name, name, "UPDATE", c, "a DELETE of "+name.String()+" becomes an UPDATE of them"})
+				needs = append(needs, need{role, name, name, "UPDATE", c, "a DELETE of " + name.String() + " becomes an UPDATE of them"})
 			}
 			for _, fk := range f.Policy.Dependents(r.Schema, r.Name) {
 				if fk.ParentTable == nil {
