@@ -47,7 +47,7 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 	m := &Metrics{
 		rewrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tombstone_rewrites_total",
-			Help: "Soft-delete rewrites applied, by configured table and kind (delete, select, update, merge, copy).",
+			Help: "Soft-delete rewrites applied, by configured table and kind (delete, select, update, merge, copy, cascade, restore).",
 		}, []string{"table", "kind"}),
 		statements: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tombstone_statements_total",

@@ -111,6 +111,7 @@ advances stay advanced.`, std)
 				break
 			}
 		}
+		lifecycle(std.out, res.Applied)
 	}
 	notes(std.out, p, *role, refusal != nil || (res != nil && res.Changed))
 	if *check && refusal == nil {
@@ -166,6 +167,43 @@ func checkRun(w io.Writer, conn *pgx.Conn, text string, res *rewrite.Result) err
 		fmt.Fprintf(w, "check: runs: %s (rolled back)\n", tag)
 	}
 	return nil
+}
+
+// lifecycle says what a soft delete takes with it and how it comes back,
+// or what a restore brings back.
+func lifecycle(w io.Writer, applied []rewrite.Applied) {
+	var deleted, cascaded, restored []string
+	for _, a := range applied {
+		name := a.Table.QualifiedName()
+		switch a.Kind {
+		case rewrite.KindDelete:
+			deleted = appendNew(deleted, name)
+		case rewrite.KindCascade:
+			cascaded = appendNew(cascaded, name)
+		case rewrite.KindRestore:
+			restored = appendNew(restored, name)
+		}
+	}
+	if len(deleted) > 0 {
+		fmt.Fprintf(w, "-- deletes: the matching live rows of %s, all with one deleted_at stamp", strings.Join(deleted, ", "))
+		if len(cascaded) > 0 {
+			fmt.Fprintf(w, ", and with them (ON DELETE CASCADE, same stamp) the live rows of %s that reference them", strings.Join(cascaded, ", "))
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "-- to restore: tombstone restore --config FILE --dsn DSN --table %s --where CONDITION --cascade brings back the rows and what their deletion took with it\n", deleted[0])
+	}
+	if len(restored) > 0 {
+		fmt.Fprintf(w, "-- restores: the matching deleted rows of %s and the rows their deletion took with it\n", strings.Join(restored, ", "))
+	}
+}
+
+func appendNew(list []string, s string) []string {
+	for _, x := range list {
+		if x == s {
+			return list
+		}
+	}
+	return append(list, s)
 }
 
 // notes says where the dry run differs from what the proxy would do with
