@@ -151,6 +151,12 @@ func Run(ctx context.Context, conn *pgx.Conn, p *policy.Policy, opts Options) (*
 			n, err := purgeTable(ctx, begin, tg, p.Audit(), opts)
 			removed += n
 			if err != nil {
+				// What the committed batches removed, for whoever reads
+				// only the logs.
+				for _, tg := range targets {
+					r := tg.result
+					log.Warn("purge stopped", "table", r.Table.String(), "removed", r.Removed, "batches", r.Batches, "cutoff", r.Cutoff, "dry_run", opts.DryRun)
+				}
 				return report, err
 			}
 		}

@@ -174,6 +174,9 @@ INSERT INTO orders SELECT i, now() - interval '1 day' - i * interval '1 second' 
 	if left == 0 || left+audited != 200 || audited%10 != 0 {
 		t.Fatalf("after SIGTERM: %d orders left, %d audited; want some left, whole batches of 10 removed, each audited", left, audited)
 	}
+	if !strings.Contains(errOut.String(), fmt.Sprintf(`msg="purge stopped" component=purge table=public.orders removed=%d batches=%d`, audited, audited/10)) {
+		t.Errorf("the stopped run does not log the %d rows its batches committed:\n%s", audited, errOut.String())
+	}
 	if !strings.Contains(out.String(), fmt.Sprintf("%d rows removed from 1 table", audited)) {
 		t.Errorf("the stopped run's summary does not count the %d rows its batches committed:\n%s", audited, out.String())
 	}
