@@ -687,7 +687,11 @@ func (a *analysis) interference(section string, t *policy.Table, r *Relation) {
 			}
 		}
 		if (p.Command == "r" || p.Command == "*") && mentions(p.Using, t.DeletedAt) {
-			a.add(section, Fail, "interference", fmt.Sprintf("row-level security policy %s filters SELECT with (%s): PostgreSQL also checks SELECT policies against the row an UPDATE writes when its WHERE reads the table, as the soft-delete UPDATE's does, so a DELETE through the proxy fails with 42501 \"new row violates row-level security policy\"; let the policy pass rows deleted by the current transaction (%s = pg_catalog.now()), as tombstone migrate --rls does", p.Name, p.Using, t.DeletedAt))
+			if mentions(p.Using, "statement_timestamp", "now", "clock_timestamp", "transaction_timestamp", "current_timestamp") {
+				a.add(section, Warn, "interference", fmt.Sprintf("row-level security policy %s filters SELECT with (%s), which reads %s and the clock: PostgreSQL also checks SELECT policies against the row an UPDATE writes, so it must let through rows the statement itself deletes (%s >= pg_catalog.statement_timestamp()), or a DELETE through the proxy fails with 42501", p.Name, p.Using, t.DeletedAt, t.DeletedAt))
+				continue
+			}
+			a.add(section, Fail, "interference", fmt.Sprintf("row-level security policy %s filters SELECT with (%s): PostgreSQL also checks SELECT policies against the row an UPDATE writes when its WHERE reads the table, as the soft-delete UPDATE's does, so a DELETE through the proxy fails with 42501 \"new row violates row-level security policy\"; let the policy pass rows the statement itself deletes (OR %s >= pg_catalog.statement_timestamp()), as tombstone migrate --rls does", p.Name, p.Using, t.DeletedAt))
 		}
 	}
 	if r.ForceRLS && len(a.f.Policy.Dependents(r.Schema, r.Name)) > 0 {

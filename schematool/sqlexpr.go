@@ -40,9 +40,10 @@ func requiresLive(pred, col string) bool {
 	return false
 }
 
-// mentions reports whether the expression expr names the column col:
-// every identifier token is compared, as the server folds it.
-func mentions(expr, col string) bool {
+// mentions reports whether the expression expr names any of names (a
+// column, a function, or a keyword such as current_timestamp): every
+// token is compared as the server folds it.
+func mentions(expr string, names ...string) bool {
 	if expr == "" {
 		return false
 	}
@@ -51,17 +52,19 @@ func mentions(expr, col string) bool {
 		return true // unreadable: assume the worst, the report says to look
 	}
 	for _, t := range scan.Tokens {
-		if t.Token != pg.Token_IDENT {
+		if t.Token == pg.Token_SCONST || t.Start < 0 || t.End > int32(len(expr)) {
 			continue
 		}
 		text := expr[t.Start:t.End]
-		if strings.HasPrefix(text, `"`) {
+		if strings.HasPrefix(text, `"`) && len(text) >= 2 {
 			text = strings.ReplaceAll(text[1:len(text)-1], `""`, `"`)
 		} else {
 			text = strings.ToLower(text)
 		}
-		if text == col {
-			return true
+		for _, n := range names {
+			if text == n {
+				return true
+			}
 		}
 	}
 	return false

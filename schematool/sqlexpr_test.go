@@ -35,11 +35,20 @@ func TestMentions(t *testing.T) {
 		{"(tenant = current_setting('deleted_at'::text))", false},
 		{`("deleted_at" > now())`, true},
 		{"(owner = CURRENT_USER)", false},
+		{"(note = 'deleted_at'::text)", false},
 		{"", false},
 	} {
 		if got := mentions(c.expr, "deleted_at"); got != c.want {
 			t.Errorf("mentions(%q) = %v, want %v", c.expr, got, c.want)
 		}
+	}
+}
+
+func TestMentionsClock(t *testing.T) {
+	clock := []string{"statement_timestamp", "now", "current_timestamp"}
+	if !mentions("((deleted_at IS NULL) OR (deleted_at >= statement_timestamp()))", clock...) ||
+		!mentions("(deleted_at > CURRENT_TIMESTAMP)", clock...) || mentions("(deleted_at IS NULL)", clock...) {
+		t.Error("the clock is not recognized")
 	}
 }
 
