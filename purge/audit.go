@@ -1,6 +1,7 @@
 package purge
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -46,4 +47,20 @@ func keyJSON(r *relation, alias string) string {
 		args = append(args, catalog.Literal(c), alias+"."+quote(c))
 	}
 	return "pg_catalog.jsonb_build_object(" + strings.Join(args, ", ") + ")"
+}
+
+// checkAudit fails, before anything is removed, when the audit log is
+// configured but missing: every batch would fail on it.
+func checkAudit(ctx context.Context, q querier, audit policy.RelName) error {
+	if audit == (policy.RelName{}) {
+		return nil
+	}
+	var exists bool
+	if err := q.QueryRow(ctx, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", qualified(audit)).Scan(&exists); err != nil {
+		return fmt.Errorf("look up the audit log %s: %w", audit, err)
+	}
+	if !exists {
+		return fmt.Errorf("the audit log %s (audit.table) does not exist in this database; create it with tombstone migrate --apply, or remove audit.table to purge without one", audit)
+	}
+	return nil
 }

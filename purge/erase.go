@@ -121,6 +121,9 @@ func Erase(ctx context.Context, conn *pgx.Conn, p *policy.Policy, e Erasure) (*E
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.Background())
+	if err := checkAudit(ctx, tx, p.Audit()); err != nil {
+		return nil, err
+	}
 	rs := newRelations(tx, p)
 	oid, err := rs.find(ctx, e.Table)
 	if err != nil {

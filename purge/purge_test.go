@@ -578,3 +578,20 @@ INSERT INTO logins VALUES (1, 2, 'eu'), (2, 4, 'us');`)
 		t.Errorf("%d rows left", n)
 	}
 }
+
+func TestMissingAuditLog(t *testing.T) {
+	conn, _ := database(t, `DROP TABLE tombstone.audit_log;
+CREATE TABLE orders (id int PRIMARY KEY, deleted_at timestamptz);
+INSERT INTO orders VALUES (1, now() - interval '10 days');`)
+	p := resolve(t, conn, policy.Spec{Tables: []policy.TableSpec{soft("orders", 7*day)}, Audit: auditLog})
+	want := "the audit log tombstone.audit_log (audit.table) does not exist in this database; create it with tombstone migrate --apply"
+	if _, err := purge.Run(context.Background(), conn, p, purge.Options{Batch: 10}); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("purge: %v", err)
+	}
+	if _, err := purge.Erase(context.Background(), conn, p, purge.Erasure{Table: policy.RelName{Name: "orders"}, Where: "true"}); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("erasure: %v", err)
+	}
+	if n := count(t, conn, "SELECT count(*) FROM orders"); n != 1 {
+		t.Errorf("%d orders left, want 1", n)
+	}
+}

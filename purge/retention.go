@@ -138,6 +138,9 @@ func Run(ctx context.Context, conn *pgx.Conn, p *policy.Policy, opts Options) (*
 	if err := q.QueryRow(ctx, "SELECT pg_catalog.now()").Scan(&now); err != nil {
 		return nil, fmt.Errorf("read the database's clock: %w", err)
 	}
+	if err := checkAudit(ctx, q, p.Audit()); err != nil {
+		return nil, err
+	}
 	rs := newRelations(q, p)
 	targets, err := selectTargets(ctx, rs, p, opts, now, report)
 	if err != nil {
