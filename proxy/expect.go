@@ -201,6 +201,24 @@ func (q *expectQueue) emptyOrSuspended() {
 	}
 }
 
+// failedDelete reports whether the statement an ErrorResponse answers is
+// a DELETE Tombstone rewrote into an UPDATE (so the error may be about
+// the UPDATE the client did not write).
+func (q *expectQueue) failedDelete() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n == 0 {
+		return false
+	}
+	switch e := q.at(0); e.kind {
+	case expExecute:
+		return e.del
+	case expQuery:
+		return e.deleteAt(e.idx)
+	}
+	return false
+}
+
 // errorResponse: after an error in the extended protocol the server skips
 // every message up to the next Sync, so the failed message and the
 // skipped ones get no answer and have no effect.

@@ -323,8 +323,10 @@ func (s *session) serverMessage(typ byte, n int) error {
 			s.refusals.settle(seq)
 		}
 	case 'E':
+		// Before errorResponse drops it: the statement that failed.
+		del := s.exp.failedDelete()
 		s.exp.errorResponse()
-		if s.refusals.pending() {
+		if s.refusals.pending() || del {
 			body, err := s.readServer(n)
 			if err != nil {
 				return err
@@ -335,6 +337,9 @@ func (s *session) serverMessage(typ byte, n int) error {
 					return &writeError{err}
 				}
 				return nil
+			}
+			if del {
+				body = s.grantHint(body)
 			}
 			return writeMessage(s.cw, typ, body)
 		}
