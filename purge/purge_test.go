@@ -595,3 +595,31 @@ INSERT INTO orders VALUES (1, now() - interval '10 days');`)
 		t.Errorf("%d orders left, want 1", n)
 	}
 }
+
+// TestDeclaredCascadeHolds: a declared cascade has no constraint, so the
+// database would never stop a parent's removal; purge keeps the parent
+// while a child row names it, as for a foreign key.
+func TestDeclaredCascadeHolds(t *testing.T) {
+	conn, _ := database(t, `
+CREATE TABLE contacts (id int PRIMARY KEY, deleted_at timestamptz);
+CREATE TABLE tickets (id int PRIMARY KEY, contact_id int, deleted_at timestamptz);
+INSERT INTO contacts VALUES (1, now() - interval '10 days'), (2, now() - interval '10 days');
+INSERT INTO tickets VALUES (1, 1, NULL), (2, 2, now() - interval '10 days');`)
+	p := resolve(t, conn, policy.Spec{Tables: []policy.TableSpec{
+		soft("contacts", 7*day, policy.CascadeSpec{Table: "tickets", Column: "contact_id"}), soft("tickets", 7*day),
+	}, Audit: auditLog})
+	report, err := purge.Run(context.Background(), conn, p, purge.Options{Batch: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := []string{report.Tables[0].Table.String(), report.Tables[1].Table.String()}; !reflect.DeepEqual(names, []string{"public.tickets", "public.contacts"}) {
+		t.Errorf("purged in the order %v, want the declared child first", names)
+	}
+	c := result(t, report, "public.contacts")
+	if c.Removed != 1 || c.Held != 1 || len(c.HeldBy) != 1 || c.HeldBy[0].By != "referenced by public.tickets (declared cascade on contact_id)" {
+		t.Errorf("contacts: removed %d, held %d by %+v", c.Removed, c.Held, c.HeldBy)
+	}
+	if got := ids(t, conn, "SELECT id FROM contacts"); !reflect.DeepEqual(got, []int{1}) {
+		t.Errorf("contacts left: %v, want 1 (its live ticket)", got)
+	}
+}
