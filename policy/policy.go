@@ -278,6 +278,11 @@ func (p *Policy) TableNames() []string {
 	for n := range p.byName {
 		names = append(names, n)
 	}
+	// Writes to the audit log are refused: its name must reach the
+	// parser.
+	if a := p.spec.Audit; a.Name != "" {
+		names = append(names, a.Name)
+	}
 	// A plain parent's DELETE must be checked too: its name must reach
 	// the parser.
 	for n := range p.deps {

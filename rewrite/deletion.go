@@ -171,5 +171,14 @@ func targetRows(cte string, cols string) string {
 	return "SELECT DISTINCT ON (tombstone_oid, tombstone_ctid) " + cols + " FROM " + cte
 }
 
+// isAudit reports whether rv may name the audit log: its name, in its
+// schema or unqualified (the search_path may lead there). The grants let
+// PUBLIC insert the rows a deletion writes; through Tombstone only the
+// rewriter's own INSERT does.
+func (e *engine) isAudit(rv *pg.RangeVar) bool {
+	a := e.policy.Audit()
+	return e.audited() && rv.Relname == a.Name && (rv.Schemaname == "" || rv.Schemaname == a.Schema)
+}
+
 // audited reports whether soft deletes and restores write the audit log.
 func (e *engine) audited() bool { return e.policy.Audit() != (policy.RelName{}) }

@@ -150,3 +150,30 @@ func TestDeletionValuesOnPostgres(t *testing.T) {
 		t.Errorf("the audit rows of account 3's deletion do not carry its stamp")
 	}
 }
+
+// Only the rewriter's own INSERT writes the audit log through Tombstone:
+// PUBLIC's insert grant is for it.
+func TestAuditLogWritesRefused(t *testing.T) {
+	p, err := policy.New(policy.Spec{Mode: policy.ModeEnforce, Audit: policy.RelName{Schema: "tombstone", Name: "audit_log"},
+		Tables: []policy.TableSpec{{Name: "contacts", DeletedAt: "deleted_at"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(p, 0)
+	for _, sql := range []string{
+		"INSERT INTO tombstone.audit_log (action, table_name) VALUES ('delete', 'public.contacts')",
+		"insert into AUDIT_LOG (action, table_name) select 'restore', 'x'",
+		"COPY tombstone.audit_log (action, table_name) FROM STDIN",
+		"WITH x AS (INSERT INTO tombstone.audit_log (action, table_name) VALUES ('purge', 'x') RETURNING 1) SELECT 1",
+	} {
+		if _, _, ref := r.Rewrite(sql); ref == nil || ref.Code != "42501" {
+			t.Errorf("%s: %v, want a 42501 refusal", sql, ref)
+		}
+	}
+	if res, _, ref := r.Rewrite("DELETE FROM contacts WHERE id = 1"); ref != nil || !strings.Contains(res.SQL, `INSERT INTO tombstone.audit_log`) {
+		t.Errorf("the rewriter's own audit INSERT: %v\n%v", ref, res)
+	}
+	if _, _, ref := r.Rewrite("INSERT INTO other.audit_log VALUES (1)"); ref != nil {
+		t.Errorf("a table of the same name in another schema: %v", ref)
+	}
+}

@@ -417,6 +417,9 @@ func (e *engine) insertStmt(s *pg.InsertStmt, sc *scope) error {
 		return err
 	}
 	e.mark(s.Relation)
+	if e.isAudit(s.Relation) {
+		return refuseAuditWrite("INSERT into")
+	}
 	if err := e.statement1(s.SelectStmt, sc); err != nil {
 		return err
 	}
@@ -708,6 +711,9 @@ func (e *engine) copyStmt(c *pg.CopyStmt, sc *scope) error {
 		return nil
 	}
 	e.mark(c.Relation)
+	if c.IsFrom && e.isAudit(c.Relation) {
+		return refuseAuditWrite("COPY into")
+	}
 	t, ok := e.target(c.Relation)
 	if c.IsFrom || !ok {
 		return nil

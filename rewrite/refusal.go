@@ -350,3 +350,14 @@ func refuseRestoreNoHelpers(table string) *Refusal {
 	r.Detail = "A restored row must not reference a parent that stays deleted; Tombstone checks that with tombstone.fail()."
 	return r
 }
+
+// refuseAuditWrite: the audit log is written by Tombstone's rewrites only.
+func refuseAuditWrite(verb string) *Refusal {
+	return &Refusal{
+		Reason:  ReasonPrivileged,
+		Code:    "42501",
+		Message: "tombstone: " + verb + " the audit log refused: only Tombstone's own rewrites write it",
+		Detail:  "A row written by hand could claim a deletion that never happened.",
+		Hint:    "Run it as a privileged role.",
+	}
+}
