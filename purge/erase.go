@@ -1,6 +1,7 @@
 package purge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -183,7 +184,9 @@ func Erase(ctx context.Context, conn *pgx.Conn, p *policy.Policy, e Erasure) (*E
 		}
 		rels = append(rels, rel)
 	}
-	slices.SortFunc(rels, func(a, b *relation) int { return int(a.oid) - int(b.oid) })
+	// By OID first, so that relations with no order between them come
+	// out the same on every run.
+	slices.SortFunc(rels, func(a, b *relation) int { return cmp.Compare(a.oid, b.oid) })
 	rels = childrenFirst(rels)
 	if err := remove(ctx, tx, p.Audit(), e, rels, set, report); err != nil {
 		return nil, err
