@@ -343,24 +343,32 @@ func (f *Facts) readGrants(ctx context.Context, conn *pgx.Conn, appRoles []strin
 	if len(needs) == 0 {
 		return nil
 	}
-	var roles, schemas, tables, privs, cols []string
+	var roles, schemas, tables, privs, cols, forSchemas, forTables []string
 	for _, n := range needs {
 		roles, schemas, tables = append(roles, n.role), append(schemas, n.table.Schema), append(tables, n.table.Name)
 		privs, cols = append(privs, n.priv), append(cols, n.col)
+		forSchemas, forTables = append(forSchemas, n.forTable.Schema), append(forTables, n.forTable.Name)
 	}
 	// A role or table that is gone is skipped, not an error; a column
 	// that does not exist yet is judged by the table-level privilege it
-	// will get when migrate adds it.
+	// will get when migrate adds it. Only a role that may DELETE from
+	// the table needs anything: granting more to one that may not would
+	// let it delete (softly) through the proxy what it cannot delete
+	// directly.
 	rows, err := conn.Query(ctx, `SELECT w.n::pg_catalog.int4
 FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]),
-  pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.text[])) WITH ORDINALITY AS w(role, s, t, priv, col, n)
+  pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.text[]),
+  pg_catalog.unnest($6::pg_catalog.text[]), pg_catalog.unnest($7::pg_catalog.text[])) WITH ORDINALITY AS w(role, s, t, priv, col, fs, ft, n)
 JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) w.s
 JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid AND c.relname OPERATOR(pg_catalog.=) w.t
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attname OPERATOR(pg_catalog.=) w.col AND NOT a.attisdropped
 WHERE (w.role OPERATOR(pg_catalog.=) 'public' OR EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) w.role))
+  AND pg_catalog.has_table_privilege(w.role, (SELECT fc.oid FROM pg_catalog.pg_class fc
+    JOIN pg_catalog.pg_namespace fn ON fn.oid OPERATOR(pg_catalog.=) fc.relnamespace
+    WHERE fn.nspname OPERATOR(pg_catalog.=) w.fs AND fc.relname OPERATOR(pg_catalog.=) w.ft), 'DELETE')
   AND NOT CASE WHEN a.attnum IS NULL THEN pg_catalog.has_table_privilege(w.role, c.oid, w.priv)
     ELSE pg_catalog.has_column_privilege(w.role, c.oid, a.attnum, w.priv) END
-ORDER BY w.n`, roles, schemas, tables, privs, cols)
+ORDER BY w.n`, roles, schemas, tables, privs, cols, forSchemas, forTables)
 	if err != nil {
 		return fmt.Errorf("schematool: check the application roles' privileges: %w", err)
 	}

@@ -345,3 +345,70 @@ CREATE TABLE drafts (id int PRIMARY KEY, deleted_at timestamptz);`)
 		t.Logf("doctor:\n%s", out)
 	}
 }
+
+func TestDoctorUsage(t *testing.T) {
+	path := writeConfig(t, "tables:\n  - name: contacts\n")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"doctor", "--config", path}, exitUsage, "tombstone doctor: --dsn DSN is required"},
+		{[]string{"doctor", "--dsn", "postgres://x"}, exitUsage, "tombstone doctor: --config FILE is required"},
+		{[]string{"doctor", "--config", path, "--dsn", "postgres://x", "--app-role", ""}, exitUsage, `tombstone doctor: invalid value "" for flag -app-role: empty role name`},
+		{[]string{"migrate", "--config", path, "--dsn", "postgres://x", "--lock-timeout", "0s"}, exitUsage, "tombstone migrate: --lock-timeout must be at least 1ms"},
+	} {
+		code, _, errOut := runCmd(t, "", c.args...)
+		if code != c.code || !strings.HasPrefix(errOut, c.want) {
+			t.Errorf("%v: exit %d, %q; want %d, %q", c.args, code, errOut, c.code, c.want)
+		}
+	}
+	code, out, _ := runCmd(t, "", "doctor", "--help")
+	if code != exitOK || !strings.HasPrefix(out, "Usage: tombstone doctor") || !strings.Contains(out, "-app-role ROLE") {
+		t.Errorf("doctor --help: %d %s", code, out)
+	}
+}
+
+// An --app-role is checked through its memberships, and one that does
+// not exist is an error that says so; a DELETE granted to PUBLIC makes
+// PUBLIC an application role.
+func TestDoctorAppRoles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	pg := pgtest.Shared(t)
+	db := pgtest.CreateDB(t, pg)
+	pgtest.Exec(t, pg, db, `
+CREATE ROLE doctorgroup;
+CREATE ROLE doctormember LOGIN IN ROLE doctorgroup;
+CREATE ROLE doctorreader LOGIN;
+CREATE TABLE items (id int PRIMARY KEY, deleted_at timestamptz);
+CREATE TABLE tags (id int PRIMARY KEY, deleted_at timestamptz);
+GRANT SELECT, DELETE ON items TO doctorgroup;
+GRANT SELECT, DELETE ON tags TO PUBLIC;`)
+	dsn := pg.DSN(db)
+	path := writeConfig(t, "tables:\n  - name: items\n  - name: tags\n")
+	code, _, errOut := runCmd(t, "", "doctor", "--config", path, "--dsn", dsn, "--app-role", "nobody_here")
+	if code != exitRuntime || !strings.Contains(errOut, `application role "nobody_here" (--app-role) does not exist`) {
+		t.Errorf("doctor --app-role nobody_here: exit %d, %s", code, errOut)
+	}
+	code, out, errOut := runCmd(t, "", "doctor", "--config", path, "--dsn", dsn, "--app-role", "doctormember")
+	for _, want := range []string{
+		"FAIL  grants: role doctorgroup lacks UPDATE (deleted_at) on public.items",
+		"FAIL  grants: role doctormember lacks UPDATE (deleted_at) on public.items",
+		"FAIL  grants: role public lacks UPDATE (deleted_at) on public.tags",
+	} {
+		if code != exitRuntime || !strings.Contains(out, want) {
+			t.Errorf("doctor (exit %d) lacks %q:\n%s%s", code, want, out, errOut)
+		}
+	}
+	code, out, errOut = runCmd(t, "", "migrate", "--config", path, "--dsn", dsn, "--app-role", "doctormember", "--app-role", "doctorreader")
+	if code != exitOK || !strings.Contains(out, `GRANT UPDATE ("deleted_at") ON "public"."tags" TO PUBLIC;`) {
+		t.Errorf("migrate: exit %d\n%s%s", code, out, errOut)
+	}
+	// A role that may not DELETE gets nothing: UPDATE of deleted_at
+	// would let it delete through the proxy.
+	if strings.Contains(out, `ON "public"."items" TO "doctorreader"`) {
+		t.Errorf("migrate grants to a role that may not DELETE:\n%s", out)
+	}
+}
