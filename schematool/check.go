@@ -414,15 +414,31 @@ func (a *analysis) indexes(section string, t *policy.Table, r *Relation) {
 		switch {
 		case ours[idx.Name], idx.ConstraintType == "p", idx.Inherited:
 			continue
-		case !idx.Valid && !strings.HasPrefix(idx.Comment, replaceMarker):
+		case !idx.Valid && byName[replacementName(idx.Name)] == nil && !strings.HasPrefix(idx.Comment, replaceMarker):
+			// (An INVALID index that has a replacement is what an
+			// interrupted DROP INDEX CONCURRENTLY leaves: the swap below
+			// finishes it.)
 			a.add(section, Warn, "indexes", fmt.Sprintf("index %s is INVALID (a CREATE INDEX CONCURRENTLY or REINDEX that did not finish): queries do not use it, yet every write updates it; drop it with DROP INDEX CONCURRENTLY or rebuild it with REINDEX INDEX CONCURRENTLY", idx.Name))
 			continue
 		case requiresLive(idx.Predicate, t.DeletedAt):
 			partial++
 			continue
+		case idx.Unique && contains(idx.Columns, t.DeletedAt) && !strings.Contains(idx.Def, " NULLS NOT DISTINCT"):
+			// UNIQUE (email, deleted_at): the usual attempt, which
+			// enforces nothing among live rows, whose deleted_at are
+			// all NULL and so never equal. Replaced below by the
+			// partial index on the other columns.
 		case contains(idx.Columns, t.DeletedAt) || mentions(idx.Predicate, t.DeletedAt):
 			a.add(section, OK, "indexes", fmt.Sprintf("index %s reads %s: it serves queries on deleted rows (purge), left whole", idx.Name, t.DeletedAt))
 			continue
+		}
+		if idx.ConstraintType == "x" {
+			a.exclusion(section, t, r, idx, table)
+			continue
+		}
+		holds := "holds deleted rows too: re-inserting a deleted key fails, and the error's DETAIL shows the deleted row's key"
+		if contains(idx.Columns, t.DeletedAt) {
+			holds = fmt.Sprintf("has %s among its columns: live rows, whose %s is NULL, never conflict with each other, so it keeps no live key unique (live duplicates must go before its partial form can be built)", t.DeletedAt, t.DeletedAt)
 		}
 		newName := replacementName(idx.Name)
 		create, err := partialIndex(idx.Def, newName, t.DeletedAt)
@@ -431,13 +447,9 @@ func (a *analysis) indexes(section string, t *policy.Table, r *Relation) {
 			continue
 		}
 		newIdx := byName[newName]
-		switch idx.ConstraintType {
-		case "x":
-			a.exclusion(section, t, r, idx, table)
-			continue
-		case "u":
-			is := a.add(section, Fail, "unique", fmt.Sprintf("unique constraint %s (%s) holds deleted rows too: re-inserting a deleted key fails, and the error's DETAIL shows the deleted row's key. Replace it with the partial unique index: %s",
-				idx.Constraint, idx.ConstraintDef, strings.Replace(create, " CONCURRENTLY", "", 1)))
+		if idx.ConstraintType == "u" {
+			is := a.add(section, Fail, "unique", fmt.Sprintf("unique constraint %s (%s) %s. Replace it with the partial unique index: %s",
+				idx.Constraint, idx.ConstraintDef, holds, strings.Replace(create, " CONCURRENTLY", "", 1)))
 			switch {
 			case len(idx.ReferencedBy) > 0:
 				is.Level = Warn
@@ -463,7 +475,7 @@ func (a *analysis) indexes(section string, t *policy.Table, r *Relation) {
 		whole++
 		var is *issue
 		if idx.Unique {
-			is = a.add(section, Fail, "unique", fmt.Sprintf("unique index %s holds deleted rows too: re-inserting a deleted key fails. Replace it with the partial unique index: %s", idx.Name, strings.Replace(create, " CONCURRENTLY", "", 1)))
+			is = a.add(section, Fail, "unique", fmt.Sprintf("unique index %s %s. Replace it with the partial unique index: %s", idx.Name, holds, strings.Replace(create, " CONCURRENTLY", "", 1)))
 			if len(idx.ReferencedBy) > 0 {
 				is.Level = Warn
 				is.cannot = fmt.Sprintf("foreign key(s) %s use it, and a foreign key needs a non-partial unique index; it stays as it is", strings.Join(idx.ReferencedBy, ", "))

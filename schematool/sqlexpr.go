@@ -93,7 +93,9 @@ func andLive(where *pg.Node, col string) *pg.Node {
 
 // partialIndex turns def, an index definition as pg_get_indexdef prints
 // it, into a CREATE INDEX CONCURRENTLY of the same index named name that
-// holds only the rows where col IS NULL (and its predicate, if any).
+// holds only the rows where col IS NULL (and its predicate, if any). A
+// key column col is left out: it is NULL in every row the index then
+// holds.
 func partialIndex(def, name, col string) (string, error) {
 	tree, err := pg.Parse(def)
 	if err != nil {
@@ -103,6 +105,16 @@ func partialIndex(def, name, col string) (string, error) {
 	if stmt == nil {
 		return "", fmt.Errorf("the definition %q is not a CREATE INDEX", def)
 	}
+	params := stmt.IndexParams[:0:0]
+	for _, p := range stmt.IndexParams {
+		if e := p.GetIndexElem(); e == nil || e.Name != col {
+			params = append(params, p)
+		}
+	}
+	if len(params) == 0 {
+		return "", fmt.Errorf("the index has no key column but %s", col)
+	}
+	stmt.IndexParams = params
 	stmt.Idxname, stmt.Concurrent, stmt.WhereClause = name, true, andLive(stmt.WhereClause, col)
 	return pg.Deparse(tree)
 }

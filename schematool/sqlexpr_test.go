@@ -63,6 +63,14 @@ func TestPartialForms(t *testing.T) {
 	if err != nil || got != want {
 		t.Errorf("partialExclusion:\n got %s (%v)\nwant %s", got, err, want)
 	}
+	got, err = partialIndex("CREATE UNIQUE INDEX t_b_key ON public.t USING btree (b, deleted_at)", "t_b_key_tombstone", "deleted_at")
+	want = "CREATE UNIQUE INDEX CONCURRENTLY t_b_key_tombstone ON public.t USING btree (b) WHERE deleted_at IS NULL"
+	if err != nil || got != want {
+		t.Errorf("partialIndex without the deleted_at column:\n got %s (%v)\nwant %s", got, err, want)
+	}
+	if _, err := partialIndex("CREATE INDEX t_d ON public.t USING btree (deleted_at)", "x", "deleted_at"); err == nil {
+		t.Error("partialIndex built an index without columns")
+	}
 	if _, err := partialIndex("ALTER TABLE t ADD c int", "x", "deleted_at"); err == nil {
 		t.Error("partialIndex accepted a statement that is not CREATE INDEX")
 	}

@@ -21,8 +21,9 @@ CREATE TABLE orders (id int PRIMARY KEY, contact_id int REFERENCES contacts ON D
 CREATE UNIQUE INDEX orders_code_idx ON orders (code);
 CREATE INDEX orders_contact_idx ON orders (contact_id);
 CREATE TABLE notes (id int PRIMARY KEY, contact_id int REFERENCES contacts ON DELETE SET NULL);
-CREATE TABLE bookings (id int PRIMARY KEY, during tstzrange, deleted_at timestamptz,
-  CONSTRAINT bookings_during_excl EXCLUDE USING gist (during WITH &&));
+CREATE TABLE bookings (id int PRIMARY KEY, during tstzrange, ref text, deleted_at timestamptz,
+  CONSTRAINT bookings_during_excl EXCLUDE USING gist (during WITH &&),
+  CONSTRAINT bookings_ref_key UNIQUE (ref, deleted_at));
 CREATE FUNCTION forget() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN OLD; END$$;
 CREATE TRIGGER contacts_forget BEFORE DELETE ON contacts FOR EACH ROW EXECUTE FUNCTION forget();
 GRANT SELECT, INSERT, DELETE ON contacts, orders, bookings TO doctorapp;
@@ -30,7 +31,7 @@ GRANT UPDATE (name) ON contacts TO doctorapp;
 GRANT SELECT ON notes TO doctorapp;
 INSERT INTO contacts VALUES (1, 'a@example.com', 'A', NULL), (2, 'b@example.com', 'B', now() - interval '40 days');
 INSERT INTO orders VALUES (10, 1, 'X1', NULL);
-INSERT INTO bookings VALUES (1, tstzrange('2026-01-01', '2026-01-02'), now());
+INSERT INTO bookings VALUES (1, tstzrange('2026-01-01', '2026-01-02'), 'R1', now());
 `
 
 const doctorConfig = `privileged_roles: [doctoradmin]
@@ -74,6 +75,8 @@ func TestDoctorMigrate(t *testing.T) {
 		"FAIL  unique: unique index orders_code_idx holds deleted rows too",
 		"FAIL  exclusion: exclusion constraint bookings_during_excl (EXCLUDE USING gist (during WITH &&)) holds deleted rows too",
 		"EXCLUDE USING gist (during WITH &&) WHERE (deleted_at IS NULL)",
+		"FAIL  unique: unique constraint bookings_ref_key (UNIQUE (ref, deleted_at)) has deleted_at among its columns: live rows, whose deleted_at is NULL, never conflict",
+		"CREATE UNIQUE INDEX bookings_ref_key_tombstone ON public.bookings USING btree (ref) WHERE deleted_at IS NULL",
 		"warn  indexes: index contacts_name_idx is not partial",
 		"ok    indexes: index orders_contact_idx serves foreign key orders_contact_id_fkey",
 		"ok    foreign keys: in: orders_contact_id_fkey (public.orders(contact_id) -> public.contacts(id)) ON DELETE CASCADE: soft cascade",
@@ -224,6 +227,7 @@ func TestMigrateResumes(t *testing.T) {
 CREATE TABLE items (id int PRIMARY KEY, sku text, label text, deleted_at timestamptz);
 CREATE UNIQUE INDEX items_sku_idx ON items (sku);
 CREATE INDEX items_label_idx ON items (label);
+CREATE INDEX items_code_idx ON items (id, label);
 COMMENT ON INDEX items_label_idx IS 'for the search page';
 INSERT INTO items VALUES (1, 'a', 'x', NULL), (2, 'b', 'y', NULL);`)
 	dsn := pg.DSN(db)
@@ -240,6 +244,11 @@ INSERT INTO items VALUES (1, 'a', 'x', NULL), (2, 'b', 'y', NULL);`)
 	pgtest.Exec(t, pg, db, `CREATE INDEX items_label_idx_tombstone ON items (label) WHERE deleted_at IS NULL;
 COMMENT ON INDEX items_label_idx_tombstone IS E'tombstone migrate: replaces items_label_idx\nfor the search page';
 DROP INDEX items_label_idx;`)
+	// A DROP INDEX CONCURRENTLY interrupted after it marked the old index
+	// INVALID, its replacement built.
+	pgtest.Exec(t, pg, db, `CREATE INDEX items_code_idx_tombstone ON items (id, label) WHERE deleted_at IS NULL;
+COMMENT ON INDEX items_code_idx_tombstone IS E'tombstone migrate: replaces items_code_idx\n';
+UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'items_code_idx'::regclass;`)
 	if n := rows(t, dsn, `SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'items_sku_idx_tombstone' AND NOT i.indisvalid`); n != 1 {
 		t.Fatal("no INVALID index to recover from")
 	}
@@ -250,7 +259,8 @@ DROP INDEX items_label_idx;`)
 	}
 	code, out, errOut = runCmd(t, "", "migrate", "--config", path, "--dsn", dsn, "--apply")
 	if code != exitOK || !strings.Contains(out, "drop the INVALID items_sku_idx_tombstone an interrupted run left, build it again CONCURRENTLY, then swap it in for index items_sku_idx") ||
-		!strings.Contains(out, "rename index items_label_idx_tombstone to items_label_idx") {
+		!strings.Contains(out, "rename index items_label_idx_tombstone to items_label_idx") ||
+		!strings.Contains(out, "swap the already built items_code_idx_tombstone in for index items_code_idx") {
 		t.Fatalf("migrate --apply: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runCmd(t, "", "migrate", "--config", path, "--dsn", dsn, "--apply")
@@ -258,8 +268,8 @@ DROP INDEX items_label_idx;`)
 		t.Fatalf("second migrate --apply: exit %d\n%s%s", code, out, errOut)
 	}
 	if n := rows(t, dsn, `SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-WHERE c.relname IN ('items_sku_idx', 'items_label_idx') AND i.indisvalid AND pg_get_expr(i.indpred, i.indrelid) = '(deleted_at IS NULL)'`); n != 2 {
-		t.Fatalf("%d of 2 indexes are valid and partial under their own names", n)
+WHERE c.relname IN ('items_sku_idx', 'items_label_idx', 'items_code_idx') AND i.indisvalid AND pg_get_expr(i.indpred, i.indrelid) = '(deleted_at IS NULL)'`); n != 3 {
+		t.Fatalf("%d of 3 indexes are valid and partial under their own names", n)
 	}
 	if n := rows(t, dsn, `SELECT count(*) FROM pg_class WHERE relname LIKE '%tombstone%' AND relkind = 'i'`); n != 0 {
 		t.Fatalf("%d replacement indexes left behind", n)
