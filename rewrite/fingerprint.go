@@ -7,10 +7,11 @@ import (
 )
 
 // Fingerprint identifies a statement in logs without its literal values:
-// 16 hex digits of a hash of its tokens (scan.go), every literal replaced
-// by one mark, comments and whitespace left out, and unquoted words in
-// lower case. Texts that differ only in literal values, keyword case,
-// spacing or comments share a fingerprint.
+// 16 hex digits of a hash of its tokens (scan.go), every literal and
+// parameter replaced by one mark, comments and whitespace left out, and
+// unquoted words in lower case. Texts that differ only in literal values
+// (or parameters in their place), keyword case, spacing or comments share
+// a fingerprint.
 //
 // It scans and parses nothing else, so it is safe for any text a client
 // sends, the ones refused as too deep or too long included: pg_query's
@@ -27,7 +28,10 @@ func Fingerprint(sql string) string {
 		case tokLineComment, tokBlockComment:
 			continue
 		case tokString, tokEscapeString, tokUnicodeString, tokBitString, tokHexString,
-			tokDollarString, tokInteger, tokNumeric:
+			tokDollarString, tokInteger, tokNumeric, tokParam:
+			// A parameter is a value too: DELETE ... WHERE id = $1 and
+			// id = 7 are one shape, and a template (whose literals are
+			// parameters) fingerprints as the texts it stands for.
 			_, _ = h.Write([]byte{'?', 0})
 		case tokUnsure:
 			// What follows cannot be split as the server splits it: its
