@@ -31,8 +31,10 @@ Usage:
   tombstone doctor --config FILE --dsn DSN           check a database's soft-delete schema
   tombstone restore --config FILE --dsn DSN --table T --where SQL [--cascade] [--dry-run]
                                                      bring soft-deleted rows back
-  tombstone purge --config FILE --dsn DSN [--older-than 90d] [--table T] [--dry-run]
+  tombstone purge --config FILE --dsn DSN [--older-than 90d] [--table T] [--batch N] [--dry-run]
                                                      remove rows deleted longer ago than retention
+  tombstone purge --config FILE --dsn DSN --table T --where SQL [--cascade] [--dry-run]
+                                                     erase chosen rows, live or deleted, for good
   tombstone version                                  print version and build information
 
 Run "tombstone COMMAND --help" for a command's flags.
