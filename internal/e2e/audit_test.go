@@ -649,6 +649,11 @@ func TestAuditLogProtected(t *testing.T) {
 		"INSERT INTO tombstone.audit_log (action, table_name, xid) VALUES ('delete', 'public.customers', '1')",
 		"INSERT INTO tombstone.audit_log (action, table_name, at) VALUES ('delete', 'public.customers', '2000-01-01')",
 		"INSERT INTO tombstone.audit_log (action, table_name) VALUES ('delete', 'x') RETURNING *",
+		// The server would take these (PUBLIC may insert the writer's
+		// columns, for the rewritten DELETEs); Tombstone refuses them, as
+		// README says, so that the application cannot forge deletions.
+		"INSERT INTO tombstone.audit_log (action, table_name, actor) VALUES ('delete', 'public.customers', 'forged')",
+		"WITH f AS (INSERT INTO tombstone.audit_log (action, table_name) VALUES ('restore', 'public.customers')) SELECT 1",
 	} {
 		o := execute(e.ctx, e.app, simple(sql))
 		if pe := pgErr(o.err); pe == nil || pe.Code != "42501" {
@@ -657,6 +662,10 @@ func TestAuditLogProtected(t *testing.T) {
 	}
 	if o := copyOut(e.ctx, e.app, "COPY tombstone.audit_log TO STDOUT"); pgErr(o.err) == nil || pgErr(o.err).Code != "42501" {
 		t.Errorf("COPY tombstone.audit_log TO STDOUT as the application: %v (%d rows), want SQLSTATE 42501", o.err, len(o.rows))
+	}
+	if _, err := e.app.PgConn().CopyFrom(e.ctx, strings.NewReader("delete\tpublic.customers\n"),
+		"COPY tombstone.audit_log (action, table_name) FROM STDIN"); pgErr(err) == nil || pgErr(err).Code != "42501" {
+		t.Errorf("COPY tombstone.audit_log FROM STDIN as the application: %v, want SQLSTATE 42501", err)
 	}
 	if n := scalar[int](t, e.super, "SELECT count(*) FROM tombstone.audit_log"); n != want {
 		t.Errorf("the audit log has %d rows after the application's attempts, want %d", n, want)
