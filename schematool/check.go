@@ -92,6 +92,9 @@ func Check(f *Facts) *Report {
 		case is.cannot != "":
 			fd.Fix = "tombstone migrate cannot: " + is.cannot
 		}
+		if is.step != nil && is.step.Note != "" {
+			fd.Fix += "; note: " + is.step.Note
+		}
 		i, ok := index[is.section]
 		if !ok {
 			i = len(r.Sections)
@@ -441,7 +444,7 @@ func (a *analysis) indexes(section string, t *policy.Table, r *Relation) {
 			holds = fmt.Sprintf("has %s among its columns: live rows, whose %s is NULL, never conflict with each other, so it keeps no live key unique (live duplicates must go before its partial form can be built)", t.DeletedAt, t.DeletedAt)
 		}
 		newName := replacementName(idx.Name)
-		create, err := partialIndex(idx.Def, newName, t.DeletedAt)
+		create, err := partialIndex(idx.Def, newName, t.DeletedAt, idx.Tablespace)
 		if err != nil {
 			a.add(section, Warn, "indexes", fmt.Sprintf("index %s: %v", idx.Name, err))
 			continue
@@ -465,6 +468,7 @@ func (a *analysis) indexes(section string, t *policy.Table, r *Relation) {
 					{SQL: "ALTER INDEX " + catalog.QuoteIdent(r.Schema) + "." + catalog.QuoteIdent(newName) + " RENAME TO " + catalog.QuoteIdent(idx.Name)},
 					{SQL: "COMMENT ON INDEX " + catalog.QuoteIdent(r.Schema) + "." + catalog.QuoteIdent(idx.Name) + " IS NULL"},
 				}, "unique constraint "+idx.Constraint)
+				is.step.Note = onConflictNote(idx, t) + "; ON CONFLICT ON CONSTRAINT " + idx.Constraint + " stops working, as the constraint becomes an index"
 			}
 			continue
 		}
@@ -493,10 +497,27 @@ func (a *analysis) indexes(section string, t *policy.Table, r *Relation) {
 			{SQL: "ALTER INDEX " + catalog.QuoteIdent(r.Schema) + "." + catalog.QuoteIdent(newName) + " RENAME TO " + catalog.QuoteIdent(idx.Name)},
 			{SQL: "COMMENT ON INDEX " + catalog.QuoteIdent(r.Schema) + "." + catalog.QuoteIdent(idx.Name) + " IS " + commentValue(idx.Comment)},
 		}, "index "+idx.Name)
+		if idx.Unique {
+			is.step.Note = onConflictNote(idx, t)
+		}
 	}
 	if partial > 0 && whole == 0 {
 		a.add(section, OK, "indexes", fmt.Sprintf("%d partial index(es) on live rows (WHERE %s IS NULL)", partial, t.DeletedAt))
 	}
+}
+
+// onConflictNote says what INSERT ... ON CONFLICT needs once idx is
+// partial: PostgreSQL infers a partial unique index only from a conflict
+// target that names its predicate.
+func onConflictNote(idx *Index, t *policy.Table) string {
+	var cols []string
+	for _, c := range idx.Columns {
+		if c != t.DeletedAt {
+			cols = append(cols, c)
+		}
+	}
+	return fmt.Sprintf("INSERT ... ON CONFLICT (%s) must then say ON CONFLICT (%s) WHERE %s IS NULL, or PostgreSQL finds no index to match (42P10)",
+		strings.Join(cols, ", "), strings.Join(cols, ", "), t.DeletedAt)
 }
 
 // leading is the key of fkCols that idx's leading columns equal, "" for

@@ -72,9 +72,12 @@ type Index struct {
 	Partitioned bool // an index of a partitioned table (relkind I)
 	Inherited   bool // a partition's index attached to its parent's
 	Def         string
-	Predicate   string   // pg_get_expr of indpred; empty when not partial
-	Columns     []string // key columns; "" for an expression
-	Comment     string
+	// Tablespace is the index's own tablespace, empty for the
+	// database's default; pg_get_indexdef leaves it out.
+	Tablespace string
+	Predicate  string   // pg_get_expr of indpred; empty when not partial
+	Columns    []string // key columns; "" for an expression
+	Comment    string
 	// Constraint is the constraint the index backs, empty for none, and
 	// ConstraintType its contype (p, u or x).
 	Constraint     string
@@ -476,6 +479,7 @@ SELECT pg_catalog.json_build_object(
       'partitioned', ic.relkind OPERATOR(pg_catalog.=) 'I',
       'inherited', EXISTS (SELECT FROM pg_catalog.pg_inherits h WHERE h.inhrelid OPERATOR(pg_catalog.=) ic.oid),
       'def', pg_catalog.pg_get_indexdef(ic.oid),
+      'tablespace', COALESCE((SELECT ts.spcname::pg_catalog.text FROM pg_catalog.pg_tablespace ts WHERE ts.oid OPERATOR(pg_catalog.=) ic.reltablespace), ''),
       'predicate', COALESCE(pg_catalog.pg_get_expr(i.indpred, i.indrelid), ''),
       'columns', (SELECT pg_catalog.json_agg(COALESCE(a.attname::pg_catalog.text, '') ORDER BY k.ord)
         FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, ord)

@@ -25,6 +25,9 @@ type Step struct {
 	// Then runs, in one transaction, after Statements: the swap that
 	// follows a concurrent build.
 	Then []Statement
+	// Note is what the application must know about the change, empty
+	// for nothing.
+	Note string
 	// Blocking, when set, says why the step holds a lock that blocks
 	// reads or writes for longer than one short statement; such a step
 	// runs only when asked (--allow-blocking).

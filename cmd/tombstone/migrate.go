@@ -88,6 +88,9 @@ do. What migrate cannot do safely it lists, with why.`, std)
 			return fmt.Errorf("step %d of %d (%s): %w\n%s", i+1, len(plan.Steps), step.Title, err, appliedBefore(i))
 		}
 		fmt.Fprintf(std.out, "applied %d/%d: %s\n", i+1, len(plan.Steps), step.Title)
+		if step.Note != "" {
+			fmt.Fprintf(std.out, "  note: %s\n", step.Note)
+		}
 	}
 	if len(plan.Steps) == 0 {
 		fmt.Fprintln(std.out, "nothing to do")
@@ -174,6 +177,9 @@ func printPlan(w io.Writer, plan *schematool.Plan, timeout string) {
 	fmt.Fprintf(w, "SET lock_timeout = '%s';\n", timeout)
 	for i, step := range plan.Steps {
 		fmt.Fprintf(w, "\n-- %d/%d: %s\n", i+1, len(plan.Steps), step.Title)
+		if step.Note != "" {
+			fmt.Fprintf(w, "-- note: %s\n", step.Note)
+		}
 		writeStatements(w, step.Statements, step.Transaction, timeout)
 		if len(step.Then) > 0 {
 			writeStatements(w, step.Then, true, timeout)
