@@ -807,3 +807,61 @@ func TestAuditRestoreThroughProxy(t *testing.T) {
 	}
 	e.sameTables(t, "customers", "orders", "order_lines", "tickets")
 }
+
+// 2b. The actor is taken from a comment only: text that looks like a
+// sqlcommenter comment inside a string literal (standard or dollar-quoted)
+// is data, and a comment on another statement of the same Query message
+// is that statement's. Decoded values are stored as they are, quotes and
+// comment terminators included, and run nothing. Statements that differ
+// only in their comment, and a prepared statement run again after the
+// setting changed, each get their own actor.
+func TestAuditActorAdversarial(t *testing.T) {
+	e := newAuditEnv(t)
+	for _, c := range []struct {
+		before []string
+		sql    string
+		args   []any // non-nil: extended protocol
+		id     int
+		actor  string
+		reason *string
+	}{
+		{nil, "DELETE FROM customers WHERE name <> '/*actor=''mallory''*/' AND id = 1", nil, 1, appUser, nil},
+		{nil, "DELETE FROM customers WHERE name <> $x$/*actor='mallory',reason='r'*/$x$ AND id = 2", nil, 2, appUser, nil},
+		{nil, "DELETE FROM customers WHERE name <> E'\\'/*actor=\\'mallory\\'*/' AND id = 12", nil, 12, appUser, nil},
+		{nil, "DELETE FROM customers WHERE id = 3 /*actor='x%27%3B%20DROP%20TABLE%20orders%3B--',reason='%2A%2F%20done'*/", nil,
+			3, "x'; DROP TABLE orders;--", ptr("*/ done")},
+		{[]string{"SET tombstone.actor = 'o''brien'", "SET tombstone.reason = 'it''s */ fine'"}, "DELETE FROM customers WHERE id = 11", nil,
+			11, "o'brien", ptr("it's */ fine")},
+		{[]string{"RESET tombstone.actor", "RESET tombstone.reason"}, "DELETE FROM customers WHERE id = $1 /*actor='p1'*/", []any{4}, 4, "p1", nil},
+		{nil, "DELETE FROM customers WHERE id = $1 /*actor='p2'*/", []any{5}, 5, "p2", nil},
+		{nil, "DELETE FROM customers WHERE id = 6 /*actor='s1'*/", nil, 6, "s1", nil},
+		{nil, "DELETE FROM customers WHERE id = 6 /*actor='s2'*/", nil, 6, "s1", nil}, // already deleted: nothing changes
+		{[]string{"SET tombstone.actor = 'bob'"}, "DELETE FROM customers WHERE id = $1", []any{7}, 7, "bob", nil},
+		{[]string{"SET tombstone.actor = 'carol'"}, "DELETE FROM customers WHERE id = $1", []any{8}, 8, "carol", nil}, // the same prepared statement
+		{nil, "SELECT 1 /*actor='mallory'*/; DELETE FROM customers WHERE id = 9", nil, 9, "carol", nil},
+		{[]string{"RESET tombstone.actor"}, "DELETE FROM customers WHERE id = 10; SELECT 1 /*actor='mallory'*/", nil, 10, appUser, nil},
+	} {
+		e.run(t, e.app, c.before...)
+		var err error
+		if c.args != nil {
+			_, err = e.app.Exec(e.ctx, c.sql, c.args...)
+		} else {
+			_, err = e.app.Exec(e.ctx, c.sql) // no arguments: the simple protocol, several statements allowed
+		}
+		if err != nil {
+			t.Errorf("%s: %v", c.sql, err)
+			continue
+		}
+		by, why := e.colOnDisk(t, "customers", "deleted_by", c.id), e.colOnDisk(t, "customers", "deleted_reason", c.id)
+		if at := e.onDisk(t, "customers")[c.id]; at == nil || !sameStr(by, &c.actor) || !sameStr(why, c.reason) {
+			t.Errorf("%s (after %v): customer %d deleted at %s by %s for %s; want deleted by %q for %s", c.sql, c.before, c.id, fmtTime(at),
+				str(by), str(why), c.actor, str(c.reason))
+		}
+		if rows := e.auditLog(t, fmt.Sprintf("table_name = 'public.customers' AND key = '{\"id\": %d}'", c.id)); len(rows) != 1 || !sameStr(rows[0].Actor, &c.actor) {
+			t.Errorf("%s: audit rows of customer %d: %v, want one by %q", c.sql, c.id, rows, c.actor)
+		}
+	}
+	if n := scalar[int](t, e.super, "SELECT count(*) FROM orders"); n != nAuditOrders {
+		t.Errorf("orders holds %d rows, want %d", n, nAuditOrders)
+	}
+}
