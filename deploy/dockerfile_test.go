@@ -374,6 +374,11 @@ func ignorePattern(p string) *regexp.Regexp {
 // version, -trimpath and the runtime image's libraries are checked even
 // where no Docker engine can build the image.
 func TestDockerfileBuildStep(t *testing.T) {
+	if testing.Short() {
+		// A -trimpath build with the image's flags shares little with the
+		// developer's build cache: half a minute, too slow for make check.
+		t.Skip("runs the Dockerfile's go build step; skipped with -short (make check)")
+	}
 	if files, _ := filepath.Glob(filepath.Join(root, "cmd", "tombstone", "*.go")); len(files) == 0 {
 		t.Skip("cmd/tombstone has no Go files yet: nothing to build")
 	}

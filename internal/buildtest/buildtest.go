@@ -27,9 +27,15 @@ func Tombstone(t testing.TB) string {
 	return Command(t, "tombstone")
 }
 
-// Command builds ./cmd/<name> like Tombstone does.
+// Command builds ./cmd/<name> like Tombstone does. Under -short (make
+// check) it skips the test: every test that runs a binary as a process
+// also starts PostgreSQL for it, and linking the binary alone takes longer
+// than the fast lane's whole budget.
 func Command(t testing.TB, name string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("buildtest: building and running the %s binary; skipped with -short (make check)", name)
+	}
 	root := ModuleRoot(t)
 	pkg := filepath.Join(root, "cmd", name)
 	if files, _ := filepath.Glob(filepath.Join(pkg, "*.go")); len(files) == 0 {

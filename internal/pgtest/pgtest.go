@@ -36,8 +36,12 @@ func Main(m *testing.M) {
 
 // Shared returns the package-wide server, starting it on first use. Tests
 // that need a server of their own (TLS, a killed upstream) call Start.
+//
+// Under -short (make check) it skips the test: the fast lane runs only
+// tests that need no PostgreSQL.
 func Shared(t testing.TB) *Server {
 	t.Helper()
+	skipShort(t)
 	startOnce.Do(func() {
 		if dsn := os.Getenv("TOMBSTONE_TEST_DSN"); dsn != "" {
 			shared, startErr = pgcluster.FromDSN(dsn)
@@ -53,14 +57,24 @@ func Shared(t testing.TB) *Server {
 
 // Start gives the test a cluster of its own, stopped at cleanup. Tests that
 // change server settings or kill the server use it instead of Shared.
+// Under -short it skips the test, as Shared does.
 func Start(t testing.TB, opts pgcluster.Options) *Server {
 	t.Helper()
+	skipShort(t)
 	s, err := pgcluster.Start(opts)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// skipShort skips a test that needs PostgreSQL when -short is given.
+func skipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL; skipped with -short (make check)")
+	}
 }
 
 // Exec runs SQL as the superuser on database db and fails the test on error.
