@@ -865,3 +865,53 @@ func TestAuditActorAdversarial(t *testing.T) {
 		t.Errorf("orders holds %d rows, want %d", n, nAuditOrders)
 	}
 }
+
+// 6b. Restores through Tombstone, the edges: a SET that gives deleted_by
+// or deleted_reason a value, or touches another column, is an ordinary
+// UPDATE (the deleted row is out of its reach, as on the twin, where it
+// is gone); two rows of one deletion restored by one statement count and
+// are audited once each, their cascade too; a privileged session's UPDATE
+// passes through untouched (the row only, no cascade, no audit row).
+func TestAuditRestoreEdges(t *testing.T) {
+	e := newAuditEnv(t)
+	e.both(t, "DELETE FROM customers WHERE id IN (1, 2)")
+	at := e.deletedAt(t, "customers", 1)
+	for _, sql := range []string{
+		"UPDATE customers SET deleted_at = NULL, deleted_by = 'someone' WHERE id = 1",
+		"UPDATE customers SET deleted_at = NULL, deleted_reason = 'because' WHERE id = 1",
+		"UPDATE customers SET deleted_at = NULL, name = name WHERE id = 1",
+		"UPDATE customers SET name = 'x', deleted_at = NULL WHERE id = 1",
+	} {
+		if o := e.both(t, sql); o.tag != "UPDATE 0" {
+			t.Errorf("%s: tag %q, want UPDATE 0", sql, o.tag)
+		}
+	}
+	e.wantDisk(t, "customers", nAuditCustomers, map[int]*time.Time{1: at, 2: at})
+	e.wantDisk(t, "orders", nAuditOrders, map[int]*time.Time{10: at, 11: at, 20: at, 21: at})
+	if rows := e.auditLog(t, "action = 'restore'"); len(rows) != 0 {
+		t.Errorf("ordinary UPDATEs wrote restore audit rows: %v", rows)
+	}
+
+	if tag := e.mustRun(t, e.app, "UPDATE customers SET deleted_at = NULL WHERE id IN (1, 2) /*actor='ops'*/"); tag != "UPDATE 2" {
+		t.Errorf("restore of customers 1 and 2: tag %q, want UPDATE 2", tag)
+	}
+	want := append(customerRows(1), customerRows(2)...)
+	slices.Sort(want)
+	e.wantAudit(t, "restore of customers 1 and 2", "action = 'restore'", want, "restore", ptr("ops"), nil, appUser, "", at)
+	e.wantDisk(t, "customers", nAuditCustomers, map[int]*time.Time{1: nil, 2: nil})
+	e.wantDisk(t, "orders", nAuditOrders, map[int]*time.Time{10: nil, 11: nil, 20: nil, 21: nil})
+	e.wantDisk(t, "order_lines", nAuditLines, map[int]*time.Time{100: nil, 101: nil, 110: nil, 111: nil, 200: nil, 201: nil, 210: nil, 211: nil})
+
+	// A privileged session: untouched.
+	e.run(t, e.app, "DELETE FROM customers WHERE id = 3")
+	at3 := e.deletedAt(t, "customers", 3)
+	su := connect(t, e.superProxyDSN)
+	if tag := e.mustRun(t, su, "UPDATE customers SET deleted_at = NULL WHERE id = 3"); tag != "UPDATE 1" {
+		t.Errorf("the superuser's UPDATE through Tombstone: tag %q, want UPDATE 1", tag)
+	}
+	e.wantDisk(t, "customers", nAuditCustomers, map[int]*time.Time{3: nil})
+	e.wantDisk(t, "orders", nAuditOrders, map[int]*time.Time{30: at3, 31: at3})
+	if rows := e.auditLog(t, "action = 'restore' AND table_name = 'public.customers' AND key = '{\"id\": 3}'"); len(rows) != 0 {
+		t.Errorf("the superuser's UPDATE wrote audit rows %v", rows)
+	}
+}
