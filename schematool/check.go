@@ -200,7 +200,18 @@ func (a *analysis) audit() {
 		is.cannot = "it is not the table tombstone migrate creates; rename it and rerun tombstone migrate, or set audit.table to another name"
 		return
 	}
-	a.add(database, OK, "audit", fmt.Sprintf("audit table %s exists", t))
+	if len(a.f.AuditClosed) > 0 {
+		is := a.add(database, Fail, "audit", fmt.Sprintf("PUBLIC cannot write audit table %s (lacks %s): every audited DELETE through the proxy fails", t, strings.Join(a.f.AuditClosed, ", ")))
+		var stmts []Statement
+		for _, s := range catalog.AuditTable(t) {
+			if strings.HasPrefix(s, "GRANT ") {
+				stmts = append(stmts, Statement{SQL: s})
+			}
+		}
+		is.step = &Step{order: orderAudit, Title: "let PUBLIC write the audit table " + t.String() + " (its writer's columns only)", Transaction: true, Statements: stmts}
+		return
+	}
+	a.add(database, OK, "audit", fmt.Sprintf("audit table %s exists, and the application may write it", t))
 }
 
 // patchedSchema is the schema with the columns the plan adds.

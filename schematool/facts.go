@@ -31,6 +31,10 @@ type Facts struct {
 	MissingTriggers []catalog.CheckTrigger
 	// Audit is the audit table's columns, nil when it does not exist.
 	Audit []string
+	// AuditClosed lists what PUBLIC lacks to write the audit table: the
+	// writer's columns it cannot INSERT, and "schema" without USAGE on
+	// its schema.
+	AuditClosed []string
 
 	// Relations holds every soft-delete relation the catalog resolved
 	// (configured tables and their descendants), by OID.
@@ -177,17 +181,18 @@ func Inspect(ctx context.Context, conn *pgx.Conn, spec policy.Spec, schema *poli
 		Privileged []string    `json:"privileged"`
 		Marker     *string     `json:"marker"`
 		Audit      []string    `json:"audit"`
+		Closed     []string    `json:"audit_closed"`
 		Relations  []*Relation `json:"relations"`
 	}
 	var value string
-	err := conn.QueryRow(ctx, factsQuery, oids, nonNil(spec.PrivilegedRoles), nonNil(spec.PrivilegedMemberOf), spec.Audit.Schema, spec.Audit.Name).Scan(&value)
+	err := conn.QueryRow(ctx, factsQuery, oids, nonNil(spec.PrivilegedRoles), nonNil(spec.PrivilegedMemberOf), spec.Audit.Schema, spec.Audit.Name, catalog.AuditColumns).Scan(&value)
 	if err != nil {
 		return nil, fmt.Errorf("schematool: read the catalog: %w", err)
 	}
 	if err := json.Unmarshal([]byte(value), &doc); err != nil {
 		return nil, fmt.Errorf("schematool: decode the catalog's answer: %w", err)
 	}
-	f.Privileged, f.Audit = doc.Privileged, doc.Audit
+	f.Privileged, f.Audit, f.AuditClosed = doc.Privileged, doc.Audit, doc.Closed
 	if doc.Marker != nil {
 		f.Marker = *doc.Marker
 	}
@@ -443,7 +448,7 @@ func qualified(r policy.RelName) string {
 
 // factsQuery reads, for the relations whose OIDs are $1, what Check
 // needs. $2 and $3 are privileged_roles and privileged_member_of, $4 and
-// $5 the audit table's schema and name. Like catalog.Query it names
+// $5 the audit table's schema and name, $6 the columns its writers fill. Like catalog.Query it names
 // every object with its schema and writes every operator as
 // OPERATOR(pg_catalog.x), so the session's search_path chooses nothing.
 const factsQuery = `WITH trusted(oid) AS (
@@ -462,6 +467,16 @@ SELECT pg_catalog.json_build_object(
     FROM pg_catalog.pg_class c
     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
     JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+    WHERE n.nspname OPERATOR(pg_catalog.=) $4::pg_catalog.text AND c.relname OPERATOR(pg_catalog.=) $5::pg_catalog.text),
+  'audit_closed', (SELECT pg_catalog.json_agg(x.what)
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    CROSS JOIN LATERAL (
+      SELECT 'schema'::pg_catalog.text WHERE NOT pg_catalog.has_schema_privilege('public', n.oid, 'USAGE')
+      UNION ALL
+      SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a
+      WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attname OPERATOR(pg_catalog.=) ANY ($6::pg_catalog.text[]) AND NOT a.attisdropped
+        AND NOT pg_catalog.has_column_privilege('public', c.oid, a.attnum, 'INSERT')) AS x(what)
     WHERE n.nspname OPERATOR(pg_catalog.=) $4::pg_catalog.text AND c.relname OPERATOR(pg_catalog.=) $5::pg_catalog.text),
   'relations', COALESCE((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
     'oid', c.oid::pg_catalog.int8,

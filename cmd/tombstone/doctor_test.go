@@ -136,6 +136,20 @@ func TestDoctorMigrate(t *testing.T) {
 	if code != exitOK || strings.Contains(out, "FAIL") {
 		t.Fatalf("doctor after migrate: exit %d\n%s%s", code, out, errOut)
 	}
+	// An audit log the application may no longer write is found, and
+	// its grants put back.
+	pgtest.Exec(t, pg, db, `REVOKE INSERT ON tombstone.audit_log FROM PUBLIC`)
+	code, out, _ = runCmd(t, "", "doctor", "--config", path, "--dsn", dsn)
+	if code != exitRuntime || !strings.Contains(out, "FAIL  audit: PUBLIC cannot write audit table tombstone.audit_log (lacks action, table_name, key, actor, reason, fingerprint, deletion)") {
+		t.Fatalf("doctor after REVOKE INSERT on the audit log: exit %d\n%s", code, out)
+	}
+	if code, out, errOut := runCmd(t, "", apply...); code != exitOK || !strings.Contains(out, "let PUBLIC write the audit table") {
+		t.Fatalf("migrate --apply after REVOKE INSERT on the audit log: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "", "doctor", "--config", path, "--dsn", dsn)
+	if code != exitOK {
+		t.Fatalf("doctor after migrate: exit %d\n%s%s", code, out, errOut)
+	}
 	for _, want := range []string{
 		"ok    helpers: schema tombstone, tombstone.fail and 2 foreign-key check triggers are installed and current",
 		"ok    rls: row-level security is on with Tombstone's current policies",
