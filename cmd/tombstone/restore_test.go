@@ -34,12 +34,19 @@ import (
 //	t2: customer 2 with orders 20-22, their six lines and note 2; then a
 //	    live customer 7 took its email
 //	t3: customer 3 with orders 30-32, their six lines and note 3
+//
+// staff references itself (ON DELETE CASCADE): 1 <- 2 <- 3 <- 4 and 2 <- 5;
+// 5 was deleted on its own, then 1 with 2, 3 and 4.
 const restoreSchema = `
 CREATE TABLE customers (id int PRIMARY KEY, email text NOT NULL, deleted_at timestamptz, deleted_by text, deleted_reason text);
 CREATE UNIQUE INDEX customers_email_live ON customers (email) WHERE deleted_at IS NULL;
 CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL REFERENCES customers ON DELETE CASCADE, deleted_at timestamptz);
 CREATE TABLE order_lines (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders ON DELETE CASCADE, deleted_at timestamptz);
 CREATE TABLE notes (id int PRIMARY KEY, customer_id int NOT NULL, deleted_at timestamptz);
+CREATE TABLE staff (id int PRIMARY KEY, manager_id int REFERENCES staff ON DELETE CASCADE, deleted_at timestamptz);
+INSERT INTO staff VALUES (1, NULL), (2, 1), (3, 2), (4, 3), (5, 2), (6, NULL);
+UPDATE staff SET deleted_at = '2026-03-01 09:00:00+00' WHERE id = 5;
+UPDATE staff SET deleted_at = '2026-03-05 08:00:00+00' WHERE id IN (1, 2, 3, 4);
 INSERT INTO customers (id, email) SELECT g, 'c' || g || '@example.com' FROM generate_series(1, 6) g;
 INSERT INTO orders (id, customer_id) SELECT c * 10 + k, c FROM generate_series(1, 6) c, generate_series(0, 2) k;
 INSERT INTO order_lines (id, order_id) SELECT o.id * 10 + k, o.id FROM orders o, generate_series(0, 1) k;
@@ -77,6 +84,7 @@ tables:
   - name: orders
   - name: order_lines
   - name: notes
+  - name: staff
 `
 
 // restoreDB is a database loaded with restoreSchema, with the audit log
@@ -501,4 +509,63 @@ func scalarString(t *testing.T, conn *pgx.Conn, sql string) string {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return s
+}
+
+// The edges of tombstone restore: a self-referencing cascade is followed
+// down the tree (and not into the row deleted on its own); --where may
+// select by deleted_at; a table named with another case folds as in the
+// configuration; a --where that matches only live rows restores nothing;
+// a --where that is not one condition (a second statement) fails and
+// changes nothing.
+func TestRestoreEdges(t *testing.T) {
+	r := newRestoreDB(t)
+	staff := func() string {
+		return scalarString(t, r.conn, "SELECT string_agg(id || ':' || coalesce(to_char(deleted_at AT TIME ZONE 'UTC', 'MM-DD HH24'), 'live'), ' ' ORDER BY id) FROM staff")
+	}
+	if got := staff(); got != "1:03-05 08 2:03-05 08 3:03-05 08 4:03-05 08 5:03-01 09 6:live" {
+		t.Fatalf("staff before: %s", got)
+	}
+	code, out, errOut := r.restore(t, "--table", "staff", "--where", "id = 1", "--cascade")
+	if code != exitOK || errOut != "" {
+		t.Fatalf("restore of staff 1: exit %d\n%s%s", code, out, errOut)
+	}
+	wantLinesAnyOrder(t, "restore of staff 1", out, "restored 4 rows in public.staff")
+	if got := staff(); got != "1:live 2:live 3:live 4:live 5:03-01 09 6:live" {
+		t.Errorf("staff after the restore of 1 with --cascade: %s, want 1-4 live and 5 still deleted", got)
+	}
+
+	before := r.state(t)
+	code, out, errOut = r.restore(t, "--table", "Customers", "--where", "deleted_at >= '2026-03-02' AND deleted_at < '2026-03-03'", "--cascade")
+	if code != exitOK || errOut != "" {
+		t.Fatalf("restore by deleted_at: exit %d\n%s%s", code, out, errOut)
+	}
+	wantLinesAnyOrder(t, "restore by deleted_at", out,
+		"restored 1 row in public.customers", "restored 2 rows in public.orders",
+		"restored 3 rows in public.order_lines", "restored 1 row in public.notes")
+	r.wantRestored(t, "restore by deleted_at", before, "customers 1", "orders 10", "orders 11", "order_lines 100", "order_lines 110",
+		"order_lines 111", "notes 1")
+
+	before = r.state(t)
+	if code, out, errOut := r.restore(t, "--table", "customers", "--where", "id IN (4, 5)", "--cascade"); code != exitOK || errOut != "" ||
+		regexp.MustCompile(`restored [1-9]`).MatchString(out) {
+		t.Errorf("restore of live customers: exit %d\n%s%s; want success restoring nothing", code, out, errOut)
+	}
+	r.wantRestored(t, "restore of live customers", before)
+
+	audit := len(r.audit(t))
+	for _, where := range []string{"id = 3; DROP TABLE notes", "id = 3); DELETE FROM notes; SELECT (1"} {
+		code, out, errOut := r.restore(t, "--table", "customers", "--where", where, "--cascade")
+		if code == exitOK || !strings.HasPrefix(errOut, "tombstone restore: ") || strings.Contains(errOut, "<nil>") {
+			t.Errorf("--where %q: exit %d\n%s%s; want a failure with a message that says why", where, code, out, errOut)
+		} else {
+			t.Logf("--where %q: exit %d: %s", where, code, errOut)
+		}
+		r.wantRestored(t, "--where "+where, before)
+	}
+	if n := scalarString(t, r.conn, "SELECT count(*)::text FROM notes"); n != "6" {
+		t.Errorf("notes holds %s rows, want 6", n)
+	}
+	if n := len(r.audit(t)); n != audit {
+		t.Errorf("failed restores wrote %d audit rows", n-audit)
+	}
 }
