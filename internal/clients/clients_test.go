@@ -114,6 +114,22 @@ func TestClientMatrix(t *testing.T) {
 	pgtest.Exec(t, pg, "", `CREATE ROLE `+scramUser+` LOGIN PASSWORD '`+scramPassword+`';
 SET password_encryption = 'md5';
 CREATE ROLE `+md5User+` LOGIN PASSWORD '`+md5Password+`';`)
+	// The MD5 role must really log in with MD5: pg_hba.conf picks md5
+	// for it, and the server falls back to SCRAM for a SCRAM-stored
+	// password, which would leave the MD5 exchange untested.
+	func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		c, err := pgx.Connect(ctx, pg.DSN(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		var stored string
+		if err := c.QueryRow(ctx, "SELECT left(rolpassword, 3) FROM pg_authid WHERE rolname = $1", md5User).Scan(&stored); err != nil || stored != "md5" {
+			t.Fatalf("%s's password is stored as %q (%v), want an MD5 hash", md5User, stored, err)
+		}
+	}()
 	p := proxytest.Start(t, pg, proxyConfig)
 
 	var mu sync.Mutex
