@@ -426,7 +426,9 @@ func (a *analysis) indexes(section string, t *policy.Table, r *Relation) {
 	for i := range r.Indexes {
 		idx := &r.Indexes[i]
 		switch {
-		case ours[idx.Name], idx.ConstraintType == "p", idx.Inherited:
+		case ours[idx.Name], idx.ConstraintType == "p", idx.Parent != "":
+			// A partition's index attached to its parent's is replaced
+			// with the parent's.
 			continue
 		case !idx.Valid && byName[replacementName(idx.Name)] == nil && !strings.HasPrefix(idx.Comment, replaceMarker):
 			// (An INVALID index that has a replacement is what an
@@ -455,7 +457,7 @@ func (a *analysis) indexes(section string, t *policy.Table, r *Relation) {
 			holds = fmt.Sprintf("has %s among its columns: live rows, whose %s is NULL, never conflict with each other, so it keeps no live key unique (live duplicates must go before its partial form can be built)", t.DeletedAt, t.DeletedAt)
 		}
 		newName := replacementName(idx.Name)
-		create, err := partialIndex(idx.Def, newName, t.DeletedAt, idx.Tablespace)
+		create, err := partialIndex(idx.Def, newName, t.DeletedAt, idx.Tablespace, !idx.Partitioned)
 		if err != nil {
 			a.add(section, Warn, "indexes", fmt.Sprintf("index %s: %v", idx.Name, err))
 			continue
@@ -463,7 +465,7 @@ func (a *analysis) indexes(section string, t *policy.Table, r *Relation) {
 		newIdx := byName[newName]
 		if idx.ConstraintType == "u" {
 			is := a.add(section, Fail, "unique", fmt.Sprintf("unique constraint %s (%s) %s. Replace it with the partial unique index: %s",
-				idx.Constraint, idx.ConstraintDef, holds, strings.Replace(create, " CONCURRENTLY", "", 1)))
+				idx.Constraint, idx.ConstraintDef, holds, withoutConcurrently(create)))
 			switch {
 			case len(idx.ReferencedBy) > 0:
 				is.Level = Warn
@@ -472,7 +474,10 @@ func (a *analysis) indexes(section string, t *policy.Table, r *Relation) {
 				is.Level = Warn
 				is.cannot = "it is DEFERRABLE, and a unique index cannot be; it stays as it is"
 			case idx.Partitioned:
-				is.cannot = partitionedCannot(idx.Name, r)
+				is.step, is.cannot = a.partitioned(idx, r, create, Statement{SQL: "ALTER TABLE " + table + " DROP CONSTRAINT " + catalog.QuoteIdent(idx.Constraint)})
+				if is.step != nil {
+					is.step.Note = onConflictNote(idx, t) + "; ON CONFLICT ON CONSTRAINT " + idx.Constraint + " stops working, as the constraint becomes an index"
+				}
 			default:
 				is.step = a.swap(idx, newIdx, r, create, []Statement{
 					{SQL: "ALTER TABLE " + table + " DROP CONSTRAINT " + catalog.QuoteIdent(idx.Constraint)},
@@ -490,17 +495,20 @@ func (a *analysis) indexes(section string, t *policy.Table, r *Relation) {
 		whole++
 		var is *issue
 		if idx.Unique {
-			is = a.add(section, Fail, "unique", fmt.Sprintf("unique index %s %s. Replace it with the partial unique index: %s", idx.Name, holds, strings.Replace(create, " CONCURRENTLY", "", 1)))
+			is = a.add(section, Fail, "unique", fmt.Sprintf("unique index %s %s. Replace it with the partial unique index: %s", idx.Name, holds, withoutConcurrently(create)))
 			if len(idx.ReferencedBy) > 0 {
 				is.Level = Warn
 				is.cannot = fmt.Sprintf("foreign key(s) %s use it, and a foreign key needs a non-partial unique index; it stays as it is", strings.Join(idx.ReferencedBy, ", "))
 				continue
 			}
 		} else {
-			is = a.add(section, Warn, "indexes", fmt.Sprintf("index %s is not partial: it holds deleted rows, which every live-row query through Tombstone skips. Partial form: %s", idx.Name, strings.Replace(create, " CONCURRENTLY", "", 1)))
+			is = a.add(section, Warn, "indexes", fmt.Sprintf("index %s is not partial: it holds deleted rows, which every live-row query through Tombstone skips. Partial form: %s", idx.Name, withoutConcurrently(create)))
 		}
 		if idx.Partitioned {
-			is.cannot = partitionedCannot(idx.Name, r)
+			is.step, is.cannot = a.partitioned(idx, r, create, Statement{SQL: "DROP INDEX " + catalog.QuoteIdent(r.Schema) + "." + catalog.QuoteIdent(idx.Name)})
+			if is.step != nil && idx.Unique {
+				is.step.Note = onConflictNote(idx, t)
+			}
 			continue
 		}
 		is.step = a.swap(idx, newIdx, r, create, []Statement{
@@ -550,9 +558,90 @@ func commentValue(c string) string {
 	return catalog.StringConstant(c)
 }
 
-func partitionedCannot(name string, r *Relation) string {
-	return fmt.Sprintf("%s is on a partitioned table, where CREATE INDEX CONCURRENTLY does not work (a plain CREATE INDEX locks writes on every partition for the whole build). Build it by hand: CREATE INDEX ... ON ONLY %s.%s ... WHERE (... IS NULL), then CREATE INDEX CONCURRENTLY the same on each partition and ALTER INDEX ... ATTACH PARTITION each one, then drop %s",
-		name, r.Schema, r.Name, name)
+// withoutConcurrently is a CREATE INDEX CONCURRENTLY as the report
+// shows it: the index to have, not how to build it.
+func withoutConcurrently(create string) string {
+	return strings.Replace(create, " CONCURRENTLY", "", 1)
+}
+
+// partitioned is the step that replaces idx, an index of the
+// partitioned table r, with its partial form, which PostgreSQL cannot
+// build CONCURRENTLY on a partitioned table (a plain CREATE INDEX would
+// lock writes on every partition for the whole build): the new index is
+// created on the parent alone (ON ONLY, a change of the catalog), each
+// partition's built CONCURRENTLY and attached to it, and once all are
+// attached the old index (dropped by drop) and the new one swap names,
+// the partitions' too, in one short transaction. An interrupted run is
+// resumed: the built pieces are kept, an INVALID one is built again.
+func (a *analysis) partitioned(idx *Index, r *Relation, create string, drop Statement) (*Step, string) {
+	q := func(name string) string { return catalog.QuoteIdent(r.Schema) + "." + catalog.QuoteIdent(name) }
+	newName := replacementName(idx.Name)
+	var stmts []Statement
+	if !hasIndex(r, newName) {
+		stmts = append(stmts, Statement{SQL: create})
+	}
+	then := []Statement{drop, {SQL: "ALTER INDEX " + q(newName) + " RENAME TO " + catalog.QuoteIdent(idx.Name)}}
+	for _, rel := range a.f.Schema.Relations {
+		if rel.Parent != r.OID {
+			continue
+		}
+		part := a.f.Relations[rel.OID]
+		if part == nil || rel.Partitioned {
+			return nil, fmt.Sprintf("%s is on a partitioned table with a partition that is itself partitioned or not a soft-delete relation (%s.%s); build the partial index by hand: CREATE INDEX ... ON ONLY %s.%s ... WHERE (... IS NULL), CREATE INDEX CONCURRENTLY the same on each leaf partition and ALTER INDEX ... ATTACH PARTITION each one, then drop %s",
+				idx.Name, rel.Schema, rel.Name, r.Schema, r.Name, idx.Name)
+		}
+		var old *Index
+		for i := range part.Indexes {
+			if part.Indexes[i].Parent == idx.Name {
+				old = &part.Indexes[i]
+			}
+		}
+		if old == nil {
+			return nil, fmt.Sprintf("%s has no index on partition %s.%s (it is INVALID on the partitioned table); attach or build that partition's index first", idx.Name, rel.Schema, rel.Name)
+		}
+		pq := func(name string) string { return catalog.QuoteIdent(part.Schema) + "." + catalog.QuoteIdent(name) }
+		partNew := replacementName(old.Name)
+		built := indexNamed(part, partNew)
+		if built != nil && !built.Valid {
+			stmts = append(stmts, Statement{SQL: "DROP INDEX CONCURRENTLY IF EXISTS " + pq(partNew), Concurrently: true})
+			built = nil
+		}
+		if built == nil {
+			build, err := partialIndex(old.Def, partNew, a.deletedAt(rel.OID), old.Tablespace, true)
+			if err != nil {
+				return nil, fmt.Sprintf("the index %s of partition %s.%s: %v", old.Name, rel.Schema, rel.Name, err)
+			}
+			stmts = append(stmts, Statement{SQL: build, Concurrently: true})
+		}
+		if built == nil || built.Parent != newName {
+			stmts = append(stmts, Statement{SQL: "ALTER INDEX " + q(newName) + " ATTACH PARTITION " + pq(partNew)})
+		}
+		then = append(then, Statement{SQL: "ALTER INDEX " + pq(partNew) + " RENAME TO " + catalog.QuoteIdent(old.Name)})
+	}
+	then = append(then, Statement{SQL: "COMMENT ON INDEX " + q(idx.Name) + " IS " + commentValue(idx.Comment)})
+	return &Step{order: orderIndexes, Title: "build " + newName + " on " + r.Schema + "." + r.Name + " partition by partition (CONCURRENTLY on each), then swap it in for " + idx.Name,
+		Statements: stmts, Then: then}, ""
+}
+
+func hasIndex(r *Relation, name string) bool { return indexNamed(r, name) != nil }
+
+func indexNamed(r *Relation, name string) *Index {
+	for i := range r.Indexes {
+		if r.Indexes[i].Name == name {
+			return &r.Indexes[i]
+		}
+	}
+	return nil
+}
+
+// deletedAt is the deleted_at column of the soft-delete relation oid.
+func (a *analysis) deletedAt(oid uint32) string {
+	for _, t := range a.f.Policy.Tables() {
+		if t.OID == oid {
+			return t.DeletedAt
+		}
+	}
+	return ""
 }
 
 // swap is the step that builds the replacement of idx (create, a CREATE

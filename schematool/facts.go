@@ -74,8 +74,10 @@ type Index struct {
 	Unique      bool
 	Valid       bool
 	Partitioned bool // an index of a partitioned table (relkind I)
-	Inherited   bool // a partition's index attached to its parent's
-	Def         string
+	// Parent is the partitioned index this partition's index is
+	// attached to, empty for none.
+	Parent string
+	Def    string
 	// Tablespace is the index's own tablespace, empty for the
 	// database's default; pg_get_indexdef leaves it out.
 	Tablespace string
@@ -492,7 +494,9 @@ SELECT pg_catalog.json_build_object(
       'unique', i.indisunique,
       'valid', i.indisvalid AND i.indisready,
       'partitioned', ic.relkind OPERATOR(pg_catalog.=) 'I',
-      'inherited', EXISTS (SELECT FROM pg_catalog.pg_inherits h WHERE h.inhrelid OPERATOR(pg_catalog.=) ic.oid),
+      'parent', COALESCE((SELECT hc.relname::pg_catalog.text FROM pg_catalog.pg_inherits h
+        JOIN pg_catalog.pg_class hc ON hc.oid OPERATOR(pg_catalog.=) h.inhparent
+        WHERE h.inhrelid OPERATOR(pg_catalog.=) ic.oid), ''),
       'def', pg_catalog.pg_get_indexdef(ic.oid),
       'tablespace', COALESCE((SELECT ts.spcname::pg_catalog.text FROM pg_catalog.pg_tablespace ts WHERE ts.oid OPERATOR(pg_catalog.=) ic.reltablespace), ''),
       'predicate', COALESCE(pg_catalog.pg_get_expr(i.indpred, i.indrelid), ''),

@@ -92,11 +92,11 @@ func andLive(where *pg.Node, col string) *pg.Node {
 }
 
 // partialIndex turns def, an index definition as pg_get_indexdef prints
-// it, into a CREATE INDEX CONCURRENTLY of the same index named name that
+// it, into a CREATE INDEX [CONCURRENTLY] of the same index named name that
 // holds only the rows where col IS NULL (and its predicate, if any), in
 // tablespace (empty: the default). A key column col is left out: it is
 // NULL in every row the index then holds.
-func partialIndex(def, name, col, tablespace string) (string, error) {
+func partialIndex(def, name, col, tablespace string, concurrently bool) (string, error) {
 	tree, err := pg.Parse(def)
 	if err != nil {
 		return "", fmt.Errorf("read the definition %q: %w", def, err)
@@ -115,7 +115,7 @@ func partialIndex(def, name, col, tablespace string) (string, error) {
 		return "", fmt.Errorf("the index has no key column but %s", col)
 	}
 	stmt.IndexParams = params
-	stmt.Idxname, stmt.Concurrent, stmt.WhereClause, stmt.TableSpace = name, true, andLive(stmt.WhereClause, col), tablespace
+	stmt.Idxname, stmt.Concurrent, stmt.WhereClause, stmt.TableSpace = name, concurrently, andLive(stmt.WhereClause, col), tablespace
 	return pg.Deparse(tree)
 }
 

@@ -53,7 +53,7 @@ func TestMentionsClock(t *testing.T) {
 }
 
 func TestPartialForms(t *testing.T) {
-	got, err := partialIndex("CREATE UNIQUE INDEX t_a_key ON public.t USING btree (lower(a)) INCLUDE (b) WHERE (b > 0)", "t_a_key_tombstone", "deleted_at", "fast")
+	got, err := partialIndex("CREATE UNIQUE INDEX t_a_key ON public.t USING btree (lower(a)) INCLUDE (b) WHERE (b > 0)", "t_a_key_tombstone", "deleted_at", "fast", true)
 	want := "CREATE UNIQUE INDEX CONCURRENTLY t_a_key_tombstone ON public.t USING btree (lower(a)) INCLUDE (b) TABLESPACE fast WHERE b > 0 AND deleted_at IS NULL"
 	if err != nil || got != want {
 		t.Errorf("partialIndex:\n got %s (%v)\nwant %s", got, err, want)
@@ -63,15 +63,20 @@ func TestPartialForms(t *testing.T) {
 	if err != nil || got != want {
 		t.Errorf("partialExclusion:\n got %s (%v)\nwant %s", got, err, want)
 	}
-	got, err = partialIndex("CREATE UNIQUE INDEX t_b_key ON public.t USING btree (b, deleted_at)", "t_b_key_tombstone", "deleted_at", "")
+	got, err = partialIndex("CREATE UNIQUE INDEX t_b_key ON public.t USING btree (b, deleted_at)", "t_b_key_tombstone", "deleted_at", "", true)
 	want = "CREATE UNIQUE INDEX CONCURRENTLY t_b_key_tombstone ON public.t USING btree (b) WHERE deleted_at IS NULL"
 	if err != nil || got != want {
 		t.Errorf("partialIndex without the deleted_at column:\n got %s (%v)\nwant %s", got, err, want)
 	}
-	if _, err := partialIndex("CREATE INDEX t_d ON public.t USING btree (deleted_at)", "x", "deleted_at", ""); err == nil {
+	if _, err := partialIndex("CREATE INDEX t_d ON public.t USING btree (deleted_at)", "x", "deleted_at", "", true); err == nil {
 		t.Error("partialIndex built an index without columns")
 	}
-	if _, err := partialIndex("ALTER TABLE t ADD c int", "x", "deleted_at", ""); err == nil {
+	got, err = partialIndex("CREATE INDEX e_at ON ONLY public.e USING btree (at)", "e_at_tombstone", "deleted_at", "", false)
+	want = "CREATE INDEX e_at_tombstone ON ONLY public.e USING btree (at) WHERE deleted_at IS NULL"
+	if err != nil || got != want {
+		t.Errorf("partialIndex of a partitioned index:\n got %s (%v)\nwant %s", got, err, want)
+	}
+	if _, err := partialIndex("ALTER TABLE t ADD c int", "x", "deleted_at", "", true); err == nil {
 		t.Error("partialIndex accepted a statement that is not CREATE INDEX")
 	}
 }

@@ -294,6 +294,71 @@ WHERE c.relname IN ('items_sku_idx', 'items_label_idx', 'items_code_idx') AND i.
 	}
 }
 
+// TestMigratePartitioned: an index and a unique constraint of a
+// partitioned table are replaced partition by partition, resuming a run
+// that stopped with the parent's index created and one partition's built
+// but not attached.
+func TestMigratePartitioned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	pg := pgtest.Shared(t)
+	db := pgtest.CreateDB(t, pg)
+	pgtest.Exec(t, pg, db, `
+CREATE TABLE readings (id int, at date, value int, deleted_at timestamptz, CONSTRAINT readings_key UNIQUE (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE readings_2025 PARTITION OF readings FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE readings_2026 PARTITION OF readings FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE INDEX readings_value_idx ON readings (value);
+COMMENT ON INDEX readings_value_idx IS 'for reports';
+INSERT INTO readings VALUES (1, '2025-06-01', 10, NULL), (1, '2026-06-01', 20, now());
+-- Stopped halfway: the parent's index exists, one partition's is built.
+CREATE INDEX readings_value_idx_tombstone ON ONLY readings (value) WHERE deleted_at IS NULL;
+CREATE INDEX readings_2025_value_idx_tombstone ON readings_2025 (value) WHERE deleted_at IS NULL;`)
+	dsn := pg.DSN(db)
+	path := writeConfig(t, "tables:\n  - name: readings\n")
+	code, out, errOut := runCmd(t, "", "migrate", "--config", path, "--dsn", dsn)
+	for _, want := range []string{
+		"build readings_value_idx_tombstone on public.readings partition by partition (CONCURRENTLY on each), then swap it in for readings_value_idx",
+		`CREATE INDEX CONCURRENTLY readings_2026_value_idx_tombstone ON public.readings_2026 USING btree (value) WHERE deleted_at IS NULL;`,
+		`ALTER INDEX "public"."readings_value_idx_tombstone" ATTACH PARTITION "public"."readings_2025_value_idx_tombstone";`,
+		`CREATE UNIQUE INDEX readings_key_tombstone ON ONLY public.readings USING btree (id, at) WHERE deleted_at IS NULL;`,
+		`ALTER TABLE "public"."readings" DROP CONSTRAINT "readings_key";`,
+	} {
+		if code != exitOK || !strings.Contains(out, want) {
+			t.Errorf("migrate (exit %d) lacks %q", code, want)
+		}
+	}
+	if strings.Contains(out, "CREATE INDEX CONCURRENTLY readings_2025_value_idx_tombstone") {
+		t.Errorf("migrate builds again the partition index an earlier run built")
+	}
+	if t.Failed() {
+		t.Fatalf("%s%s", out, errOut)
+	}
+	for i, want := range []string{"step(s) applied", "nothing to do\n"} {
+		code, out, errOut = runCmd(t, "", "migrate", "--config", path, "--dsn", dsn, "--apply")
+		if code != exitOK || !strings.Contains(out, want) {
+			t.Fatalf("migrate --apply (run %d): exit %d, want %q\n%s%s", i+1, code, want, out, errOut)
+		}
+	}
+	if code, out, errOut := runCmd(t, "", "doctor", "--config", path, "--dsn", dsn); code != exitOK || strings.Contains(out, "warn  indexes") {
+		t.Fatalf("doctor after migrate: exit %d\n%s%s", code, out, errOut)
+	}
+	if n := rows(t, dsn, `SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE c.relname IN ('readings_value_idx', 'readings_2025_value_idx', 'readings_2026_value_idx', 'readings_key', 'readings_2025_id_at_key', 'readings_2026_id_at_key')
+  AND i.indisvalid AND pg_get_expr(i.indpred, i.indrelid) = '(deleted_at IS NULL)'`); n != 6 {
+		t.Fatalf("%d of 6 indexes are valid and partial under their old names", n)
+	}
+	if n := rows(t, dsn, `SELECT count(*) FROM pg_class WHERE relname = 'readings_value_idx' AND obj_description(oid, 'pg_class') = 'for reports'`); n != 1 {
+		t.Fatal("the swapped index lost its comment")
+	}
+	// The constraint is now a partial unique index: a deleted key can be
+	// inserted again, a live one cannot.
+	pgtest.Exec(t, pg, db, `INSERT INTO readings VALUES (1, '2026-06-01', 21, NULL)`)
+	if err := pg.Exec(context.Background(), db, `INSERT INTO readings VALUES (1, '2025-06-01', 11, NULL)`); err == nil || !strings.Contains(err.Error(), "23505") {
+		t.Fatalf("a duplicate live key: %v, want 23505", err)
+	}
+}
+
 // TestMigrateCannot: what migrate cannot do safely is reported with why,
 // and left alone.
 func TestMigrateCannot(t *testing.T) {
@@ -308,7 +373,8 @@ CREATE TABLE codes (id int PRIMARY KEY, code text CONSTRAINT codes_code_key UNIQ
 CREATE TABLE sessions (id int PRIMARY KEY, code text REFERENCES codes (code), deleted_at timestamptz,
   CONSTRAINT sessions_id_key UNIQUE (id) DEFERRABLE);
 CREATE TABLE events (id int, at date, deleted_at timestamptz) PARTITION BY RANGE (at);
-CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') PARTITION BY LIST (id);
+CREATE TABLE events_2026_all PARTITION OF events_2026 DEFAULT;
 CREATE INDEX events_at_idx ON events (at);
 CREATE TABLE tickets (id int PRIMARY KEY, deleted_at timestamptz);
 ALTER TABLE tickets ENABLE ROW LEVEL SECURITY;
@@ -353,7 +419,7 @@ CREATE TABLE drafts (id int PRIMARY KEY, deleted_at timestamptz);`)
 		"cannot do safely: table public.sessions: unique constraint sessions_id_key",
 		"why: it is DEFERRABLE, and a unique index cannot be",
 		"cannot do safely: table public.events: index events_at_idx is not partial",
-		"why: events_at_idx is on a partitioned table, where CREATE INDEX CONCURRENTLY does not work",
+		"why: events_at_idx is on a partitioned table with a partition that is itself partitioned or not a soft-delete relation (public.events_2026)",
 		"cannot do safely: table public.tickets: row-level security of the application's own",
 		"cannot do safely: table public.drafts: allow_restore is on for public.drafts",
 		"why: row-level security that hides deleted rows would hide them from the restore UPDATE too",
