@@ -6,9 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
-	"github.com/tombstone-proxy/tombstone/catalog"
 	"github.com/tombstone-proxy/tombstone/internal/pgtest"
 	"github.com/tombstone-proxy/tombstone/policy"
 )
@@ -37,33 +34,7 @@ func deletionRewriter(t *testing.T, dsn string) *Rewriter {
 		}
 		spec.Tables = append(spec.Tables, ts)
 	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	s, err := catalog.Read(ctx, conn, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, stmt := range append(catalog.Plan(spec, s), catalog.AuditTable(spec.Audit)...) {
-		if _, err := conn.Exec(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	if s, err = catalog.Read(ctx, conn, spec); err != nil {
-		t.Fatal(err)
-	}
-	base, err := policy.New(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := base.WithSchema(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return New(p, 1<<20)
+	return catalogRewriter(t, dsn, spec)
 }
 
 // A deletion stamps its rows and its cascades with one deleted_at and

@@ -64,6 +64,14 @@ func fkRewriter(t *testing.T, dsn string) *Rewriter {
 	for _, n := range fkSoft {
 		spec.Tables = append(spec.Tables, policy.TableSpec{Name: n, DeletedAt: "deleted_at"})
 	}
+	return catalogRewriter(t, dsn, spec)
+}
+
+// catalogRewriter installs what tombstone migrate installs for spec (the
+// helpers, and the audit log when spec has one) in the database at dsn,
+// and returns the rewriter for its catalog, as the proxy builds it.
+func catalogRewriter(t *testing.T, dsn string, spec policy.Spec) *Rewriter {
+	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -74,7 +82,11 @@ func fkRewriter(t *testing.T, dsn string) *Rewriter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, stmt := range catalog.Plan(spec, s) {
+	plan := catalog.Plan(spec, s)
+	if spec.Audit.Name != "" {
+		plan = append(plan, catalog.AuditTable(spec.Audit)...)
+	}
+	for _, stmt := range plan {
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
 		}
