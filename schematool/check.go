@@ -111,7 +111,7 @@ const database = "database"
 
 // analyze lists every finding, in report order: the database first, then
 // each soft-delete relation.
-func analyze(f *Facts) []issue {
+func analyze(f *Facts) []*issue {
 	a := &analysis{f: f}
 	a.patched = a.patchedSchema()
 	a.helpers()
@@ -124,7 +124,7 @@ func analyze(f *Facts) []issue {
 
 type analysis struct {
 	f      *Facts
-	issues []issue
+	issues []*issue
 	// patched is the schema as it will be once the plan has added the
 	// missing columns: what is planned after them must be what a second
 	// run would plan.
@@ -132,8 +132,9 @@ type analysis struct {
 }
 
 func (a *analysis) add(section string, l Level, topic, msg string) *issue {
-	a.issues = append(a.issues, issue{section: section, Finding: Finding{Level: l, Topic: topic, Message: msg}})
-	return &a.issues[len(a.issues)-1]
+	is := &issue{section: section, Finding: Finding{Level: l, Topic: topic, Message: msg}}
+	a.issues = append(a.issues, is)
+	return is
 }
 
 // helpersMarker is the comment migrate leaves on schema tombstone: the
