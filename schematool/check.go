@@ -313,19 +313,12 @@ func timestampType(typ string) bool {
 }
 
 func (a *analysis) columns(section string, t *policy.Table) {
-	name := qualified(policy.RelName{Schema: t.Schema, Name: t.Name})
 	var ok []string
-	var adds []string
-	var addNames []string
-	check := func(role, col string, usable func(string) bool, want, newType string) {
-		if col == "" {
-			return
-		}
+	check := func(role, col string, usable func(string) bool, want string) {
 		typ := columnType(a.f.Schema, t.OID, col)
 		switch {
-		case typ == "":
-			adds = append(adds, "ADD COLUMN IF NOT EXISTS "+catalog.QuoteIdent(col)+" "+newType)
-			addNames = append(addNames, col)
+		case col == "" || typ == "":
+			// Not configured, or missing: missingColumns adds it.
 		case !usable(typ):
 			is := a.add(section, Fail, "columns", fmt.Sprintf("%s column %s is %s; it must be %s", role, col, typ, want))
 			is.cannot = "changing a column's type rewrites the table under an ACCESS EXCLUSIVE lock, blocking reads and writes for the whole rewrite; convert it in a maintenance window, or point " + role + " at another column"
@@ -335,24 +328,31 @@ func (a *analysis) columns(section string, t *policy.Table) {
 			ok = append(ok, fmt.Sprintf("%s: %s (%s)", role, col, typ))
 		}
 	}
-	check("deleted_at", t.DeletedAt, timestampType, "timestamptz or timestamp", "timestamp with time zone")
+	check("deleted_at", t.DeletedAt, timestampType, "timestamptz or timestamp")
 	check("deleted_by", t.DeletedBy, func(typ string) bool {
 		return typ == "text" || strings.HasPrefix(typ, "character varying") || typ == "integer" || typ == "bigint" || typ == "uuid"
-	}, "text, varchar, integer, bigint or uuid", "text")
+	}, "text, varchar, integer, bigint or uuid")
 	check("deleted_reason", t.DeletedReason, func(typ string) bool {
 		return typ == "text" || strings.HasPrefix(typ, "character varying")
-	}, "text", "text")
+	}, "text")
 	if len(ok) > 0 {
 		a.add(section, OK, "columns", strings.Join(ok, ", "))
 	}
-	if len(adds) > 0 {
-		is := a.add(section, Fail, "columns", fmt.Sprintf("missing column(s) %s: a DELETE through the proxy fails", strings.Join(addNames, ", ")))
-		// A nullable column without a default is a change of the
-		// catalog only: the statement is short, but waits for the
-		// table's lock, hence lock_timeout.
-		is.step = &Step{order: orderColumns, Title: "add column(s) " + strings.Join(addNames, ", ") + " to " + t.QualifiedName(), Transaction: true,
-			Statements: []Statement{{SQL: "ALTER TABLE " + name + " " + strings.Join(adds, ", ")}}}
+	missing := missingColumns(a.f, t)
+	if len(missing) == 0 {
+		return
 	}
+	var adds, names []string
+	for _, c := range missing {
+		adds = append(adds, "ADD COLUMN IF NOT EXISTS "+catalog.QuoteIdent(c.Name)+" "+c.Type)
+		names = append(names, c.Name)
+	}
+	is := a.add(section, Fail, "columns", fmt.Sprintf("missing column(s) %s: a DELETE through the proxy fails", strings.Join(names, ", ")))
+	// A nullable column without a default is a change of the catalog
+	// only: the statement is short, but waits for the table's lock,
+	// hence lock_timeout.
+	is.step = &Step{order: orderColumns, Title: "add column(s) " + strings.Join(names, ", ") + " to " + t.QualifiedName(), Transaction: true,
+		Statements: []Statement{{SQL: "ALTER TABLE " + qualified(policy.RelName{Schema: t.Schema, Name: t.Name}) + " " + strings.Join(adds, ", ")}}}
 }
 
 func (a *analysis) grants(section string, r *Relation) {
