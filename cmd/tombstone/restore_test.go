@@ -30,10 +30,10 @@ import (
 // stamp:
 //
 //	t0: line 101 on its own, then order 12 with its lines 120, 121
-//	t1: customer 1 and what was live under it: orders 10, 11, lines 100, 110, 111, note 1
+//	t1 (restoreT1): customer 1 and what was live under it: orders 10, 11, lines 100, 110, 111, note 1
 //	t2: customer 2 with orders 20-22, their six lines and note 2; then a
 //	    live customer 7 took its email
-//	t3: customer 3 with orders 30-32, their six lines and note 3
+//	t3 (restoreT3): customer 3 with orders 30-32, their six lines and note 3
 //
 // staff references itself (ON DELETE CASCADE): 1 <- 2 <- 3 <- 4 and 2 <- 5;
 // 5 was deleted on its own, then 1 with 2, 3 and 4.
@@ -70,8 +70,8 @@ UPDATE notes       SET deleted_at = '2026-03-04 12:00:00+00' WHERE customer_id =
 `
 
 var (
-	t1 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
-	t3 = time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	restoreT1 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	restoreT3 = time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
 )
 
 const restoreConfig = `privileged_roles: [postgres]
@@ -151,7 +151,7 @@ func (r *restoreDB) state(t *testing.T) map[string]string {
 		if err := rows.Scan(&table, &id, &at); err != nil {
 			t.Fatal(err)
 		}
-		out[fmt.Sprintf("%s %d", table, id)] = stamp(at)
+		out[fmt.Sprintf("%s %d", table, id)] = restoreStamp(at)
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
@@ -159,7 +159,7 @@ func (r *restoreDB) state(t *testing.T) map[string]string {
 	return out
 }
 
-func stamp(at *time.Time) string {
+func restoreStamp(at *time.Time) string {
 	if at == nil {
 		return "live"
 	}
@@ -231,9 +231,9 @@ func (r *restoreDB) audit(t *testing.T) []restoreAudit {
 	return out
 }
 
-func keyOf(table string, id int) string { return fmt.Sprintf(`public.%s {"id": %d}`, table, id) }
+func restoreKey(table string, id int) string { return fmt.Sprintf(`public.%s {"id": %d}`, table, id) }
 
-func strp(s *string) string {
+func restoreStr(s *string) string {
 	if s == nil {
 		return "NULL"
 	}
@@ -249,10 +249,10 @@ func (r *restoreDB) wantRestoreAudit(t *testing.T, what string, keys []string, a
 	var got []string
 	for _, a := range rows {
 		got = append(got, a.key)
-		if a.action != "restore" || a.actor == nil || *a.actor != actor || strp(a.reason) != strp(reason) || a.login != r.pg.User ||
+		if a.action != "restore" || a.actor == nil || *a.actor != actor || restoreStr(a.reason) != restoreStr(reason) || a.login != r.pg.User ||
 			a.xid != rows[0].xid || a.deletion == nil || !a.deletion.Equal(deletion) {
 			t.Errorf("%s: audit row %s %s actor %s reason %s login %s xid %s deletion %s; want restore, actor %q, reason %s, login %s, one xid, deletion %s",
-				what, a.action, a.key, strp(a.actor), strp(a.reason), a.login, a.xid, stamp(a.deletion), actor, strp(reason), r.pg.User, stamp(&deletion))
+				what, a.action, a.key, restoreStr(a.actor), restoreStr(a.reason), a.login, a.xid, restoreStamp(a.deletion), actor, restoreStr(reason), r.pg.User, restoreStamp(&deletion))
 		}
 	}
 	keys = slices.Clone(keys)
@@ -290,9 +290,9 @@ func TestRestoreCascade(t *testing.T) {
 		"restored 3 rows in public.order_lines", "restored 1 row in public.notes")
 	restored := []string{"customers 1", "orders 10", "orders 11", "order_lines 100", "order_lines 110", "order_lines 111", "notes 1"}
 	r.wantRestored(t, "restore --cascade", before, restored...)
-	r.wantRestoreAudit(t, "restore --cascade", []string{keyOf("customers", 1), keyOf("orders", 10), keyOf("orders", 11),
-		keyOf("order_lines", 100), keyOf("order_lines", 110), keyOf("order_lines", 111), keyOf("notes", 1)},
-		"support-jane", ptrTo("ticket 7"), t1)
+	r.wantRestoreAudit(t, "restore --cascade", []string{restoreKey("customers", 1), restoreKey("orders", 10), restoreKey("orders", 11),
+		restoreKey("order_lines", 100), restoreKey("order_lines", 110), restoreKey("order_lines", 111), restoreKey("notes", 1)},
+		"support-jane", restorePtr("ticket 7"), restoreT1)
 
 	// Again: nothing is deleted in that deletion any more.
 	after := r.state(t)
@@ -302,7 +302,7 @@ func TestRestoreCascade(t *testing.T) {
 	r.wantRestored(t, "second restore", after)
 }
 
-func ptrTo(s string) *string { return &s }
+func restorePtr(s string) *string { return &s }
 
 // Without --cascade only the matching rows of the table come back (and
 // only deleted ones); the actor defaults to the OS user. The children can
@@ -321,7 +321,7 @@ func TestRestoreWithoutCascade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.wantRestoreAudit(t, "restore without --cascade", []string{keyOf("customers", 1)}, u.Username, nil, t1)
+	r.wantRestoreAudit(t, "restore without --cascade", []string{restoreKey("customers", 1)}, u.Username, nil, restoreT1)
 
 	before = r.state(t)
 	code, out, errOut = r.restore(t, "--table", "orders", "--where", "id = 10", "--cascade")
@@ -379,8 +379,8 @@ func TestRestoreRefusals(t *testing.T) {
 		t.Errorf("restore of customer 3 wrote %d audit rows, want 11", n)
 	}
 	for _, a := range r.audit(t) {
-		if a.deletion == nil || !a.deletion.Equal(t3) {
-			t.Errorf("audit row %s: deletion %s, want %s", a.key, stamp(a.deletion), stamp(&t3))
+		if a.deletion == nil || !a.deletion.Equal(restoreT3) {
+			t.Errorf("audit row %s: deletion %s, want %s", a.key, restoreStamp(a.deletion), restoreStamp(&restoreT3))
 		}
 	}
 }
@@ -458,14 +458,14 @@ END $$`)
 	// Each restored row has a delete and a restore row with the stamp.
 	byKey := map[string][]string{}
 	for _, a := range r.audit(t) {
-		byKey[a.key] = append(byKey[a.key], fmt.Sprintf("%s %s %s %s", a.action, strp(a.actor), a.login, stamp(a.deletion)))
+		byKey[a.key] = append(byKey[a.key], fmt.Sprintf("%s %s %s %s", a.action, restoreStr(a.actor), a.login, restoreStamp(a.deletion)))
 	}
 	for _, k := range restored {
 		table, id, _ := strings.Cut(k, " ")
 		key := fmt.Sprintf(`public.%s {"id": %s}`, table, id)
 		want := []string{
-			fmt.Sprintf("delete %q %s %s", "alice", role, stamp(&at)),
-			fmt.Sprintf("restore %q %s %s", "support", r.pg.User, stamp(&at)),
+			fmt.Sprintf("delete %q %s %s", "alice", role, restoreStamp(&at)),
+			fmt.Sprintf("restore %q %s %s", "support", r.pg.User, restoreStamp(&at)),
 		}
 		got := byKey[key]
 		sort.Strings(got)
@@ -480,14 +480,14 @@ END $$`)
 // writer's columns only, and may not read, change or remove rows.
 func TestMigrateCreatesAuditLog(t *testing.T) {
 	r := newRestoreDBWith(t, "")
-	cols := scalarString(t, r.conn, `SELECT coalesce(string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum), 'no table')
+	cols := restoreScalar(t, r.conn, `SELECT coalesce(string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum), 'no table')
 	  FROM pg_attribute WHERE attrelid = to_regclass('tombstone.audit_log') AND attnum > 0 AND NOT attisdropped`)
 	const want = "id bigint, at timestamp with time zone, action text, table_name text, key jsonb, actor text, reason text, " +
 		"login_role text, xid xid8, fingerprint text, deletion timestamp with time zone"
 	if cols != want {
 		t.Fatalf("after migrate --apply tombstone.audit_log has the columns\n  %s\nwant\n  %s", cols, want)
 	}
-	privs := scalarString(t, r.conn, `SELECT concat_ws(' ',
+	privs := restoreScalar(t, r.conn, `SELECT concat_ws(' ',
 	  has_table_privilege('public', 'tombstone.audit_log', 'SELECT'), has_table_privilege('public', 'tombstone.audit_log', 'UPDATE'),
 	  has_table_privilege('public', 'tombstone.audit_log', 'DELETE'), has_table_privilege('public', 'tombstone.audit_log', 'TRUNCATE'),
 	  has_column_privilege('public', 'tombstone.audit_log', 'actor', 'INSERT'), has_column_privilege('public', 'tombstone.audit_log', 'login_role', 'INSERT'),
@@ -502,7 +502,7 @@ func TestMigrateCreatesAuditLog(t *testing.T) {
 	}
 }
 
-func scalarString(t *testing.T, conn *pgx.Conn, sql string) string {
+func restoreScalar(t *testing.T, conn *pgx.Conn, sql string) string {
 	t.Helper()
 	var s string
 	if err := conn.QueryRow(context.Background(), sql).Scan(&s); err != nil {
@@ -520,7 +520,7 @@ func scalarString(t *testing.T, conn *pgx.Conn, sql string) string {
 func TestRestoreEdges(t *testing.T) {
 	r := newRestoreDB(t)
 	staff := func() string {
-		return scalarString(t, r.conn, "SELECT string_agg(id || ':' || coalesce(to_char(deleted_at AT TIME ZONE 'UTC', 'MM-DD HH24'), 'live'), ' ' ORDER BY id) FROM staff")
+		return restoreScalar(t, r.conn, "SELECT string_agg(id || ':' || coalesce(to_char(deleted_at AT TIME ZONE 'UTC', 'MM-DD HH24'), 'live'), ' ' ORDER BY id) FROM staff")
 	}
 	if got := staff(); got != "1:03-05 08 2:03-05 08 3:03-05 08 4:03-05 08 5:03-01 09 6:live" {
 		t.Fatalf("staff before: %s", got)
@@ -562,7 +562,7 @@ func TestRestoreEdges(t *testing.T) {
 		}
 		r.wantRestored(t, "--where "+where, before)
 	}
-	if n := scalarString(t, r.conn, "SELECT count(*)::text FROM notes"); n != "6" {
+	if n := restoreScalar(t, r.conn, "SELECT count(*)::text FROM notes"); n != "6" {
 		t.Errorf("notes holds %s rows, want 6", n)
 	}
 	if n := len(r.audit(t)); n != audit {

@@ -171,8 +171,8 @@ func (e *schemaEnv) twinKeys(t *testing.T) []string {
 	return keys
 }
 
-// without is the sorted keys of before missing from after.
-func without(before, after []string) []string {
+// keysWithout is the sorted keys of before missing from after.
+func keysWithout(before, after []string) []string {
 	var gone []string
 	for _, k := range before {
 		if !slices.Contains(after, k) {
@@ -193,18 +193,18 @@ type auditRow struct {
 }
 
 func (r auditRow) String() string {
-	return fmt.Sprintf("%s %s actor=%s reason=%s login=%s xid=%s fp=%s deletion=%s", r.Action, r.Key, str(r.Actor), str(r.Reason),
-		r.LoginRole, r.Xid, str(r.Fingerprint), fmtTime(r.Deletion))
+	return fmt.Sprintf("%s %s actor=%s reason=%s login=%s xid=%s fp=%s deletion=%s", r.Action, r.Key, auditStr(r.Actor), auditStr(r.Reason),
+		r.LoginRole, r.Xid, auditStr(r.Fingerprint), fmtTime(r.Deletion))
 }
 
-func str(s *string) string {
+func auditStr(s *string) string {
 	if s == nil {
 		return "NULL"
 	}
 	return fmt.Sprintf("%q", *s)
 }
 
-func ptr(s string) *string { return &s }
+func auditPtr(s string) *string { return &s }
 
 // auditLog reads the audit rows matching where (SQL on the audit log's
 // columns), sorted by Key.
@@ -247,17 +247,17 @@ func (e *schemaEnv) wantAudit(t *testing.T, what, where string, keys []string, a
 		t.Errorf("%s: audit rows for\n  %v\nwant one for each of\n  %v", what, got, keys)
 	}
 	for _, r := range rows {
-		bad := r.Action != action || !sameStr(r.Actor, actor) || !sameStr(r.Reason, reason) || r.LoginRole != login ||
+		bad := r.Action != action || !sameAuditStr(r.Actor, actor) || !sameAuditStr(r.Reason, reason) || r.LoginRole != login ||
 			(xid != "" && r.Xid != xid) || (r.Deletion == nil) != (deletion == nil) || (deletion != nil && !r.Deletion.Equal(*deletion))
 		if bad {
 			t.Errorf("%s: audit row\n  %s\nwant action %s, actor %s, reason %s, login %s, xid %s, deletion %s", what, r, action,
-				str(actor), str(reason), login, xid, fmtTime(deletion))
+				auditStr(actor), auditStr(reason), login, xid, fmtTime(deletion))
 		}
 	}
 	return rows
 }
 
-func sameStr(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+func sameAuditStr(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
 
 // colOnDisk is the text of column of row id of table on disk (nil: NULL).
 func (e *schemaEnv) colOnDisk(t *testing.T, table, column string, id int) *string {
@@ -347,28 +347,28 @@ func TestAuditActorAndReason(t *testing.T) {
 	}{
 		{"comment at the end", nil,
 			"DELETE FROM customers WHERE id = 1 /*actor='alice',reason='gdpr%20request',traceparent='00-abc-def-01'*/", nil,
-			1, "alice", ptr("gdpr request")},
+			1, "alice", auditPtr("gdpr request")},
 		{"comment first, keys in another order, escapes", nil,
 			"/*reason='it%27s%20a%20dup',actor='carol%40example.com'*/ DELETE FROM customers WHERE id = 2", nil,
-			2, "carol@example.com", ptr("it's a dup")},
+			2, "carol@example.com", auditPtr("it's a dup")},
 		{"comment in the middle, actor only", nil,
 			"DELETE FROM customers /*actor='dave'*/ WHERE id = 3", nil,
 			3, "dave", nil},
 		{"SET", []string{"SET tombstone.actor = 'bob'", "SET tombstone.reason = 'cleanup'"},
 			"DELETE FROM customers WHERE id = 4", nil,
-			4, "bob", ptr("cleanup")},
+			4, "bob", auditPtr("cleanup")},
 		{"comment beats SET, reason from SET", []string{"SET tombstone.actor = 'bob'", "SET tombstone.reason = 'cleanup'"},
 			"DELETE FROM customers WHERE id = 5 /*actor='alice'*/", nil,
-			5, "alice", ptr("cleanup")},
+			5, "alice", auditPtr("cleanup")},
 		{"SET LOCAL", []string{"BEGIN", "SET LOCAL tombstone.actor = 'lena'", "SET LOCAL tombstone.reason = 'local reason'"},
 			"DELETE FROM customers WHERE id = 6", []string{"COMMIT"},
-			6, "lena", ptr("local reason")},
+			6, "lena", auditPtr("local reason")},
 		{"set_config for the session", []string{"SELECT set_config('tombstone.actor', 'erin', false)"},
 			"DELETE FROM customers WHERE id = 7", nil,
 			7, "erin", nil},
 		{"set_config for the transaction", []string{"BEGIN", "SELECT set_config('tombstone.actor', 'fred', true)", "SELECT set_config('tombstone.reason', 'tx', true)"},
 			"DELETE FROM customers WHERE id = 8", []string{"COMMIT"},
-			8, "fred", ptr("tx")},
+			8, "fred", auditPtr("tx")},
 		{"SET LOCAL ends with COMMIT", []string{"BEGIN", "SET LOCAL tombstone.actor = 'lena'", "SET LOCAL tombstone.reason = 'gone'", "COMMIT"},
 			"DELETE FROM customers WHERE id = 9", nil,
 			9, appUser, nil},
@@ -400,8 +400,8 @@ func TestAuditActorAndReason(t *testing.T) {
 			id    int
 		}{{"customers", c.id}, {"orders", c.id * 10}, {"orders", c.id*10 + 1}} {
 			by, why := e.colOnDisk(t, r.table, "deleted_by", r.id), e.colOnDisk(t, r.table, "deleted_reason", r.id)
-			if !sameStr(by, &c.actor) || !sameStr(why, c.reason) {
-				t.Errorf("%s: %s row %d: deleted_by %s, deleted_reason %s; want %q, %s", c.name, r.table, r.id, str(by), str(why), c.actor, str(c.reason))
+			if !sameAuditStr(by, &c.actor) || !sameAuditStr(why, c.reason) {
+				t.Errorf("%s: %s row %d: deleted_by %s, deleted_reason %s; want %q, %s", c.name, r.table, r.id, auditStr(by), auditStr(why), c.actor, auditStr(c.reason))
 			}
 		}
 		e.wantDisk(t, "orders", nAuditOrders, map[int]*time.Time{c.id * 10: at, c.id*10 + 1: at})
@@ -452,8 +452,8 @@ func TestAuditCommentReachesServer(t *testing.T) {
 			t.Errorf("%s: the server ran %q, want a statement containing the client's comment %q", c.sql, logged, c.comment)
 		}
 		if c.actor != "" {
-			if by := e.colOnDisk(t, "customers", "deleted_by", c.id); !sameStr(by, &c.actor) {
-				t.Errorf("%s: deleted_by %s, want %q", c.sql, str(by), c.actor)
+			if by := e.colOnDisk(t, "customers", "deleted_by", c.id); !sameAuditStr(by, &c.actor) {
+				t.Errorf("%s: deleted_by %s, want %q", c.sql, auditStr(by), c.actor)
 			}
 		} else if at := e.onDisk(t, "customers")[c.id]; at != nil {
 			t.Errorf("%s: customer %d still deleted (%s), want it restored", c.sql, c.id, fmtTime(at))
@@ -521,10 +521,10 @@ func TestAuditActorTypes(t *testing.T) {
 			t.Errorf("%s (%v): %v, tag %q; want DELETE 1", c.sql, c.before, o.err, o.tag)
 			continue
 		}
-		if by := e.colOnDisk(t, c.table, "deleted_by", c.id); at == nil || !sameStr(by, &c.want) {
-			t.Errorf("%s (%v): deleted_at %s, deleted_by %s; want deleted by %s", c.sql, c.before, fmtTime(at), str(by), c.want)
+		if by := e.colOnDisk(t, c.table, "deleted_by", c.id); at == nil || !sameAuditStr(by, &c.want) {
+			t.Errorf("%s (%v): deleted_at %s, deleted_by %s; want deleted by %s", c.sql, c.before, fmtTime(at), auditStr(by), c.want)
 		}
-		if len(audit) != 1 || !sameStr(audit[0].Actor, &c.want) {
+		if len(audit) != 1 || !sameAuditStr(audit[0].Actor, &c.want) {
 			t.Errorf("%s (%v): audit rows %v, want one with actor %q", c.sql, c.before, audit, c.want)
 		}
 	}
@@ -554,14 +554,14 @@ func TestAuditLogRows(t *testing.T) {
 	}
 	e.run(t, e.app, "COMMIT")
 	e.run(t, e.twin, "DELETE FROM customers WHERE id = 1")
-	gone := without(before, e.twinKeys(t))
+	gone := keysWithout(before, e.twinKeys(t))
 	if !slices.Equal(gone, customerRows(1)) {
 		t.Fatalf("the twin's DELETE removed %v, want %v: the test's premise is wrong", gone, customerRows(1))
 	}
 	at := e.deletedAt(t, "customers", 1)
-	rows := e.wantAudit(t, "committed DELETE", "true", gone, "delete", ptr("alice"), ptr("gdpr request"), appUser, xid, at)
+	rows := e.wantAudit(t, "committed DELETE", "true", gone, "delete", auditPtr("alice"), auditPtr("gdpr request"), appUser, xid, at)
 	for _, r := range rows {
-		if r.Fingerprint == nil || !fingerprintRE.MatchString(*r.Fingerprint) || !sameStr(r.Fingerprint, rows[0].Fingerprint) {
+		if r.Fingerprint == nil || !fingerprintRE.MatchString(*r.Fingerprint) || !sameAuditStr(r.Fingerprint, rows[0].Fingerprint) {
 			t.Errorf("audit row %s: want the statement's fingerprint, 16 lowercase hex digits, the same in every row of the statement", r)
 		}
 		if r.At.IsZero() {
@@ -622,7 +622,7 @@ func TestAuditLogRows(t *testing.T) {
 	// A table without a primary key: key NULL.
 	e.both(t, "DELETE FROM labels WHERE name = 'red'")
 	red := scalar[time.Time](t, e.super, "SELECT deleted_at FROM labels WHERE name = 'red'")
-	e.wantAudit(t, "labels", "table_name = 'public.labels'", []string{"public.labels <nil>"}, "delete", ptr(appUser), nil, appUser, "", &red)
+	e.wantAudit(t, "labels", "table_name = 'public.labels'", []string{"public.labels <nil>"}, "delete", auditPtr(appUser), nil, appUser, "", &red)
 	e.sameTables(t, "customers", "orders", "order_lines")
 	e.both(t, "SELECT * FROM labels ORDER BY name")
 }
@@ -705,8 +705,8 @@ func TestAuditRestoreThroughProxy(t *testing.T) {
 	e.wantDisk(t, "orders", nAuditOrders, map[int]*time.Time{10: nil, 11: nil})
 	e.wantDisk(t, "order_lines", nAuditLines, map[int]*time.Time{100: nil, 101: line101, 110: nil, 111: nil})
 	e.sameTables(t, "customers", "orders", "order_lines") // the twin: line 101 gone, nothing else
-	restored := without(customerRows(1), []string{rowKey("order_lines", 101)})
-	e.wantAudit(t, "restore of customer 1", "action = 'restore'", restored, "restore", ptr("support"), ptr("undo"), appUser, xid, at1)
+	restored := keysWithout(customerRows(1), []string{rowKey("order_lines", 101)})
+	e.wantAudit(t, "restore of customer 1", "action = 'restore'", restored, "restore", auditPtr("support"), auditPtr("undo"), appUser, xid, at1)
 
 	// Rolled back: nothing restored, nothing audited.
 	e.run(t, e.app, "DELETE FROM customers WHERE id = 2")
@@ -731,10 +731,10 @@ func TestAuditRestoreThroughProxy(t *testing.T) {
 	e.wantDisk(t, "orders", nAuditOrders, map[int]*time.Time{20: nil, 21: nil})
 	e.wantDisk(t, "order_lines", nAuditLines, map[int]*time.Time{200: nil, 201: nil, 210: nil, 211: nil})
 	if by, why := e.colOnDisk(t, "customers", "deleted_by", 2), e.colOnDisk(t, "customers", "deleted_reason", 2); by != nil || why != nil {
-		t.Errorf("customer 2 restored with SET deleted_by = NULL, deleted_reason = NULL: %s, %s", str(by), str(why))
+		t.Errorf("customer 2 restored with SET deleted_by = NULL, deleted_reason = NULL: %s, %s", auditStr(by), auditStr(why))
 	}
 	e.wantAudit(t, "restore of customer 2", fmt.Sprintf("action = 'restore' AND deletion = '%s'", at2.UTC().Format(time.RFC3339Nano)),
-		customerRows(2), "restore", ptr("carl"), ptr("oops"), appUser, "", at2)
+		customerRows(2), "restore", auditPtr("carl"), auditPtr("oops"), appUser, "", at2)
 
 	// Only deleted rows are restored and counted: a live row matches
 	// nothing, a deleted and a live one count 1.
@@ -829,9 +829,9 @@ func TestAuditActorAdversarial(t *testing.T) {
 		{nil, "DELETE FROM customers WHERE name <> $x$/*actor='mallory',reason='r'*/$x$ AND id = 2", nil, 2, appUser, nil},
 		{nil, "DELETE FROM customers WHERE name <> E'\\'/*actor=\\'mallory\\'*/' AND id = 12", nil, 12, appUser, nil},
 		{nil, "DELETE FROM customers WHERE id = 3 /*actor='x%27%3B%20DROP%20TABLE%20orders%3B--',reason='%2A%2F%20done'*/", nil,
-			3, "x'; DROP TABLE orders;--", ptr("*/ done")},
+			3, "x'; DROP TABLE orders;--", auditPtr("*/ done")},
 		{[]string{"SET tombstone.actor = 'o''brien'", "SET tombstone.reason = 'it''s */ fine'"}, "DELETE FROM customers WHERE id = 11", nil,
-			11, "o'brien", ptr("it's */ fine")},
+			11, "o'brien", auditPtr("it's */ fine")},
 		{[]string{"RESET tombstone.actor", "RESET tombstone.reason"}, "DELETE FROM customers WHERE id = $1 /*actor='p1'*/", []any{4}, 4, "p1", nil},
 		{nil, "DELETE FROM customers WHERE id = $1 /*actor='p2'*/", []any{5}, 5, "p2", nil},
 		{nil, "DELETE FROM customers WHERE id = 6 /*actor='s1'*/", nil, 6, "s1", nil},
@@ -853,11 +853,11 @@ func TestAuditActorAdversarial(t *testing.T) {
 			continue
 		}
 		by, why := e.colOnDisk(t, "customers", "deleted_by", c.id), e.colOnDisk(t, "customers", "deleted_reason", c.id)
-		if at := e.onDisk(t, "customers")[c.id]; at == nil || !sameStr(by, &c.actor) || !sameStr(why, c.reason) {
+		if at := e.onDisk(t, "customers")[c.id]; at == nil || !sameAuditStr(by, &c.actor) || !sameAuditStr(why, c.reason) {
 			t.Errorf("%s (after %v): customer %d deleted at %s by %s for %s; want deleted by %q for %s", c.sql, c.before, c.id, fmtTime(at),
-				str(by), str(why), c.actor, str(c.reason))
+				auditStr(by), auditStr(why), c.actor, auditStr(c.reason))
 		}
-		if rows := e.auditLog(t, fmt.Sprintf("table_name = 'public.customers' AND key = '{\"id\": %d}'", c.id)); len(rows) != 1 || !sameStr(rows[0].Actor, &c.actor) {
+		if rows := e.auditLog(t, fmt.Sprintf("table_name = 'public.customers' AND key = '{\"id\": %d}'", c.id)); len(rows) != 1 || !sameAuditStr(rows[0].Actor, &c.actor) {
 			t.Errorf("%s: audit rows of customer %d: %v, want one by %q", c.sql, c.id, rows, c.actor)
 		}
 	}
@@ -897,7 +897,7 @@ func TestAuditRestoreEdges(t *testing.T) {
 	}
 	want := append(customerRows(1), customerRows(2)...)
 	slices.Sort(want)
-	e.wantAudit(t, "restore of customers 1 and 2", "action = 'restore'", want, "restore", ptr("ops"), nil, appUser, "", at)
+	e.wantAudit(t, "restore of customers 1 and 2", "action = 'restore'", want, "restore", auditPtr("ops"), nil, appUser, "", at)
 	e.wantDisk(t, "customers", nAuditCustomers, map[int]*time.Time{1: nil, 2: nil})
 	e.wantDisk(t, "orders", nAuditOrders, map[int]*time.Time{10: nil, 11: nil, 20: nil, 21: nil})
 	e.wantDisk(t, "order_lines", nAuditLines, map[int]*time.Time{100: nil, 101: nil, 110: nil, 111: nil, 200: nil, 201: nil, 210: nil, 211: nil})
@@ -945,7 +945,7 @@ func TestAuditStatementForms(t *testing.T) {
 			t.Errorf("%s: through Tombstone %v, on the twin %v", c.sql, a, b)
 			continue
 		}
-		gone := without(before, e.twinKeys(t))
+		gone := keysWithout(before, e.twinKeys(t))
 		var want []string
 		for _, id := range c.ids {
 			want = append(want, customerRows(id)...)
@@ -977,9 +977,9 @@ func TestAuditStatementForms(t *testing.T) {
 	}
 	e.run(t, e.twin, merge)
 	at := e.deletedAt(t, "tickets", 6)
-	if by := e.colOnDisk(t, "tickets", "deleted_by", 6); !sameStr(by, ptr("66")) {
-		t.Errorf("%s: deleted_by %s, want 66", merge, str(by))
+	if by := e.colOnDisk(t, "tickets", "deleted_by", 6); !sameAuditStr(by, auditPtr("66")) {
+		t.Errorf("%s: deleted_by %s, want 66", merge, auditStr(by))
 	}
-	e.wantAudit(t, merge, "table_name = 'public.tickets'", []string{rowKey("tickets", 6)}, "delete", ptr("66"), ptr("merged"), appUser, "", at)
+	e.wantAudit(t, merge, "table_name = 'public.tickets'", []string{rowKey("tickets", 6)}, "delete", auditPtr("66"), auditPtr("merged"), appUser, "", at)
 	e.sameTables(t, "tickets")
 }
