@@ -80,8 +80,11 @@ do. What migrate cannot do safely it lists, with why.`, std)
 		return nil
 	}
 	conn := db.conn
-	if _, err := conn.Exec(ctx, "SELECT pg_catalog.set_config('lock_timeout', $1, false)", timeout); err != nil {
-		return fmt.Errorf("set lock_timeout: %w", err)
+	// An index build takes as long as the table is big: a
+	// statement_timeout of the role's would cancel it halfway, every
+	// run. Waits for locks stay bounded by lock_timeout.
+	if _, err := conn.Exec(ctx, "SELECT pg_catalog.set_config('lock_timeout', $1, false), pg_catalog.set_config('statement_timeout', '0', false)", timeout); err != nil {
+		return fmt.Errorf("set lock_timeout and statement_timeout: %w", err)
 	}
 	for i, step := range plan.Steps {
 		if err := applyStep(ctx, conn, step, timeout); err != nil {
@@ -174,7 +177,7 @@ func printPlan(w io.Writer, plan *schematool.Plan, timeout string) {
 	fmt.Fprintf(w, "-- tombstone migrate: %d step(s); run them with --apply, or with psql -v ON_ERROR_STOP=1.\n", len(plan.Steps))
 	fmt.Fprintln(w, "-- Names are qualified as PostgreSQL prints them with search_path = pg_catalog.")
 	fmt.Fprintln(w, "SET search_path = pg_catalog;")
-	fmt.Fprintf(w, "SET lock_timeout = '%s';\n", timeout)
+	fmt.Fprintf(w, "SET lock_timeout = '%s';\nSET statement_timeout = 0;\n", timeout)
 	for i, step := range plan.Steps {
 		fmt.Fprintf(w, "\n-- %d/%d: %s\n", i+1, len(plan.Steps), step.Title)
 		if step.Note != "" {
