@@ -159,9 +159,10 @@ type Grant struct {
 	Why string
 }
 
-// Inspect reads the facts for p (the policy openDatabase resolved in
-// schema) on conn, a direct connection as a privileged role. appRoles
-// are roles to check besides the direct DELETE grantees of each table.
+// Inspect reads the facts on conn, a direct connection as a privileged
+// role: schema is the catalog.Read of spec on it, and p the policy
+// resolved in schema. appRoles are roles to check besides the direct
+// DELETE grantees of each table; one that does not exist is an error.
 func Inspect(ctx context.Context, conn *pgx.Conn, spec policy.Spec, schema *policy.Schema, p *policy.Policy, appRoles []string) (*Facts, error) {
 	for _, role := range appRoles {
 		var exists bool
