@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -351,5 +352,42 @@ INSERT INTO bare VALUES (1);`)
 	}
 	if _, err := conn.Exec(ctx, `INSERT INTO kids VALUES (1, NULL)`); pgErr(err) == nil || pgErr(err).Code != "23503" {
 		t.Errorf("a child of a soft-deleted parent: %v", err)
+	}
+}
+
+// CheckTriggers names exactly the triggers Plan creates, so that doctor
+// can tell which are missing.
+func TestCheckTriggers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	_, _, conn := setup(t, planSQL)
+	sp := planSpec()
+	applyPlan(t, conn, sp)
+	rows, err := conn.Query(context.Background(), `SELECT n.nspname || '.' || c.relname || ' ' || t.tgname FROM pg_trigger t
+JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE t.tgname LIKE 'tombstone_live_%' AND t.tgparentid = 0 ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, c := range catalog.CheckTriggers(sp, read(t, conn, sp)) {
+		listed = append(listed, c.Table.Schema+"."+c.Table.Name+" "+c.Name)
+	}
+	slices.Sort(listed)
+	if strings.Join(listed, "\n") != strings.Join(created, "\n") {
+		t.Errorf("CheckTriggers lists\n%s\nPlan created\n%s", strings.Join(listed, "\n"), strings.Join(created, "\n"))
+	}
+}
+
+func TestStringConstant(t *testing.T) {
+	for in, want := range map[string]string{`it's`: `E'it\'s'`, `a\b`: `E'a\\b'`, "two\nlines": "E'two\nlines'"} {
+		if got := catalog.StringConstant(in); got != want {
+			t.Errorf("StringConstant(%q) = %s, want %s", in, got, want)
+		}
 	}
 }
