@@ -32,9 +32,9 @@ import (
 // customer 1 takes orders 10, 11 and lines 100, 101, 110, 111 with it.
 // order_lines has no deleted_by or deleted_reason column: a cascade
 // reaches it all the same. devices records a uuid actor, tickets a bigint
-// one; labels has no primary key. The trigger on customers records the
-// text of every statement that updates or deletes customers, as the
-// server received it.
+// one, tasks an integer one; labels has no primary key. The trigger on
+// customers records the text of every statement that updates or deletes
+// customers, as the server received it.
 const auditSchemaSQL = `
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL,
   deleted_at timestamptz, deleted_by text, deleted_reason text);
@@ -45,6 +45,7 @@ CREATE TABLE order_lines (id int PRIMARY KEY, order_id int NOT NULL REFERENCES o
   deleted_at timestamptz);
 CREATE TABLE devices (id int PRIMARY KEY, name text NOT NULL, deleted_at timestamptz, deleted_by uuid);
 CREATE TABLE tickets (id int PRIMARY KEY, title text NOT NULL, deleted_at timestamptz, deleted_by bigint);
+CREATE TABLE tasks   (id int PRIMARY KEY, deleted_at timestamptz, deleted_by integer);
 CREATE TABLE labels  (name text NOT NULL, deleted_at timestamptz, deleted_by text);
 CREATE TABLE query_log (q text NOT NULL);
 CREATE FUNCTION log_query() RETURNS trigger LANGUAGE plpgsql AS
@@ -56,6 +57,7 @@ INSERT INTO orders SELECT c * 10 + k, c, 100 * k + c FROM generate_series(1, 12)
 INSERT INTO order_lines SELECT o.id * 10 + k, o.id, 'sku' || k FROM orders o, generate_series(0, 1) k;
 INSERT INTO devices SELECT g, 'd' || g FROM generate_series(1, 6) g;
 INSERT INTO tickets SELECT g, 't' || g FROM generate_series(1, 6) g;
+INSERT INTO tasks SELECT g FROM generate_series(1, 4) g;
 INSERT INTO labels (name) VALUES ('red'), ('green'), ('blue');
 `
 
@@ -82,6 +84,8 @@ tables:
   - name: devices
     deleted_by: deleted_by
   - name: tickets
+    deleted_by: deleted_by
+  - name: tasks
     deleted_by: deleted_by
   - name: labels
     deleted_by: deleted_by
@@ -476,7 +480,8 @@ func (e *schemaEnv) queryLog(t *testing.T) []string {
 
 // 4. A uuid deleted_by stores an actor that is a uuid and refuses one
 // that is not (the login role included) with 22P02, deleting nothing; a
-// bigint deleted_by stores '42' as 42 and refuses 'alice' the same way.
+// bigint deleted_by stores '42' as 42, an integer one '12' as 12, and
+// both refuse 'alice' the same way.
 func TestAuditActorTypes(t *testing.T) {
 	e := newAuditEnv(t)
 	const u1, u2 = "6f1c1b5e-2b8a-4b53-9f2d-1c1e5b3a9d10", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
@@ -497,6 +502,8 @@ func TestAuditActorTypes(t *testing.T) {
 		{"tickets", []string{"SET tombstone.actor = '7'"}, "DELETE FROM tickets WHERE id = 2", 2, "7"},
 		{"tickets", nil, "DELETE FROM tickets WHERE id = 3 /*actor='alice'*/", 3, ""},
 		{"tickets", nil, "DELETE FROM tickets WHERE id = 4", 4, ""},
+		{"tasks", nil, "DELETE FROM tasks WHERE id = 1 /*actor='12'*/", 1, "12"},
+		{"tasks", nil, "DELETE FROM tasks WHERE id = 2 /*actor='alice'*/", 2, ""},
 	} {
 		conn := connect(t, e.appDSN)
 		e.run(t, conn, c.before...)
@@ -863,6 +870,22 @@ func TestAuditActorAdversarial(t *testing.T) {
 	}
 	if n := scalar[int](t, e.super, "SELECT count(*) FROM orders"); n != nAuditOrders {
 		t.Errorf("orders holds %d rows, want %d", n, nAuditOrders)
+	}
+
+	// SET ROLE changes current_user, not the login role: the actor and
+	// login_role stay the login's.
+	const other = "tombstone_e2e_other"
+	pgtest.Exec(t, e.pg, "", `DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '`+other+`') THEN CREATE ROLE `+other+` NOLOGIN; END IF;
+EXCEPTION WHEN unique_violation OR duplicate_object THEN NULL;
+END $$; GRANT `+other+` TO `+appUser)
+	pgtest.Exec(t, e.pg, e.softDB, "GRANT ALL ON ALL TABLES IN SCHEMA public TO "+other)
+	e.run(t, e.app, "RESET tombstone.actor", "SET ROLE "+other, "DELETE FROM labels WHERE name = 'green'", "RESET ROLE")
+	if by := scalar[*string](t, e.super, "SELECT deleted_by FROM labels WHERE name = 'green' AND deleted_at IS NOT NULL"); !sameAuditStr(by, auditPtr(appUser)) {
+		t.Errorf("DELETE after SET ROLE %s: deleted_by %s, want the login role %s", other, auditStr(by), appUser)
+	}
+	if rows := e.auditLog(t, "table_name = 'public.labels'"); len(rows) != 1 || !sameAuditStr(rows[0].Actor, auditPtr(appUser)) || rows[0].LoginRole != appUser {
+		t.Errorf("DELETE after SET ROLE %s: audit rows %v, want one with actor and login_role %s", other, rows, appUser)
 	}
 }
 
