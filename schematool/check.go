@@ -150,7 +150,10 @@ func (a *analysis) helpers() {
 	var why []string
 	level := Fail
 	if !a.f.Schema.Helpers {
-		why = append(why, "tombstone.fail is not installed (or not owned by a superuser or privileged role): a DELETE whose foreign keys need a check is refused (55000)")
+		why = append(why, "tombstone.fail is not installed (or not owned by a superuser or privileged role): a DELETE or restore whose foreign keys need a check is refused (55000)")
+		if !a.keysTouchSoftTables() {
+			level = Warn // nothing calls it yet
+		}
 	}
 	for _, t := range a.f.MissingTriggers {
 		why = append(why, fmt.Sprintf("trigger %s on %s is missing: rows may reference a soft-deleted parent", t.Name, t.Table))
@@ -213,6 +216,25 @@ func (a *analysis) audit() {
 		return
 	}
 	a.add(database, OK, "audit", fmt.Sprintf("audit table %s exists, and the application may write it", t))
+}
+
+// keysTouchSoftTables reports whether a foreign key or declared cascade
+// has a soft-delete table on either side: the rewritten DELETEs and
+// restores then call tombstone.fail.
+func (a *analysis) keysTouchSoftTables() bool {
+	for _, fk := range a.f.Schema.ForeignKeys {
+		_, child := a.f.Policy.Lookup(fk.Child.Schema, fk.Child.Name)
+		_, parent := a.f.Policy.Lookup(fk.Parent.Schema, fk.Parent.Name)
+		if child || parent {
+			return true
+		}
+	}
+	for _, t := range a.f.Spec.Tables {
+		if len(t.Cascade) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // patchedSchema is the schema with the columns the plan adds.
