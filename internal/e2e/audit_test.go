@@ -46,6 +46,8 @@ CREATE TABLE order_lines (id int PRIMARY KEY, order_id int NOT NULL REFERENCES o
 CREATE TABLE devices (id int PRIMARY KEY, name text NOT NULL, deleted_at timestamptz, deleted_by uuid);
 CREATE TABLE tickets (id int PRIMARY KEY, title text NOT NULL, deleted_at timestamptz, deleted_by bigint);
 CREATE TABLE tasks   (id int PRIMARY KEY, deleted_at timestamptz, deleted_by integer);
+CREATE TABLE projects   (id int PRIMARY KEY, name text NOT NULL, deleted_at timestamptz, deleted_by text);
+CREATE TABLE milestones (id int PRIMARY KEY, project_id int NOT NULL, deleted_at timestamptz, deleted_by text);
 CREATE TABLE labels  (name text NOT NULL, deleted_at timestamptz, deleted_by text);
 CREATE TABLE query_log (q text NOT NULL);
 CREATE FUNCTION log_query() RETURNS trigger LANGUAGE plpgsql AS
@@ -58,6 +60,8 @@ INSERT INTO order_lines SELECT o.id * 10 + k, o.id, 'sku' || k FROM orders o, ge
 INSERT INTO devices SELECT g, 'd' || g FROM generate_series(1, 6) g;
 INSERT INTO tickets SELECT g, 't' || g FROM generate_series(1, 6) g;
 INSERT INTO tasks SELECT g FROM generate_series(1, 4) g;
+INSERT INTO projects VALUES (1, 'p1'), (2, 'p2');
+INSERT INTO milestones (id, project_id) VALUES (1, 1), (2, 1), (3, 1), (4, 2);
 INSERT INTO labels (name) VALUES ('red'), ('green'), ('blue');
 `
 
@@ -87,6 +91,13 @@ tables:
     deleted_by: deleted_by
   - name: tasks
     deleted_by: deleted_by
+  - name: projects
+    deleted_by: deleted_by
+    allow_restore: true
+    cascade: [{table: milestones, column: project_id}]
+  - name: milestones
+    deleted_by: deleted_by
+    allow_restore: true
   - name: labels
     deleted_by: deleted_by
 `
@@ -104,7 +115,9 @@ func newAuditEnv(t *testing.T) *schemaEnv {
 	grants := `GRANT ALL ON ALL TABLES IN SCHEMA public TO ` + appUser + `;`
 	softDB, realDB := pgtest.CreateDB(t, pg), pgtest.CreateDB(t, pg)
 	pgtest.Exec(t, pg, softDB, auditSchemaSQL+grants)
-	pgtest.Exec(t, pg, realDB, auditSchemaSQL+grants)
+	// The twin has the foreign key projects' declared cascade stands for.
+	pgtest.Exec(t, pg, realDB, auditSchemaSQL+grants+
+		"ALTER TABLE milestones ADD FOREIGN KEY (project_id) REFERENCES projects ON DELETE CASCADE;")
 	px := proxytest.Start(t, pg, auditConfig)
 	env := &schemaEnv{ctx: testCtx(t), px: px, pg: pg, softDB: softDB}
 	env.super = connect(t, directDSN(pg, pg.User, pg.Password, softDB))
@@ -1005,4 +1018,35 @@ func TestAuditStatementForms(t *testing.T) {
 	}
 	e.wantAudit(t, merge, "table_name = 'public.tickets'", []string{rowKey("tickets", 6)}, "delete", auditPtr("66"), auditPtr("merged"), appUser, "", at)
 	e.sameTables(t, "tickets")
+}
+
+// 5d and 6c. A declared cascade (no constraint) through Tombstone: the
+// DELETE soft-deletes and audits the live children it names, with the
+// parent's stamp and actor, not the child deleted on its own before; the
+// restore through Tombstone brings back the same rows and no more.
+func TestAuditDeclaredCascade(t *testing.T) {
+	e := newAuditEnv(t)
+	e.both(t, "DELETE FROM milestones WHERE id = 2")
+	m2 := e.deletedAt(t, "milestones", 2)
+	time.Sleep(10 * time.Millisecond)
+	if o := e.both(t, "DELETE FROM projects WHERE id = 1 /*actor='pm'*/"); o.tag != "DELETE 1" {
+		t.Errorf("DELETE of project 1: tag %q, want DELETE 1", o.tag)
+	}
+	at := e.deletedAt(t, "projects", 1)
+	e.wantDisk(t, "milestones", 4, map[int]*time.Time{1: at, 2: m2, 3: at, 4: nil})
+	if by := e.colOnDisk(t, "milestones", "deleted_by", 3); !sameAuditStr(by, auditPtr("pm")) {
+		t.Errorf("milestone 3 deleted by %s, want pm", auditStr(by))
+	}
+	e.sameTables(t, "projects", "milestones")
+	deletion := fmt.Sprintf("deletion = '%s'", at.UTC().Format(time.RFC3339Nano))
+	e.wantAudit(t, "DELETE of project 1", deletion+" AND action = 'delete'",
+		[]string{rowKey("milestones", 1), rowKey("milestones", 3), rowKey("projects", 1)}, "delete", auditPtr("pm"), nil, appUser, "", at)
+
+	if tag := e.mustRun(t, e.app, "UPDATE projects SET deleted_at = NULL WHERE id = 1 /*actor='pm2'*/"); tag != "UPDATE 1" {
+		t.Errorf("restore of project 1: tag %q, want UPDATE 1", tag)
+	}
+	e.wantDisk(t, "projects", 2, map[int]*time.Time{1: nil})
+	e.wantDisk(t, "milestones", 4, map[int]*time.Time{1: nil, 2: m2, 3: nil, 4: nil})
+	e.wantAudit(t, "restore of project 1", deletion+" AND action = 'restore'",
+		[]string{rowKey("milestones", 1), rowKey("milestones", 3), rowKey("projects", 1)}, "restore", auditPtr("pm2"), nil, appUser, "", at)
 }
