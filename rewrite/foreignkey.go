@@ -152,7 +152,7 @@ func (e *engine) foreignKeys(n *pg.Node, rv *pg.RangeVar, soft *policy.Table, de
 		(*with).Ctes = append((*with).Ctes, items...)
 	}
 	q := strings.Join(quoteQual(refQual(rv)), ".")
-	cond := fmt.Sprintf("%s.tableoid OPERATOR(pg_catalog.=) %s.tombstone_oid AND %s.ctid OPERATOR(pg_catalog.=) %s.tombstone_ctid", q, p.target, q, p.target)
+	cond := rowMatch(q, p.target, primaryKey(soft))
 	for _, c := range p.checks {
 		cond += " AND NOT EXISTS (SELECT FROM " + c + ")"
 	}
@@ -187,6 +187,9 @@ func (p *fkPlan) targetSelect(rv *pg.RangeVar, soft *policy.Table, from []*pg.No
 		pg.MakeResTargetNodeWithNameAndVal("tombstone_oid", columnRef(qual, "tableoid"), -1),
 		pg.MakeResTargetNodeWithNameAndVal("tombstone_ctid", columnRef(qual, "ctid"), -1),
 	}
+	for i, c := range primaryKey(soft) {
+		cols = append(cols, pg.MakeResTargetNodeWithNameAndVal(fmt.Sprintf("tombstone_pk%d", i), columnRef(qual, c), -1))
+	}
 	if audit {
 		key, err := parseExpr(keyJSON(soft, strings.Join(quoteQual(qual), ".")))
 		if err != nil {
@@ -217,6 +220,37 @@ func (p *fkPlan) targetSelect(rv *pg.RangeVar, soft *policy.Table, from []*pg.No
 		cols = append(cols, pg.MakeResTargetNodeWithNameAndVal(p.keys[col], val, -1))
 	}
 	return lockedRows(p.e, p.target, rv, cols, from, where), nil
+}
+
+// primaryKey is the primary key of a soft-delete table, nil for a plain
+// table (the policy knows soft-delete tables only) or one without.
+func primaryKey(t *policy.Table) []string {
+	switch {
+	case t == nil:
+		return nil
+	case len(t.PrimaryKey) > 0:
+		return t.PrimaryKey
+	}
+	return t.Root.PrimaryKey
+}
+
+// rowMatch is the condition that a row of the table (written q) is a row
+// of the target CTE cte, which carries its tableoid, ctid and primary key
+// (tombstone_pk<i>). By primary key where there is one: a row that
+// another transaction updated while the target CTE waited for its lock is
+// locked in its new version, which the statement's snapshot does not
+// see; the UPDATE finds the old version and follows it to the new one
+// only if the condition still holds there, as a key does and a ctid
+// does not. Without a key, such a row is skipped.
+func rowMatch(q, cte string, pk []string) string {
+	cond := fmt.Sprintf("%s.tableoid OPERATOR(pg_catalog.=) %s.tombstone_oid", q, cte)
+	if len(pk) == 0 {
+		return cond + fmt.Sprintf(" AND %s.ctid OPERATOR(pg_catalog.=) %s.tombstone_ctid", q, cte)
+	}
+	for i, c := range pk {
+		cond += fmt.Sprintf(" AND %s.%s OPERATOR(pg_catalog.=) %s.tombstone_pk%d", q, quoteIdent(c), cte, i)
+	}
+	return cond
 }
 
 // lockedRows is the CTE name AS MATERIALIZED (SELECT cols FROM rv, from

@@ -361,3 +361,15 @@ func refuseAuditWrite(verb string) *Refusal {
 		Hint:    "Run it as a privileged role.",
 	}
 }
+
+// refuseRestoreCascade: a restore through the proxy would cascade into a
+// table without allow_restore.
+func refuseRestoreCascade(t *policy.Table, fk *policy.ForeignKey) *Refusal {
+	return &Refusal{
+		Reason:  ReasonUnsupported,
+		Code:    "42501",
+		Message: fmt.Sprintf("tombstone: restoring rows of %s would also restore rows of %s (foreign key %q, ON DELETE CASCADE), which does not allow restores, so it was refused", t.QualifiedName(), fk.Child.String(), fkName(fk)),
+		Hint:    fmt.Sprintf("Set allow_restore: true for %s too, or restore with tombstone restore as a privileged role.", fk.Child.String()),
+		Table:   t.QualifiedName(),
+	}
+}

@@ -140,6 +140,9 @@ func (e *engine) restore(u *pg.UpdateStmt, t *policy.Table, pending []*pg.Node) 
 	for _, c := range target.cols {
 		colText = append(colText, q+"."+quoteIdent(c)+" AS "+target.key(c))
 	}
+	for i, c := range primaryKey(t) {
+		colText = append(colText, fmt.Sprintf("%s.%s AS tombstone_pk%d", q, quoteIdent(c), i))
+	}
 	colText = append(colText, keyJSON(t, q)+" AS tombstone_key")
 	cols, err := parseTargets(colText)
 	if err != nil {
@@ -176,7 +179,7 @@ func (e *engine) restore(u *pg.UpdateStmt, t *policy.Table, pending []*pg.Node) 
 	}
 	u.WithClause.Ctes = append(u.WithClause.Ctes, items...)
 
-	cond := fmt.Sprintf("%s.tableoid OPERATOR(pg_catalog.=) %s.tombstone_oid AND %s.ctid OPERATOR(pg_catalog.=) %s.tombstone_ctid", q, target.cte, q, target.cte)
+	cond := rowMatch(q, target.cte, primaryKey(t))
 	for _, c := range p.checks {
 		name, _, _ := strings.Cut(c, " ")
 		cond += " AND NOT EXISTS (SELECT FROM " + name + ")"
@@ -213,6 +216,13 @@ func (p *restorePlan) expand(s *restoredSet, except *policy.ForeignKey) error {
 			if slices.Contains(p.path, name) {
 				return refuseCascadeCycle(append(slices.Clone(p.path), name))
 			}
+		}
+		if p.e.restoring == nil && !fk.ChildTable.AllowRestore {
+			// allow_restore is per table: a restore through the proxy
+			// must not bring back rows of a table that does not allow
+			// it (the application can set deleted_at by hand, so it
+			// could copy any row's stamp onto a parent it may restore).
+			return refuseRestoreCascade(p.sets[0].table, fk)
 		}
 		child := &restoredSet{cte: fmt.Sprintf("tombstone_r%d", len(p.sets)), rel: fk.Child, table: fk.ChildTable, via: fk}
 		child.cols = p.keyCols(fk.Child)
