@@ -320,3 +320,23 @@ func TestPartitionsCarryTheirParentsForeignKeys(t *testing.T) {
 		t.Errorf("Dependents(vip_contacts) = %+v, want none: an inheritance child is not covered by its parent's keys", got)
 	}
 }
+
+// A deleted_at that rounds below microseconds cannot tell deletions
+// apart: it is a problem, with the ALTER that fixes it.
+func TestCoarseStampIsAProblem(t *testing.T) {
+	base, err := New(Spec{Tables: []TableSpec{{Name: "posts", DeletedAt: "deleted_at"}, {Name: "tags", DeletedAt: "deleted_at"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := base.WithSchema(&Schema{Relations: []Relation{
+		{OID: 1, Schema: "public", Name: "posts", Columns: []Column{{Name: "deleted_at", Type: "timestamp(0) without time zone"}}},
+		{OID: 2, Schema: "public", Name: "tags", Columns: []Column{{Name: "deleted_at", Type: "timestamp with time zone"}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probs := p.Problems()
+	if len(probs) != 1 || probs[0].Table != "posts" || !strings.Contains(probs[0].Message, `ALTER TABLE public.posts ALTER COLUMN "deleted_at" TYPE timestamp without time zone`) {
+		t.Errorf("problems %+v, want one for posts with the ALTER", probs)
+	}
+}

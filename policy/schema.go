@@ -1,6 +1,9 @@
 package policy
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Schema is what a database's catalog says about the configured tables:
 // plain data, read by package catalog, so that policy stays free of SQL.
@@ -131,6 +134,9 @@ func (p *Policy) WithSchema(s *Schema) (*Policy, error) {
 			if !hasColumn(r, ts.DeletedAt) {
 				q.problems = append(q.problems, Problem{Table: specName(ts), Message: fmt.Sprintf("table %s has no column %q (deleted_at); add it, or set deleted_at for this table to the column it has", r.Schema+"."+r.Name, ts.DeletedAt)})
 			}
+			if typ := columnType(r, ts.DeletedAt); coarseStamp(typ) {
+				q.problems = append(q.problems, Problem{Table: specName(ts), Message: fmt.Sprintf("column %s.%q is %s: deletions in the same second (or tenth, ...) share a deleted_at stamp, and a restore with --cascade brings back the children of all of them; make it microsecond-precise: ALTER TABLE %s ALTER COLUMN %q TYPE %s", r.Schema+"."+r.Name, ts.DeletedAt, typ, r.Schema+"."+r.Name, ts.DeletedAt, strings.Replace(typ, typ[strings.IndexByte(typ, '('):strings.IndexByte(typ, ')')+1], "", 1))})
+			}
 			if ts.DeletedBy != "" && !hasColumn(r, ts.DeletedBy) {
 				q.problems = append(q.problems, Problem{Table: specName(ts), Message: fmt.Sprintf("table %s has no column %q (deleted_by); add it, or remove deleted_by for this table", r.Schema+"."+r.Name, ts.DeletedBy)})
 			}
@@ -255,6 +261,16 @@ func (q *Policy) addDependent(fk *ForeignKey) {
 	}
 	q.deps[fk.Parent.Name] = append(q.deps[fk.Parent.Name], fk)
 	q.refs[fk.Child.Name] = append(q.refs[fk.Child.Name], fk)
+}
+
+// coarseStamp reports a timestamp type with fewer than six fractional
+// digits, such as Laravel's timestamp(0): a stamp that rounds can no
+// longer tell one deletion from the next.
+func coarseStamp(typ string) bool {
+	if !strings.HasPrefix(typ, "timestamp(") {
+		return false
+	}
+	return !strings.HasPrefix(typ, "timestamp(6)")
 }
 
 func hasColumn(r *Relation, name string) bool { return columnType(r, name) != "" }
