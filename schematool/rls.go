@@ -146,18 +146,27 @@ func (a *analysis) rls(section string, t *policy.Table, r *Relation) {
 	}
 	var is *issue
 	switch {
-	case t.Root.AllowRestore:
-		l := Note
-		if len(ours) > 0 {
-			l = Warn
+	case t.Root.AllowRestore && len(ours) > 0:
+		// Made before allow_restore was turned on: restores through the
+		// proxy now change nothing, silently.
+		is = a.add(section, Fail, "rls", "allow_restore is on for "+t.Root.QualifiedName()+", and Tombstone's row-level security hides deleted rows from the restore UPDATE (PostgreSQL applies SELECT policies to the rows an UPDATE reads): a restore through the proxy changes nothing")
+		var stmts []Statement
+		for _, p := range ours {
+			stmts = append(stmts, Statement{SQL: "DROP POLICY " + catalog.QuoteIdent(p) + " ON " + table})
 		}
-		is = a.add(section, l, "rls", "allow_restore is on for "+t.Root.QualifiedName())
+		if len(theirs) == 0 {
+			stmts = append(stmts, Statement{SQL: "ALTER TABLE " + table + " DISABLE ROW LEVEL SECURITY"})
+		}
+		is.step = &Step{order: orderRLS, Title: "remove Tombstone's row-level security from " + t.QualifiedName() + ", which allow_restore cannot work with", Transaction: true, Statements: stmts}
+		return
+	case t.Root.AllowRestore:
+		is = a.add(section, Note, "rls", "allow_restore is on for "+t.Root.QualifiedName())
 		is.cannot = "row-level security that hides deleted rows would hide them from the restore UPDATE too (PostgreSQL applies SELECT policies to the rows an UPDATE reads), so a restore through the proxy would change nothing; restore as a privileged role (tombstone restore), or turn allow_restore off to use --rls"
 		is.option = "rls"
 		return
 	case len(theirs) > 0 || (r.RLS && len(ours) == 0):
 		is = a.add(section, Note, "rls", fmt.Sprintf("row-level security of the application's own is set up (policies: %s)", strings.Join(theirs, ", ")))
-		is.cannot = fmt.Sprintf("Tombstone's permissive policies would widen the application's (PostgreSQL ORs permissive policies); add (%s IS NULL OR %s = pg_catalog.now()) to its SELECT policies, and keep %s out of its UPDATE policies' WITH CHECK", t.DeletedAt, t.DeletedAt, t.DeletedAt)
+		is.cannot = fmt.Sprintf("Tombstone's permissive policies would widen the application's (PostgreSQL ORs permissive policies); add (%s IS NULL OR %s >= pg_catalog.statement_timestamp()) to its SELECT policies, and keep %s out of its UPDATE policies' WITH CHECK", t.DeletedAt, t.DeletedAt, t.DeletedAt)
 		is.option = "rls"
 		return
 	case r.RLS && current == len(names) && len(ours) == len(names):

@@ -227,6 +227,25 @@ func TestDoctorMigrate(t *testing.T) {
 	if tag, err := admin.Exec(ctx, `UPDATE contacts SET deleted_at = NULL WHERE id = 2`); err != nil || tag.RowsAffected() != 1 {
 		t.Errorf("the privileged role restores: %v, %s", err, tag)
 	}
+
+	// allow_restore turned on later: the policies would keep restores
+	// from seeing deleted rows, so migrate takes them away.
+	restorable := writeConfig(t, strings.Replace(doctorConfig, "  - name: orders\n", "  - name: orders\n    allow_restore: true\n", 1))
+	code, out, _ = runCmd(t, "", "doctor", "--config", restorable, "--dsn", dsn)
+	if code != exitRuntime || !strings.Contains(out, "FAIL  rls: allow_restore is on for public.orders, and Tombstone's row-level security hides deleted rows from the restore UPDATE") {
+		t.Fatalf("doctor with allow_restore: exit %d\n%s", code, out)
+	}
+	if code, out, errOut := runCmd(t, "", "migrate", "--config", restorable, "--dsn", dsn, "--rls", "--views", "--apply"); code != exitOK ||
+		!strings.Contains(out, "remove Tombstone's row-level security from public.orders") {
+		t.Fatalf("migrate --rls with allow_restore: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCmd(t, "", "migrate", "--config", restorable, "--dsn", dsn, "--rls", "--views", "--apply"); code != exitOK ||
+		!strings.HasPrefix(out, "nothing to do\ncannot do safely: table public.orders: allow_restore is on for public.orders") {
+		t.Fatalf("second migrate --rls with allow_restore: exit %d\n%s%s", code, out, errOut)
+	}
+	if n := rows(t, dsn, `SELECT count(*) FROM pg_policy WHERE polrelid = 'orders'::regclass`); n != 0 || rows(t, dsn, `SELECT count(*) FROM pg_class WHERE oid = 'orders'::regclass AND relrowsecurity`) != 0 {
+		t.Fatalf("orders keeps %d policies, or row-level security", n)
+	}
 }
 
 // TestMigrateResumes: a concurrent build that failed leaves an INVALID
