@@ -48,6 +48,8 @@ CREATE TABLE tickets (id int PRIMARY KEY, title text NOT NULL, deleted_at timest
 CREATE TABLE tasks   (id int PRIMARY KEY, deleted_at timestamptz, deleted_by integer);
 CREATE TABLE projects   (id int PRIMARY KEY, name text NOT NULL, deleted_at timestamptz, deleted_by text);
 CREATE TABLE milestones (id int PRIMARY KEY, project_id int NOT NULL, deleted_at timestamptz, deleted_by text);
+CREATE TABLE "Mixed Case" ("Item Id" int PRIMARY KEY, deleted_at timestamptz);
+CREATE TABLE pairs (a int, b text, PRIMARY KEY (b, a), deleted_at timestamptz);
 CREATE TABLE labels  (name text NOT NULL, deleted_at timestamptz, deleted_by text);
 CREATE TABLE query_log (q text NOT NULL);
 CREATE FUNCTION log_query() RETURNS trigger LANGUAGE plpgsql AS
@@ -62,6 +64,8 @@ INSERT INTO tickets SELECT g, 't' || g FROM generate_series(1, 6) g;
 INSERT INTO tasks SELECT g FROM generate_series(1, 4) g;
 INSERT INTO projects VALUES (1, 'p1'), (2, 'p2');
 INSERT INTO milestones (id, project_id) VALUES (1, 1), (2, 1), (3, 1), (4, 2);
+INSERT INTO "Mixed Case" VALUES (1), (2);
+INSERT INTO pairs (a, b) VALUES (1, 'x'), (2, 'y');
 INSERT INTO labels (name) VALUES ('red'), ('green'), ('blue');
 `
 
@@ -98,6 +102,8 @@ tables:
   - name: milestones
     deleted_by: deleted_by
     allow_restore: true
+  - name: '"Mixed Case"'
+  - name: pairs
   - name: labels
     deleted_by: deleted_by
 `
@@ -1049,4 +1055,22 @@ func TestAuditDeclaredCascade(t *testing.T) {
 	e.wantDisk(t, "milestones", 4, map[int]*time.Time{1: nil, 2: m2, 3: nil, 4: nil})
 	e.wantAudit(t, "restore of project 1", deletion+" AND action = 'restore'",
 		[]string{rowKey("milestones", 1), rowKey("milestones", 3), rowKey("projects", 1)}, "restore", auditPtr("pm2"), nil, appUser, "", at)
+}
+
+// 5e. The audit log names a table as format('%I.%I') does and keys a row
+// by all of its primary key's columns, under their own names.
+func TestAuditKeysAndNames(t *testing.T) {
+	e := newAuditEnv(t)
+	e.both(t, `DELETE FROM "Mixed Case" WHERE "Item Id" = 2`)
+	e.both(t, "DELETE FROM pairs WHERE a = 2")
+	var got []string
+	for _, r := range e.auditLog(t, "table_name <> 'public.customers'") {
+		got = append(got, r.Key)
+	}
+	want := []string{`public."Mixed Case" {"Item Id": 2}`, `public.pairs {"a": 2, "b": "y"}`}
+	if !slices.Equal(got, want) {
+		t.Errorf("audit rows %q, want %q", got, want)
+	}
+	e.both(t, `SELECT * FROM "Mixed Case" ORDER BY 1`)
+	e.both(t, "SELECT * FROM pairs ORDER BY a")
 }
