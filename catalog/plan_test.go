@@ -361,7 +361,8 @@ func TestCheckTriggers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs PostgreSQL")
 	}
-	_, _, conn := setup(t, planSQL)
+	// Roles are the cluster's: TestPlanTriggers creates planapp.
+	_, _, conn := setup(t, strings.ReplaceAll(planSQL, "planapp", "checktriggersapp"))
 	sp := planSpec()
 	applyPlan(t, conn, sp)
 	rows, err := conn.Query(context.Background(), `SELECT n.nspname || '.' || c.relname || ' ' || t.tgname FROM pg_trigger t
