@@ -850,6 +850,18 @@ func (a *analysis) interference(section string, t *policy.Table, r *Relation) {
 			a.add(section, Fail, "interference", fmt.Sprintf("row-level security policy %s filters SELECT with (%s): PostgreSQL also checks SELECT policies against the row an UPDATE writes when its WHERE reads the table, as the soft-delete UPDATE's does, so a DELETE through the proxy fails with 42501 \"new row violates row-level security policy\"; let the policy pass rows the statement itself deletes (OR %s >= pg_catalog.statement_timestamp()), as tombstone migrate --rls does", p.Name, p.Using, t.DeletedAt))
 		}
 	}
+	var deletes, updates []string
+	for _, p := range r.Policies {
+		if p.Permissive && (p.Command == "d" || p.Command == "*") {
+			deletes = append(deletes, p.Name)
+		}
+		if p.Permissive && (p.Command == "w" || p.Command == "*") {
+			updates = append(updates, p.Name)
+		}
+	}
+	if len(deletes) > 0 && len(updates) == 0 {
+		a.add(section, Fail, "interference", fmt.Sprintf("row-level security lets rows be deleted (policy %s) but none be updated: through the proxy a DELETE is an UPDATE, which then changes no row; give UPDATE a policy with the same USING", strings.Join(deletes, ", ")))
+	}
 	if r.ForceRLS && len(a.f.Policy.Dependents(r.Schema, r.Name)) > 0 {
 		a.add(section, Warn, "interference", "FORCE ROW LEVEL SECURITY applies the policies to the table's owner too, as whom Tombstone's foreign-key check triggers read it: a policy that hides deleted rows keeps them from seeing a soft-deleted parent")
 	}

@@ -399,7 +399,11 @@ CREATE TABLE tickets (id int PRIMARY KEY, deleted_at timestamptz);
 ALTER TABLE tickets ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tickets_live ON tickets USING (deleted_at IS NULL);
 CREATE RULE tickets_log AS ON UPDATE TO tickets DO ALSO NOTIFY tickets;
-CREATE TABLE drafts (id int PRIMARY KEY, deleted_at timestamptz);`)
+CREATE TABLE drafts (id int PRIMARY KEY, deleted_at timestamptz);
+CREATE TABLE memos (id int PRIMARY KEY, owner name, deleted_at timestamptz);
+ALTER TABLE memos ENABLE ROW LEVEL SECURITY;
+CREATE POLICY memos_own ON memos FOR SELECT USING (owner = current_user);
+CREATE POLICY memos_delete ON memos FOR DELETE USING (owner = current_user);`)
 	dsn := pg.DSN(db)
 	path := writeConfig(t, `tables:
   - name: accounts
@@ -409,6 +413,7 @@ CREATE TABLE drafts (id int PRIMARY KEY, deleted_at timestamptz);`)
   - name: tickets
   - name: drafts
     allow_restore: true
+  - name: memos
   - name: missing
 `)
 	code, out, errOut := runCmd(t, "", "doctor", "--config", path, "--dsn", dsn)
@@ -421,6 +426,7 @@ CREATE TABLE drafts (id int PRIMARY KEY, deleted_at timestamptz);`)
 		"FAIL  interference: row-level security policy tickets_live filters SELECT with ((deleted_at IS NULL))",
 		"FAIL  interference: row-level security policy tickets_live checks the row an UPDATE writes",
 		"FAIL  interference: rule tickets_log ON UPDATE DO ALSO runs on every soft delete",
+		"FAIL  interference: row-level security lets rows be deleted (policy memos_delete) but none be updated",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor's report lacks %q", want)
