@@ -114,6 +114,9 @@ const database = "database"
 func analyze(f *Facts) []*issue {
 	a := &analysis{f: f}
 	a.patched = a.patchedSchema()
+	if !f.Trusted {
+		a.add(database, Warn, "connection", fmt.Sprintf("connected as %s, which is neither a superuser nor a privileged role of the configuration: row-level security may hide rows from the counts, and tombstone migrate --apply may lack the privileges it needs; connect as the role migrations run as", f.User))
+	}
 	a.helpers()
 	a.audit()
 	for _, t := range f.Policy.Tables() {
@@ -776,6 +779,10 @@ func fkBehaviour(fk *policy.ForeignKey) (Level, string) {
 }
 
 func (a *analysis) deletedRows(section string, t *policy.Table) {
+	if why, ok := a.f.Uncounted[t.OID]; ok {
+		a.add(section, Warn, "deleted rows", "not counted: "+why)
+		return
+	}
 	d, ok := a.f.Rows[t.OID]
 	if !ok {
 		return

@@ -3,10 +3,12 @@ package schematool
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tombstone-proxy/tombstone/catalog"
 	"github.com/tombstone-proxy/tombstone/policy"
@@ -23,6 +25,10 @@ type Facts struct {
 	// Privileged lists the roles of privileged_roles and
 	// privileged_member_of that exist in the database.
 	Privileged []string
+	// User is the role Inspect ran as, and Trusted whether it is a
+	// superuser or a privileged role.
+	User    string
+	Trusted bool
 	// Marker is the comment on schema tombstone: migrate writes the hash
 	// of the helpers it installed there. Empty when there is none.
 	Marker string
@@ -39,8 +45,10 @@ type Facts struct {
 	// Relations holds every soft-delete relation the catalog resolved
 	// (configured tables and their descendants), by OID.
 	Relations map[uint32]*Relation
-	// Rows counts the deleted rows of each configured table, by OID.
-	Rows map[uint32]DeletedRows
+	// Rows counts the deleted rows of each configured table, by OID;
+	// Uncounted says why a table could not be counted.
+	Rows      map[uint32]DeletedRows
+	Uncounted map[uint32]string
 	// Views is the active_<table> view of each configured table that
 	// has one, by the table's OID.
 	Views map[uint32]View
@@ -173,7 +181,7 @@ func Inspect(ctx context.Context, conn *pgx.Conn, spec policy.Spec, schema *poli
 			return nil, fmt.Errorf("application role %q (--app-role) does not exist in this database; name a role as PostgreSQL stores it (lower case unless created quoted)", role)
 		}
 	}
-	f := &Facts{Spec: spec, Schema: schema, Policy: p, Relations: map[uint32]*Relation{}, Rows: map[uint32]DeletedRows{}, Views: map[uint32]View{}}
+	f := &Facts{Spec: spec, Schema: schema, Policy: p, Relations: map[uint32]*Relation{}, Rows: map[uint32]DeletedRows{}, Uncounted: map[uint32]string{}, Views: map[uint32]View{}}
 	var oids []uint32
 	for _, t := range p.Tables() {
 		if t.OID != 0 {
@@ -182,6 +190,8 @@ func Inspect(ctx context.Context, conn *pgx.Conn, spec policy.Spec, schema *poli
 	}
 	var doc struct {
 		Privileged []string    `json:"privileged"`
+		User       string      `json:"user"`
+		Trusted    bool        `json:"trusted"`
 		Marker     *string     `json:"marker"`
 		Audit      []string    `json:"audit"`
 		Closed     []string    `json:"audit_closed"`
@@ -196,6 +206,7 @@ func Inspect(ctx context.Context, conn *pgx.Conn, spec policy.Spec, schema *poli
 		return nil, fmt.Errorf("schematool: decode the catalog's answer: %w", err)
 	}
 	f.Privileged, f.Audit, f.AuditClosed = doc.Privileged, doc.Audit, doc.Closed
+	f.User, f.Trusted = doc.User, doc.Trusted
 	if doc.Marker != nil {
 		f.Marker = *doc.Marker
 	}
@@ -271,6 +282,13 @@ FROM %[2]s WHERE %[1]s IS NOT NULL`, col, qualified(policy.RelName{Schema: t.Sch
 	var d DeletedRows
 	var oldest float64
 	if err := conn.QueryRow(ctx, q, t.Retention.Seconds()).Scan(&d.Deleted, &oldest, &d.PastRetention); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42501" {
+			// Checking as a role that may not read the table: the rest
+			// of the report still holds.
+			f.Uncounted[t.OID] = pe.Message
+			return nil
+		}
 		return fmt.Errorf("schematool: count the deleted rows of %s: %w", t.QualifiedName(), err)
 	}
 	d.Oldest = time.Duration(oldest * float64(time.Second))
@@ -465,6 +483,8 @@ const factsQuery = `WITH trusted(oid) AS (
 SELECT pg_catalog.json_build_object(
   'privileged', COALESCE((SELECT pg_catalog.json_agg(r.rolname::pg_catalog.text ORDER BY r.rolname) FROM pg_catalog.pg_roles r
     WHERE r.rolname OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[]) OR r.rolname OPERATOR(pg_catalog.=) ANY ($3::pg_catalog.text[])), '[]'::pg_catalog.json),
+  'user', CURRENT_USER::pg_catalog.text,
+  'trusted', EXISTS (SELECT FROM trusted t JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) t.oid WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER),
   'marker', (SELECT pg_catalog.obj_description(n.oid, 'pg_namespace') FROM pg_catalog.pg_namespace n WHERE n.nspname OPERATOR(pg_catalog.=) 'tombstone'),
   'audit', (SELECT pg_catalog.json_agg(a.attname::pg_catalog.text ORDER BY a.attnum)
     FROM pg_catalog.pg_class c
