@@ -110,7 +110,7 @@ func appliedBefore(i int) string {
 	if i == 0 {
 		msg = ""
 	}
-	return msg + "a transaction of the step was rolled back, its CONCURRENTLY statements before the failure stay (an interrupted build leaves an INVALID index, which the next run drops and builds again): fix the cause and run tombstone migrate again"
+	return msg + "the step's transaction was rolled back, and where it runs statement by statement (CONCURRENTLY) those before the failure stay: an interrupted build leaves an INVALID index, which the next run drops and builds again. Fix the cause and run tombstone migrate again"
 }
 
 // applyStep runs one step: in one transaction, or statement by statement
