@@ -534,3 +534,43 @@ GRANT SELECT, DELETE ON tags TO PUBLIC;`)
 		t.Errorf("doctor as doctorreader: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// A step that cannot get its lock in time fails and changes nothing,
+// instead of queueing the application's queries behind a long
+// transaction; the next run does it.
+func TestMigrateLockTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	pg := pgtest.Shared(t)
+	db := pgtest.CreateDB(t, pg)
+	pgtest.Exec(t, pg, db, `CREATE TABLE items (id int PRIMARY KEY)`)
+	dsn := pg.DSN(db)
+	path := writeConfig(t, "tables:\n  - name: items\n")
+	ctx := context.Background()
+	holder, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT count(*) FROM items`); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd(t, "", "migrate", "--config", path, "--dsn", dsn, "--apply", "--lock-timeout", "200ms")
+	if code != exitRuntime || !strings.Contains(errOut, "step 1 of") || !strings.Contains(errOut, "not granted within --lock-timeout") {
+		t.Fatalf("migrate --apply behind a reader's lock: exit %d\n%s%s", code, out, errOut)
+	}
+	if n := rows(t, dsn, `SELECT count(*) FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'deleted_at'`); n != 0 {
+		t.Fatal("the step that timed out added its column")
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCmd(t, "", "migrate", "--config", path, "--dsn", dsn, "--apply"); code != exitOK || !strings.Contains(out, "add column(s) deleted_at to public.items") {
+		t.Fatalf("migrate --apply once the lock is gone: exit %d\n%s%s", code, out, errOut)
+	}
+}
