@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"net/url"
+	"sort"
 	"strings"
 	"unicode/utf8"
 )
@@ -33,13 +34,18 @@ func commentSpans(sql string) []textSpan {
 	}
 }
 
+// within is the comments that start in [from, to): a text of many
+// statements looks up each one's in logarithmic time, never scanning all.
+func within(comments []textSpan, from, to int) []textSpan {
+	i := sort.Search(len(comments), func(i int) bool { return comments[i].start >= from })
+	j := i + sort.Search(len(comments)-i, func(k int) bool { return comments[i+k].start >= to })
+	return comments[i:j]
+}
+
 // appendComments appends the comments of sql that lie in [from, to) to
 // out, each as written; a -- comment gets the newline that ends it.
 func appendComments(out []byte, sql string, comments []textSpan, from, to int) []byte {
-	for _, c := range comments {
-		if c.start < from || c.start >= to {
-			continue
-		}
+	for _, c := range within(comments, from, to) {
 		out = append(out, ' ')
 		out = append(out, sql[c.start:c.end]...)
 		if sql[c.start] == '-' {
@@ -61,8 +67,8 @@ type tags struct {
 // be stored in a text column of the server's encoding.
 func statementTags(sql string, comments []textSpan, from, to int) (tags, *Refusal) {
 	var t tags
-	for _, c := range comments {
-		if c.start < from || c.start >= to || sql[c.start] != '/' {
+	for _, c := range within(comments, from, to) {
+		if sql[c.start] != '/' {
 			continue
 		}
 		kv, ok := parseSQLCommenter(sql[c.start+2 : c.end-2])

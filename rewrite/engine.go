@@ -683,7 +683,7 @@ func (e *engine) mergeStmt(m *pg.MergeStmt, sc *scope) error {
 			if e.audited() {
 				// The audit rows would need the deleted rows in a CTE,
 				// which a MERGE action cannot feed.
-				return unsupported("MERGE ... THEN DELETE with the audit log on", t)
+				return unsupported("MERGE ... THEN DELETE, while the audit log is on,", t)
 			}
 			set, err := softSetTargets(t, e.inline())
 			if err != nil {

@@ -388,8 +388,11 @@ func qualifyStar(returning []*pg.Node, rv *pg.RangeVar) {
 // connects as a privileged role.
 func (r *Rewriter) RestoreSQL(table, where string, cascade bool) (string, error) {
 	tree, err := pgParse("SELECT FROM " + table + " WHERE " + where)
-	if err != nil || len(tree.Stmts) != 1 {
+	switch {
+	case err != nil:
 		return "", fmt.Errorf("--table %q --where %q do not read as one table and one condition: %v", table, where, err)
+	case len(tree.Stmts) != 1:
+		return "", fmt.Errorf("--where %q holds more than one statement: give one condition on the rows of %s, such as \"id = 42\"", where, table)
 	}
 	sel := tree.Stmts[0].Stmt.GetSelectStmt()
 	if sel == nil || len(sel.FromClause) != 1 || sel.FromClause[0].GetRangeVar() == nil || sel.WhereClause == nil ||
