@@ -424,6 +424,16 @@ func (e *engine) insertStmt(s *pg.InsertStmt, sc *scope) error {
 		return err
 	}
 	if oc := s.OnConflictClause; oc != nil {
+		if t, ok := e.target(s.Relation); ok && oc.Infer != nil && len(oc.Infer.IndexElems) > 0 {
+			// Unique keys of soft-delete tables are partial (WHERE
+			// deleted_at IS NULL, as tombstone migrate makes them), and
+			// a conflict target infers a partial index only when its
+			// predicate is given. A non-partial unique index satisfies
+			// it too, so adding it never loses the index the client
+			// meant.
+			oc.Infer.WhereClause = and(oc.Infer.WhereClause, isNull(columnRef(nil, t.DeletedAt)))
+			e.changed = true
+		}
 		if err := e.exprs(sc, oc.TargetList); err != nil {
 			return err
 		}
