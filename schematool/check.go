@@ -553,7 +553,8 @@ func (a *analysis) indexes(section string, t *policy.Table, r *Relation) {
 
 // onConflictNote says what INSERT ... ON CONFLICT needs once idx is
 // partial: PostgreSQL infers a partial unique index only from a conflict
-// target that names its predicate.
+// target that names its predicate, which the rewriter adds for the
+// statements it sees.
 func onConflictNote(idx *Index, t *policy.Table) string {
 	var cols []string
 	for _, c := range idx.Columns {
@@ -561,8 +562,8 @@ func onConflictNote(idx *Index, t *policy.Table) string {
 			cols = append(cols, c)
 		}
 	}
-	return fmt.Sprintf("INSERT ... ON CONFLICT (%s) must then say ON CONFLICT (%s) WHERE %s IS NULL, or PostgreSQL finds no index to match (42P10)",
-		strings.Join(cols, ", "), strings.Join(cols, ", "), t.DeletedAt)
+	return fmt.Sprintf("INSERT ... ON CONFLICT (%s) through Tombstone gets WHERE %s IS NULL added; clients that bypass it must write ON CONFLICT (%s) WHERE %s IS NULL, or PostgreSQL finds no index to match (42P10)",
+		strings.Join(cols, ", "), t.DeletedAt, strings.Join(cols, ", "), t.DeletedAt)
 }
 
 // leading is the key of fkCols that idx's leading columns equal, "" for

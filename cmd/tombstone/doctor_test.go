@@ -110,7 +110,7 @@ func TestDoctorMigrate(t *testing.T) {
 		`DROP INDEX CONCURRENTLY IF EXISTS "public"."orders_code_idx";`,
 		`ALTER TABLE "public"."contacts" DROP CONSTRAINT "contacts_email_key";`,
 		"not done without --allow-blocking: replace exclusion constraint bookings_during_excl",
-		"-- note: INSERT ... ON CONFLICT (email) must then say ON CONFLICT (email) WHERE deleted_at IS NULL, or PostgreSQL finds no index to match (42P10); ON CONFLICT ON CONSTRAINT contacts_email_key stops working",
+		"-- note: INSERT ... ON CONFLICT (email) through Tombstone gets WHERE deleted_at IS NULL added; clients that bypass it must write ON CONFLICT (email) WHERE deleted_at IS NULL, or PostgreSQL finds no index to match (42P10); ON CONFLICT ON CONSTRAINT contacts_email_key stops working",
 		"why: ADD CONSTRAINT ... EXCLUDE builds its index under an ACCESS EXCLUSIVE lock",
 		`CREATE VIEW "public"."active_contacts" WITH (security_invoker = true)`,
 		`CREATE POLICY tombstone_live ON "public"."contacts" FOR SELECT TO PUBLIC USING ("deleted_at" IS NULL OR "deleted_at" OPERATOR(pg_catalog.>=) pg_catalog.statement_timestamp()::timestamp with time zone OR "deleted_at" OPERATOR(pg_catalog.=) pg_catalog.now()::timestamp with time zone);`,
