@@ -25,10 +25,12 @@ const usage = `tombstone: soft deletes for PostgreSQL, enforced by a wire-protoc
 
 Usage:
   tombstone serve --config FILE                      run the proxy
-  tombstone rewrite --config FILE [--role ROLE] SQL  show what the proxy does with SQL ("-" reads stdin)
+  tombstone rewrite --config FILE [--role ROLE] [--dsn DSN [--check]] SQL
+                                                     show what the proxy does with SQL ("-" reads stdin)
   tombstone check-config --config FILE               validate a configuration file and exit
-  tombstone migrate --config FILE --dsn DSN [--apply]  install the database objects Tombstone needs
   tombstone doctor --config FILE --dsn DSN           check a database's soft-delete schema
+  tombstone migrate --config FILE --dsn DSN [--apply] [--views] [--rls]
+                                                     print or apply the DDL that fixes what doctor finds
   tombstone restore --config FILE --dsn DSN --table T --where SQL [--cascade] [--dry-run]
                                                      bring soft-deleted rows back
   tombstone purge --config FILE --dsn DSN [--older-than 90d] [--table T] [--batch N] [--dry-run]
