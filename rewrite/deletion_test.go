@@ -136,6 +136,10 @@ func TestAuditLogWritesRefused(t *testing.T) {
 		"insert into TOMBSTONE.AUDIT_LOG (action, table_name) select 'restore', 'x'",
 		"COPY tombstone.audit_log (action, table_name) FROM STDIN",
 		"WITH x AS (INSERT INTO tombstone.audit_log (action, table_name) VALUES ('purge', 'x') RETURNING 1) SELECT 1",
+		"MERGE INTO tombstone.audit_log a USING (SELECT 1) s ON false WHEN NOT MATCHED THEN INSERT (action, table_name) VALUES ('delete', 'x')",
+		"CREATE TEMP VIEW v AS SELECT action, table_name FROM tombstone.audit_log",
+		"SELECT * FROM tombstone.audit_log",
+		"CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'INSERT INTO tombstone.audit_log (action, table_name) VALUES (''delete'', ''x'')'",
 	} {
 		if _, _, ref := r.Rewrite(sql); ref == nil || ref.Code != "42501" {
 			t.Errorf("%s: %v, want a 42501 refusal", sql, ref)

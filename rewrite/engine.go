@@ -38,6 +38,9 @@ type engine struct {
 	// restoring is set by RestoreSQL: the text is tombstone restore's,
 	// a restore whatever the table's allow_restore says.
 	restoring *restoreOptions
+	// ownAudit holds the audit INSERTs the rules wrote: the only
+	// references to the audit log verify lets through.
+	ownAudit map[*pg.RangeVar]struct{}
 }
 
 // scope is the chain of CTE names visible at a point of the query. An

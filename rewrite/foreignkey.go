@@ -141,7 +141,7 @@ func (e *engine) foreignKeys(n *pg.Node, rv *pg.RangeVar, soft *policy.Table, de
 	// client's WHERE and USING, whose references the final walk must
 	// still judge.
 	for _, it := range items[1:] {
-		e.markAll(it)
+		e.markOwn(it)
 	}
 	if e.cteDepth > 0 {
 		e.hoist = append(e.hoist, items...)

@@ -356,7 +356,7 @@ func refuseAuditWrite(verb string) *Refusal {
 	return &Refusal{
 		Reason:  ReasonPrivileged,
 		Code:    "42501",
-		Message: "tombstone: " + verb + " the audit log refused: only Tombstone's own rewrites write it",
+		Message: "tombstone: " + verb + " the audit log refused: only Tombstone's own rewrites write it, and the application may not read it",
 		Detail:  "A row written by hand could claim a deletion that never happened.",
 		Hint:    "Run it as a privileged role.",
 	}

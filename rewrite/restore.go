@@ -171,7 +171,7 @@ func (e *engine) restore(u *pg.UpdateStmt, t *policy.Table, pending []*pg.Node) 
 		if err != nil {
 			return refuseInternal(err)
 		}
-		e.markAll(item)
+		e.markOwn(item)
 		items = append(items, item)
 	}
 	if u.WithClause == nil {

@@ -109,6 +109,19 @@ func rangeVars(m protoreflect.Message, f func(*pg.RangeVar) error) error {
 	})
 }
 
+// markOwn marks the table references of a CTE the rules wrote as
+// handled and, for the audit INSERT, as Tombstone's own write to the
+// audit log.
+func (e *engine) markOwn(n *pg.Node) {
+	e.markAll(n)
+	if rv := n.GetCommonTableExpr().GetCtequery().GetInsertStmt().GetRelation(); rv != nil && e.isAudit(rv) {
+		if e.ownAudit == nil {
+			e.ownAudit = map[*pg.RangeVar]struct{}{}
+		}
+		e.ownAudit[rv] = struct{}{}
+	}
+}
+
 // markAll marks every table reference under n as handled.
 func (e *engine) markAll(n *pg.Node) {
 	_ = rangeVars(n.ProtoReflect(), func(rv *pg.RangeVar) error { e.mark(rv); return nil })
@@ -150,6 +163,11 @@ func (e *engine) verify(stmt *pg.Node) error {
 		case *pg.VariableSetStmt:
 			return lexingSetting(x)
 		case *pg.RangeVar:
+			if _, own := e.ownAudit[x]; !own && e.isAudit(x) {
+				// MERGE into it, a view or rule over it, a SELECT of
+				// it: only the rewriter's own INSERT may name it.
+				return refuseAuditWrite("a statement naming")
+			}
 			if _, ok := e.handled[x]; ok {
 				return nil
 			}
