@@ -10,14 +10,15 @@ import (
 	"github.com/tombstone-proxy/tombstone/policy"
 )
 
-// Restore is a deletion undone. On a table with allow_restore, the
-// statement applications already write for it (Laravel's restore(),
-// django-safedelete's undelete),
+// Restore is a deletion undone. On a table with allow_restore,
 //
 //	UPDATE t SET deleted_at = NULL [, deleted_by = NULL, deleted_reason = NULL] WHERE ...
 //
-// matches deleted rows instead of live ones, and brings back what their
-// deletion took with it: the rows that reference a restored row through an
+// with the NULLs written in the text and no other column set, matches
+// deleted rows instead of live ones. Anything else stays an ordinary
+// UPDATE of live rows: an ORM that writes every field on each save sends
+// deleted_at = NULL for live rows too, and a bound $1 is known only at
+// Bind. A restore brings back what the rows' deletion took with it: the rows that reference a restored row through an
 // ON DELETE CASCADE key (or a declared cascade) and carry the same
 // deleted_at stamp (deletion.go), at any depth. A child deleted on its own
 // has a stamp of its own and stays deleted. tombstone restore runs the
