@@ -18,9 +18,10 @@ import (
 // deleted rows instead of live ones. Anything else stays an ordinary
 // UPDATE of live rows: an ORM that writes every field on each save sends
 // deleted_at = NULL for live rows too, and a bound $1 is known only at
-// Bind. A restore brings back what the rows' deletion took with it: the rows that reference a restored row through an
-// ON DELETE CASCADE key (or a declared cascade) and carry the same
-// deleted_at stamp (deletion.go), at any depth. A child deleted on its own
+// Bind. A restore brings back what the rows' deletion took with it: the
+// rows that reference a restored row through an ON DELETE CASCADE key (or
+// a declared cascade) and carry the same deleted_at stamp (deletion.go),
+// at any depth. A child deleted on its own
 // has a stamp of its own and stays deleted. tombstone restore runs the
 // same statement (RestoreSQL).
 //
@@ -121,7 +122,13 @@ func (e *engine) restore(u *pg.UpdateStmt, t *policy.Table, pending []*pg.Node) 
 		return unsupported("a restore with FROM and RETURNING", t)
 	}
 	p := &restorePlan{e: e, cascade: e.restoring == nil || e.restoring.cascade, path: []string{t.QualifiedName()}}
-	target := &restoredSet{cte: "tombstone_target", rel: policy.RelName{Schema: rv.Schemaname, Name: rv.Relname}, table: t}
+	// Names unique in the text: a DELETE in the client's WITH has a
+	// target CTE of its own.
+	name := "tombstone_target"
+	if e.fkSeq++; e.fkSeq > 1 {
+		name = fmt.Sprintf("tombstone_target%d", e.fkSeq)
+	}
+	target := &restoredSet{cte: name, rel: policy.RelName{Schema: rv.Schemaname, Name: rv.Relname}, table: t}
 	target.cols = p.keyCols(target.rel)
 	p.sets = append(p.sets, target)
 	e.apply(t, KindRestore)
@@ -225,7 +232,7 @@ func (p *restorePlan) expand(s *restoredSet, except *policy.ForeignKey) error {
 			// could copy any row's stamp onto a parent it may restore).
 			return refuseRestoreCascade(p.sets[0].table, fk)
 		}
-		child := &restoredSet{cte: fmt.Sprintf("tombstone_r%d", len(p.sets)), rel: fk.Child, table: fk.ChildTable, via: fk}
+		child := &restoredSet{cte: fmt.Sprintf("%s_r%d", p.sets[0].cte, len(p.sets)), rel: fk.Child, table: fk.ChildTable, via: fk}
 		child.cols = p.keyCols(fk.Child)
 		p.ctes = append(p.ctes, p.cascadeCTE(s, child, fk, self))
 		p.sets = append(p.sets, child)
@@ -280,7 +287,7 @@ func (p *restorePlan) cascadeCTE(source, child *restoredSet, fk *policy.ForeignK
 	if source.via == nil {
 		// The statement's own UPDATE restores the target's rows; a
 		// second change in the same statement would drop one.
-		where += " AND NOT EXISTS (SELECT FROM tombstone_target WHERE tombstone_target.tombstone_oid OPERATOR(pg_catalog.=) tombstone_q.tombstone_oid AND tombstone_target.tombstone_ctid OPERATOR(pg_catalog.=) tombstone_q.tombstone_ctid)"
+		where += fmt.Sprintf(" AND NOT EXISTS (SELECT FROM %[1]s WHERE %[1]s.tombstone_oid OPERATOR(pg_catalog.=) tombstone_q.tombstone_oid AND %[1]s.tombstone_ctid OPERATOR(pg_catalog.=) tombstone_q.tombstone_ctid)", source.cte)
 	}
 	return fmt.Sprintf("%s AS (UPDATE %s%s AS tombstone_child SET %s FROM %s WHERE %s RETURNING %s, tombstone_q.tombstone_stamp AS tombstone_stamp)",
 		child.cte, only, rel, set, closure, where, strings.Join(ret, ", "))
@@ -429,7 +436,7 @@ func (r *Rewriter) RestoreSQL(table, where string, cascade bool) (string, error)
 	}
 	sources := []string{"SELECT tombstone_oid FROM tombstone_main"}
 	for _, c := range ctes {
-		if name := c.GetCommonTableExpr().GetCtename(); strings.HasPrefix(name, "tombstone_r") {
+		if name := c.GetCommonTableExpr().GetCtename(); strings.HasPrefix(name, "tombstone_target_r") {
 			sources = append(sources, "SELECT tombstone_oid FROM "+name)
 		}
 	}

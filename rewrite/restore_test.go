@@ -179,3 +179,27 @@ func isCode(err error, code string) bool {
 	pe, ok := err.(*pgconn.PgError)
 	return ok && pe.Code == code
 }
+
+// A restore beside a DELETE in the client's WITH: each plan's CTEs have
+// names of their own.
+func TestRestoreBesideDeleteCTE(t *testing.T) {
+	s := pgtest.Shared(t)
+	db := pgtest.CreateDB(t, s)
+	pgtest.Exec(t, s, db, restoreSchema)
+	r := restoreRewriter(t, s.DSN(db))
+	c := connect(t, s.DSN(db))
+	ctx := context.Background()
+	for _, sql := range []string{"DELETE FROM customers WHERE id = 1",
+		"WITH d AS (DELETE FROM lines WHERE id = 200 RETURNING id) UPDATE customers SET deleted_at = NULL WHERE id = 1"} {
+		res, _, ref := r.Rewrite(sql)
+		if ref != nil {
+			t.Fatalf("%s: %v", sql, ref)
+		}
+		if _, err := c.Exec(ctx, res.SQL).ReadAll(); err != nil {
+			t.Fatalf("%s: %v\n%s", sql, err, res.SQL)
+		}
+	}
+	if got := strings.Join(queryRows(t, c, "SELECT 'c' || count(*) FILTER (WHERE deleted_at IS NULL) FROM customers WHERE id = 1 UNION ALL SELECT 'l' || count(*) FROM lines WHERE id = 200 AND deleted_at IS NOT NULL"), ","); got != "c1,l1" {
+		t.Errorf("customer 1 live / line 200 deleted: %s, want c1,l1", got)
+	}
+}
