@@ -84,6 +84,8 @@ type Table struct {
 	// DeletedByType is the deleted_by column's type as format_type
 	// prints it ("text", "uuid", "bigint", ...); empty when unknown.
 	DeletedByType string
+	// DeletedAtType is the deleted_at column's, likewise.
+	DeletedAtType string
 	// PrimaryKey lists the primary key's columns in key order; empty when
 	// the table has none or no catalog is applied.
 	PrimaryKey []string
@@ -106,9 +108,14 @@ func (t *Table) child(r *Relation) *Table {
 	root := t.Root
 	c := *root
 	c.Schema, c.Name, c.OID, c.Partitioned, c.Inherited, c.Root = r.Schema, r.Name, r.OID, r.Partitioned, false, root
-	c.DeletedByType, c.PrimaryKey = columnType(r, root.DeletedBy), r.PrimaryKey
+	c.DeletedByType, c.DeletedAtType, c.PrimaryKey = columnType(r, root.DeletedBy), columnType(r, root.DeletedAt), r.PrimaryKey
 	return &c
 }
+
+// CoarseStamp reports that t's deleted_at rounds below microseconds
+// (timestamp(0), as Laravel's softDeletes() makes it), so that two
+// deletions in one second share a stamp and cannot be told apart.
+func (t *Table) CoarseStamp() bool { return coarseStamp(t.DeletedAtType) }
 
 // QualifiedName is schema.name, or name when the table matches any schema.
 func (t *Table) QualifiedName() string {

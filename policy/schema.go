@@ -145,7 +145,7 @@ func (p *Policy) WithSchema(s *Schema) (*Policy, error) {
 			}
 			root := fromSpec(ts)
 			root.OID, root.Partitioned = r.OID, r.Partitioned
-			root.DeletedByType, root.PrimaryKey = columnType(r, ts.DeletedBy), r.PrimaryKey
+			root.DeletedByType, root.DeletedAtType, root.PrimaryKey = columnType(r, ts.DeletedBy), columnType(r, ts.DeletedAt), r.PrimaryKey
 			if ts.Schema == "" {
 				// Several schemas may hold the name; each is its own
 				// entry so that Dependents and children resolve by schema.

@@ -373,3 +373,16 @@ func refuseRestoreCascade(t *policy.Table, fk *policy.ForeignKey) *Refusal {
 		Table:   t.QualifiedName(),
 	}
 }
+
+// refuseCoarseRestore: a cascading restore matches children by their
+// deleted_at stamp, which this table rounds to the second (or coarser):
+// it would bring back children deleted on their own in the same second.
+func refuseCoarseRestore(t *policy.Table) *Refusal {
+	return &Refusal{
+		Reason:  ReasonUnsupported,
+		Code:    "0A000",
+		Message: fmt.Sprintf("tombstone: a restore with its cascade cannot tell deletions of %s apart: its deleted_at column is %s, so deletions in the same second share a stamp; nothing was restored", t.QualifiedName(), t.DeletedAtType),
+		Hint:    fmt.Sprintf("Make the column microsecond-precise (ALTER TABLE %s ALTER COLUMN %s TYPE timestamp with time zone), or restore without --cascade.", t.QualifiedName(), quoteIdent(t.DeletedAt)),
+		Table:   t.QualifiedName(),
+	}
+}

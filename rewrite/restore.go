@@ -232,6 +232,11 @@ func (p *restorePlan) expand(s *restoredSet, except *policy.ForeignKey) error {
 			// could copy any row's stamp onto a parent it may restore).
 			return refuseRestoreCascade(p.sets[0].table, fk)
 		}
+		for _, x := range []*policy.Table{s.table, fk.ChildTable} {
+			if x.CoarseStamp() {
+				return refuseCoarseRestore(x)
+			}
+		}
 		child := &restoredSet{cte: fmt.Sprintf("%s_r%d", p.sets[0].cte, len(p.sets)), rel: fk.Child, table: fk.ChildTable, via: fk}
 		child.cols = p.keyCols(fk.Child)
 		p.ctes = append(p.ctes, p.cascadeCTE(s, child, fk, self))

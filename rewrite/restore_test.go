@@ -203,3 +203,29 @@ func TestRestoreBesideDeleteCTE(t *testing.T) {
 		t.Errorf("customer 1 live / line 200 deleted: %s, want c1,l1", got)
 	}
 }
+
+// With a deleted_at that rounds to the second, a cascading restore could
+// not tell a child deleted on its own from one its parent's deletion
+// took: it is refused, and a restore without cascade still works.
+func TestRestoreCoarseStampRefused(t *testing.T) {
+	s := pgtest.Shared(t)
+	db := pgtest.CreateDB(t, s)
+	pgtest.Exec(t, s, db, `
+CREATE TABLE p0 (id int PRIMARY KEY, deleted_at timestamp(0));
+CREATE TABLE c0 (id int PRIMARY KEY, p_id int REFERENCES p0 ON DELETE CASCADE, deleted_at timestamp(0));
+INSERT INTO p0 VALUES (1), (2); INSERT INTO c0 VALUES (10, 1), (11, 1);`)
+	spec := policy.Spec{Mode: policy.ModeEnforce}
+	for _, n := range []string{"p0", "c0"} {
+		spec.Tables = append(spec.Tables, policy.TableSpec{Name: n, DeletedAt: "deleted_at", AllowRestore: true})
+	}
+	r := catalogRewriter(t, s.DSN(db), spec)
+	if _, _, ref := r.Rewrite("UPDATE p0 SET deleted_at = NULL WHERE id = 1"); ref == nil || ref.Code != "0A000" || !strings.Contains(ref.Message, "timestamp(0)") {
+		t.Errorf("cascading restore over timestamp(0): %v, want a 0A000 refusal naming the type", ref)
+	}
+	if _, err := r.RestoreSQL("p0", "id = 1", true); err == nil {
+		t.Error("tombstone restore --cascade over timestamp(0) was not refused")
+	}
+	if _, err := r.RestoreSQL("p0", "id = 1", false); err != nil {
+		t.Errorf("restore without cascade: %v", err)
+	}
+}
