@@ -183,5 +183,39 @@ func (e *engine) isAudit(rv *pg.RangeVar) bool {
 	return e.audited() && rv.Relname == a.Name && rv.Schemaname == a.Schema
 }
 
+// handDelete refuses an UPDATE (or ON CONFLICT or MERGE update) that
+// sets t's deleted_at to anything but NULL, a soft delete written by hand,
+// where Tombstone's promises depend on deletions being its own: the
+// table's foreign keys must be carried out or checked, the audit log
+// written, or its retention (a backdated stamp would be purged early).
+// Elsewhere it only hides the row, as a DELETE would, and is left alone.
+func (e *engine) handDelete(targets []*pg.Node, rv *pg.RangeVar, t *policy.Table) error {
+	sets := false
+	for _, n := range targets {
+		rt := n.GetResTarget()
+		if rt == nil || rt.Name != t.DeletedAt {
+			continue
+		}
+		if c := rt.Val.GetAConst(); c == nil || !c.Isnull {
+			sets = true
+		}
+	}
+	if !sets {
+		return nil
+	}
+	var why string
+	switch {
+	case len(e.policy.Dependents(rv.Schemaname, rv.Relname)) > 0:
+		why = "its foreign keys would be neither carried out nor checked"
+	case e.audited():
+		why = "no audit row would record it"
+	case t.Retention > 0:
+		why = "a stamp of the client's choosing would decide when purge removes the row"
+	default:
+		return nil
+	}
+	return refuseHandDelete(t, why)
+}
+
 // audited reports whether soft deletes and restores write the audit log.
 func (e *engine) audited() bool { return e.policy.Audit() != (policy.RelName{}) }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tombstone-proxy/tombstone/internal/pgtest"
 	"github.com/tombstone-proxy/tombstone/policy"
@@ -173,5 +174,41 @@ func TestAuditedDeleteIsTemplated(t *testing.T) {
 	}
 	if strings.Replace(first.SQL, "id = 1", "id = 2", 1) != second.SQL {
 		t.Errorf("spliced rewrite differs from the first beyond its literal:\n%s\n%s", first.SQL, second.SQL)
+	}
+}
+
+// A soft delete written by hand is refused where Tombstone's promises
+// depend on deletions being its own, and left alone elsewhere.
+func TestHandWrittenSoftDelete(t *testing.T) {
+	mk := func(audit bool, retention time.Duration) *Rewriter {
+		spec := policy.Spec{Mode: policy.ModeEnforce, Tables: []policy.TableSpec{{Name: "contacts", DeletedAt: "deleted_at", Retention: retention}}}
+		if audit {
+			spec.Audit = policy.RelName{Schema: "tombstone", Name: "audit_log"}
+		}
+		p, err := policy.New(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return New(p, 0)
+	}
+	hand := []string{
+		"UPDATE contacts SET deleted_at = now() WHERE id = 1",
+		"UPDATE contacts SET name = 'x', deleted_at = '2000-01-01' WHERE id = 1",
+		"UPDATE contacts SET (deleted_at, name) = (now(), 'x') WHERE id = 1",
+		"INSERT INTO contacts VALUES (1) ON CONFLICT (id) DO UPDATE SET deleted_at = now()",
+		"MERGE INTO contacts c USING (SELECT 1 AS id) s ON c.id = s.id WHEN MATCHED THEN UPDATE SET deleted_at = now()",
+	}
+	for _, r := range []*Rewriter{mk(true, 0), mk(false, 90*24*time.Hour)} {
+		for _, sql := range hand {
+			if _, _, ref := r.Rewrite(sql); ref == nil || ref.Code != "0A000" || !strings.Contains(ref.Hint, "Use DELETE") {
+				t.Errorf("%s: %v, want a 0A000 refusal pointing to DELETE", sql, ref)
+			}
+		}
+	}
+	plain := mk(false, 0)
+	for _, sql := range append(hand, "UPDATE contacts SET deleted_at = NULL WHERE id = 1") {
+		if _, _, ref := plain.Rewrite(sql); ref != nil {
+			t.Errorf("%s on a table without keys, audit or retention: %v", sql, ref)
+		}
 	}
 }

@@ -392,6 +392,11 @@ func (e *engine) updateStmt(u *pg.UpdateStmt, sc *scope) error {
 	if ok && (t.AllowRestore || e.restoring != nil) && isRestore(u, t) {
 		return e.restore(u, t, pending)
 	}
+	if ok {
+		if err := e.handDelete(u.TargetList, u.Relation, t); err != nil {
+			return err
+		}
+	}
 	if isCurrentOf(u.WhereClause) {
 		if ok {
 			return refuseCurrentOf("UPDATE", t)
@@ -451,6 +456,9 @@ func (e *engine) insertStmt(s *pg.InsertStmt, sc *scope) error {
 		// must not even run on a deleted one (its errors would show the
 		// row's values): CASE fixes the order, which AND does not.
 		if t, ok := e.target(s.Relation); ok && oc.Action == pg.OnConflictAction_ONCONFLICT_UPDATE {
+			if err := e.handDelete(oc.TargetList, s.Relation, t); err != nil {
+				return err
+			}
 			live := isNull(columnRef(refQual(s.Relation), t.DeletedAt))
 			if oc.WhereClause == nil {
 				oc.WhereClause = live
@@ -678,6 +686,11 @@ func (e *engine) mergeStmt(m *pg.MergeStmt, sc *scope) error {
 		}
 		if err := e.exprs(sc, wc.TargetList, wc.Values); err != nil {
 			return err
+		}
+		if ok && wc.CommandType == pg.CmdType_CMD_UPDATE {
+			if err := e.handDelete(wc.TargetList, m.Relation, t); err != nil {
+				return err
+			}
 		}
 		if wc.CommandType == pg.CmdType_CMD_DELETE && len(e.policy.Dependents(m.Relation.Schemaname, m.Relation.Relname)) > 0 {
 			// The cascades and checks of foreignkey.go need the deleted

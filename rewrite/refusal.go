@@ -386,3 +386,15 @@ func refuseCoarseRestore(t *policy.Table) *Refusal {
 		Table:   t.QualifiedName(),
 	}
 }
+
+// refuseHandDelete: an UPDATE that sets deleted_at itself is a soft
+// delete Tombstone cannot stand behind.
+func refuseHandDelete(t *policy.Table, why string) *Refusal {
+	return &Refusal{
+		Reason:  ReasonUnsupported,
+		Code:    "0A000",
+		Message: fmt.Sprintf("tombstone: setting %s.%s by hand soft-deletes rows in a way Tombstone cannot stand behind (%s), so it was refused", t.QualifiedName(), t.DeletedAt, why),
+		Hint:    "Use DELETE: through Tombstone it is the soft delete, with cascades, checks and the audit log. (An ORM's own soft-delete feature is not needed.)",
+		Table:   t.QualifiedName(),
+	}
+}
