@@ -53,4 +53,3 @@ func TestAdversarialPlainViewForgesAuditRow(t *testing.T) {
 		t.Errorf("a view over the audit log: CREATE VIEW err %v, INSERT err %v; %d forged audit rows, want a refusal and none", o1.err, o2.err, n)
 	}
 }
-

@@ -1074,3 +1074,22 @@ func TestAuditKeysAndNames(t *testing.T) {
 	e.both(t, `SELECT * FROM "Mixed Case" ORDER BY 1`)
 	e.both(t, "SELECT * FROM pairs ORDER BY a")
 }
+
+// A restore through the proxy and the cascades of a DELETE are counted
+// per table, as the other rewrites are.
+func TestRestoreAndCascadeMetrics(t *testing.T) {
+	e := newAuditEnv(t)
+	metric := func(table, kind string) float64 {
+		return e.px.Metric(t, "tombstone_rewrites_total", "table", table, "kind", kind)
+	}
+	before := map[string]float64{"cascade": metric("orders", "cascade"), "restore": metric("customers", "restore"), "restore-orders": metric("orders", "restore")}
+	e.mustRun(t, e.app, "DELETE FROM customers WHERE id = 3")
+	e.mustRun(t, e.app, "UPDATE customers SET deleted_at = NULL WHERE id = 3")
+	for _, c := range []struct {
+		table, kind, key string
+	}{{"orders", "cascade", "cascade"}, {"customers", "restore", "restore"}, {"orders", "restore", "restore-orders"}} {
+		if got := metric(c.table, c.kind); got != before[c.key]+1 {
+			t.Errorf("tombstone_rewrites_total{table=%q,kind=%q} = %v, want %v", c.table, c.kind, got, before[c.key]+1)
+		}
+	}
+}
