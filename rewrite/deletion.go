@@ -214,7 +214,7 @@ func (e *engine) handDelete(targets []*pg.Node, rv *pg.RangeVar, t *policy.Table
 	default:
 		return nil
 	}
-	return refuseHandDelete(t, why)
+	return refuseHandDelete(t, why, t.AllowRestore)
 }
 
 // audited reports whether soft deletes and restores write the audit log.

@@ -205,6 +205,16 @@ func TestHandWrittenSoftDelete(t *testing.T) {
 			}
 		}
 	}
+	restorable, err := policy.New(policy.Spec{Mode: policy.ModeEnforce, Audit: policy.RelName{Schema: "tombstone", Name: "audit_log"},
+		Tables: []policy.TableSpec{{Name: "contacts", DeletedAt: "deleted_at", AllowRestore: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A bound NULL is a restore the text cannot show: the hint says how
+	// to write one.
+	if _, _, ref := New(restorable, 0).Rewrite("UPDATE contacts SET deleted_at = $1, updated_at = $2 WHERE id = $3"); ref == nil || !strings.Contains(ref.Hint, "SET \"deleted_at\" = NULL") {
+		t.Errorf("bound deleted_at on an allow_restore table: %v, want a hint with the restore statement", ref)
+	}
 	plain := mk(false, 0)
 	for _, sql := range append(hand, "UPDATE contacts SET deleted_at = NULL WHERE id = 1") {
 		if _, _, ref := plain.Rewrite(sql); ref != nil {

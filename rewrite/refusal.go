@@ -389,12 +389,18 @@ func refuseCoarseRestore(t *policy.Table) *Refusal {
 
 // refuseHandDelete: an UPDATE that sets deleted_at itself is a soft
 // delete Tombstone cannot stand behind.
-func refuseHandDelete(t *policy.Table, why string) *Refusal {
+func refuseHandDelete(t *policy.Table, why string, restorable bool) *Refusal {
+	hint := "Use DELETE: through Tombstone it is the soft delete, with cascades, checks and the audit log. (An ORM's own soft-delete feature is not needed.)"
+	if restorable {
+		// A bound NULL (SET deleted_at = $1) looks the same as a bound
+		// timestamp until Bind.
+		hint += fmt.Sprintf(" To restore, write the NULL in the statement: UPDATE %s SET %s = NULL WHERE ...", t.QualifiedName(), quoteIdent(t.DeletedAt))
+	}
 	return &Refusal{
 		Reason:  ReasonUnsupported,
 		Code:    "0A000",
-		Message: fmt.Sprintf("tombstone: setting %s.%s by hand soft-deletes rows in a way Tombstone cannot stand behind (%s), so it was refused", t.QualifiedName(), t.DeletedAt, why),
-		Hint:    "Use DELETE: through Tombstone it is the soft delete, with cascades, checks and the audit log. (An ORM's own soft-delete feature is not needed.)",
+		Message: fmt.Sprintf("tombstone: setting %s.%s to a value soft-deletes rows in a way Tombstone cannot stand behind (%s), so it was refused", t.QualifiedName(), t.DeletedAt, why),
+		Hint:    hint,
 		Table:   t.QualifiedName(),
 	}
 }
