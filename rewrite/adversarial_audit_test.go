@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/tombstone-proxy/tombstone/catalog"
 	"github.com/tombstone-proxy/tombstone/internal/pgtest"
 	"github.com/tombstone-proxy/tombstone/policy"
 )
@@ -35,33 +33,7 @@ func reviewRewriterAllow(t *testing.T, dsn string, allow map[string]bool, tables
 	for _, n := range tables {
 		spec.Tables = append(spec.Tables, policy.TableSpec{Name: n, DeletedAt: "deleted_at", AllowRestore: allow == nil || allow[n]})
 	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	s, err := catalog.Read(ctx, conn, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, stmt := range append(catalog.Plan(spec, s), catalog.AuditTable(spec.Audit)...) {
-		if _, err := conn.Exec(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	if s, err = catalog.Read(ctx, conn, spec); err != nil {
-		t.Fatal(err)
-	}
-	base, err := policy.New(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := base.WithSchema(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return New(p, 1<<20)
+	return catalogRewriter(t, dsn, spec)
 }
 
 func reviewSend(t *testing.T, r *Rewriter, c *pgconn.PgConn, sql string) ([]*pgconn.Result, error) {

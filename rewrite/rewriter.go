@@ -118,7 +118,8 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 		// ahead of the refused one run (and may open a transaction that
 		// the refusal must then abort). They go to the proxy in Before.
 		last := tree.Stmts[i-1]
-		before, bad := result(sql[:stmtEnd(sql, last)],
+		end := stmtEnd(sql, last)
+		before, bad := result(sql[:end], within(comments, 0, end),
 			&pg.ParseResult{Version: tree.Version, Stmts: tree.Stmts[:i]},
 			changedBefore, stmts, e.applied[:appliedBefore])
 		if bad != nil {
@@ -128,7 +129,7 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 		withBefore.Before = before
 		return nil, &withBefore
 	}
-	return result(sql, tree, e.changed, stmts, e.applied)
+	return result(sql, comments, tree, e.changed, stmts, e.applied)
 }
 
 // result is the Result for parsed text: the text itself when no rule
@@ -136,11 +137,11 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 // statement's comments follow its deparsed text (comment.go); a text with
 // several statements and comments is deparsed statement by statement, so
 // that each keeps its own.
-func result(sql string, tree *pg.ParseResult, changed bool, stmts []Statement, applied []Applied) (*Result, *Refusal) {
+// comments are sql's (commentSpans).
+func result(sql string, comments []textSpan, tree *pg.ParseResult, changed bool, stmts []Statement, applied []Applied) (*Result, *Refusal) {
 	if !changed {
 		return &Result{SQL: sql, Statements: stmts}, nil
 	}
-	comments := commentSpans(sql)
 	if len(comments) == 0 || len(tree.Stmts) == 1 {
 		out, err := pgDeparse(tree)
 		if err != nil {

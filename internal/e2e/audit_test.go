@@ -23,7 +23,6 @@ import (
 	"github.com/tombstone-proxy/tombstone/catalog"
 	"github.com/tombstone-proxy/tombstone/internal/pgtest"
 	"github.com/tombstone-proxy/tombstone/internal/proxytest"
-	"github.com/tombstone-proxy/tombstone/internal/server"
 	"github.com/tombstone-proxy/tombstone/policy"
 )
 
@@ -133,26 +132,7 @@ func newAuditEnv(t *testing.T) *schemaEnv {
 			t.Fatalf("audit table: %v\n%s", err, stmt)
 		}
 	}
-	spec := server.PolicySpec(px.Config)
-	s, err := catalog.Read(env.ctx, env.super, spec)
-	if err != nil {
-		t.Fatalf("catalog.Read: %v", err)
-	}
-	if err := pgx.BeginFunc(env.ctx, env.super, func(tx pgx.Tx) error {
-		for _, stmt := range catalog.Plan(spec, s) {
-			if _, err := tx.Exec(env.ctx, stmt); err != nil {
-				return fmt.Errorf("%w\nin statement:\n%s", err, stmt)
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-
-	env.appDSN, env.twinDSN = px.DSN(appUser, appPassword, softDB), directDSN(pg, appUser, appPassword, realDB)
-	env.app, env.twin = connect(t, env.appDSN), connect(t, env.twinDSN)
-	env.superProxyDSN = px.DSN(pg.User, pg.Password, softDB)
-	return env
+	return env.finish(t, realDB)
 }
 
 // rowKey names one row as the audit log does: table_name and key.

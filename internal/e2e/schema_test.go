@@ -176,12 +176,18 @@ func newSchemaEnv(t *testing.T) *schemaEnv {
 	pgtest.Exec(t, pg, softDB, schemaSQL+grants)
 	pgtest.Exec(t, pg, realDB, schemaSQL+twinOnlySQL+grants)
 	px := proxytest.Start(t, pg, schemaConfig)
-	env := &schemaEnv{ctx: testCtx(t), px: px}
+	env := &schemaEnv{ctx: testCtx(t), px: px, pg: pg, softDB: softDB}
 	env.super = connect(t, directDSN(pg, pg.User, pg.Password, softDB))
+	return env.finish(t, realDB)
+}
 
-	// tombstone migrate --apply, before the first application session
-	// makes the proxy read this database's catalog.
-	spec := server.PolicySpec(px.Config)
+// finish installs what tombstone migrate --apply installs, before the
+// first application session makes the proxy read the soft database's
+// catalog, and opens the application's connections through Tombstone and
+// to the twin realDB. px, pg, softDB and super must be set.
+func (env *schemaEnv) finish(t *testing.T, realDB string) *schemaEnv {
+	t.Helper()
+	spec := server.PolicySpec(env.px.Config)
 	s, err := catalog.Read(env.ctx, env.super, spec)
 	if err != nil {
 		t.Fatalf("catalog.Read: %v", err)
@@ -196,11 +202,9 @@ func newSchemaEnv(t *testing.T) *schemaEnv {
 	}); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-
-	env.appDSN, env.twinDSN = px.DSN(appUser, appPassword, softDB), directDSN(pg, appUser, appPassword, realDB)
+	env.appDSN, env.twinDSN = env.px.DSN(appUser, appPassword, env.softDB), directDSN(env.pg, appUser, appPassword, realDB)
 	env.app, env.twin = connect(t, env.appDSN), connect(t, env.twinDSN)
-	env.superProxyDSN = px.DSN(pg.User, pg.Password, softDB)
-	env.pg, env.softDB = pg, softDB
+	env.superProxyDSN = env.px.DSN(env.pg.User, env.pg.Password, env.softDB)
 	return env
 }
 
