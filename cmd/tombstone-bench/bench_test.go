@@ -76,7 +76,7 @@ func TestQuickSuiteProducesRatios(t *testing.T) {
 		t.Errorf("memory measurement %+v, want %d connections and an RSS", m, opts.IdleConns)
 	}
 	text := out.String()
-	for _, want := range []string{"tombstone/direct", "added latency at the median", "KiB per connection", "PgBouncer: skipped"} {
+	for _, want := range []string{"tombstone/pgbouncer (target)", "Proxy CPU per transaction", "added latency at the median", "KiB per connection", "PgBouncer: skipped", "Targets: "} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
@@ -175,5 +175,57 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		if code := run(args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "--") {
 			t.Errorf("run(%q) = %d, stderr %q; want exit 2 naming the flag", args, code, stderr.String())
 		}
+	}
+}
+
+// TestSummaryJudgesAgainstPgBouncer: with PgBouncer measured, each target
+// is judged on same-round ratios and per-transaction CPU; without it, none
+// is judged rather than judged against nothing.
+func TestSummaryJudgesAgainstPgBouncer(t *testing.T) {
+	tr := throughputResult{
+		workload: workload{name: "read-only", mode: "simple", vsBouncer: 1, cpuTarget: true},
+		tps: map[string][]float64{
+			"direct":    {1000, 1000, 1000},
+			"tombstone": {900, 500, 800},
+			"pgbouncer": {800, 600, 900}, // same-round ratios 1.125, 0.833, 0.889
+		},
+		work: map[string]counters{"tombstone": {cpu: 30 * time.Millisecond}, "pgbouncer": {cpu: 20 * time.Millisecond}},
+		txns: map[string]int64{"tombstone": 2000, "pgbouncer": 2000},
+	}
+	if got := tr.ratioTo("tombstone", "pgbouncer"); math.Abs(got-0.8889) > 1e-3 {
+		t.Errorf("tombstone/pgbouncer = %v, want the median same-round ratio 0.889", got)
+	}
+	if got := tr.cpuPerTxn("tombstone"); got != 15 {
+		t.Errorf("CPU per transaction = %v µs, want 30ms/2000 = 15", got)
+	}
+	if got := tr.cpuPerTxn("direct"); !math.IsNaN(got) {
+		t.Errorf("CPU per transaction of direct = %v, want NaN (not measured)", got)
+	}
+	r := &Report{Throughput: []throughputResult{tr}, Latency: []latencyResult{
+		{endpoint: "direct", samples: 10, median: 70, p99: 130},
+		{endpoint: "tombstone", samples: 10, median: 100, p99: 160},
+		{endpoint: "pgbouncer", samples: 10, median: 110, p99: 150},
+	}}
+	var out bytes.Buffer
+	r.print(&out)
+	text := out.String()
+	for _, want := range []string{
+		"0.889 (>= 1.00) MISS",                                          // throughput below PgBouncer's
+		"15.0      10.0  tombstone <= pgbouncer MISS",                   // CPU above PgBouncer's
+		"at the median +30.0 µs (target <= pgbouncer's +40.0 µs) PASS", // latency below PgBouncer's
+		"at the p99 +30.0 µs (target <= pgbouncer's +20.0 µs) MISS",
+		"Targets: 1 PASS, 3 MISS, 0 not judged",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("summary lacks %q:\n%s", want, text)
+		}
+	}
+
+	delete(tr.tps, "pgbouncer")
+	r = &Report{Throughput: []throughputResult{tr}}
+	out.Reset()
+	r.print(&out)
+	if text := out.String(); !strings.Contains(text, "Targets: 0 PASS, 0 MISS, 2 not judged") {
+		t.Errorf("without PgBouncer every PgBouncer target must be not judged:\n%s", text)
 	}
 }

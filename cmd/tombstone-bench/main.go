@@ -34,7 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Usage: tombstone-bench --binary PATH [flags]\n\n"+
 			"Runs pgbench direct, through Tombstone and (if installed) through PgBouncer\n"+
 			"against a throwaway PostgreSQL and prints TPS, ratios, latency and memory\n"+
-			"with the targets of issue 5. See docs/benchmarks.md.\n\nFlags:\n")
+			"with the targets of issue 13 (PgBouncer is the reference). See docs/benchmarks.md.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
