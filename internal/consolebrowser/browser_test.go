@@ -1,0 +1,319 @@
+//go:build browser
+
+package consolebrowser
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tombstone-proxy/tombstone/internal/buildtest"
+	"github.com/tombstone-proxy/tombstone/internal/pgcluster"
+	"github.com/tombstone-proxy/tombstone/internal/pgtest"
+)
+
+// The application's login role: not privileged, so its DELETEs through the
+// proxy become soft deletes.
+const appUser, appPassword = "shop_app", "shop-secret"
+
+// The console's users: support may restore, admin may also purge.
+var users = []struct{ name, password, can string }{
+	{"support", "support-secret", "[restore]"},
+	{"admin", "admin-secret", "[restore, purge]"},
+}
+
+// schema: order 42 has two items, so deleting it takes them along; order
+// 43 (one item) is deleted too, by someone else with a reason holding
+// markup, and must stay deleted: it is the target of the cross-site POST
+// and of the Purge that is never confirmed. customer is unique among live
+// orders.
+const schema = `
+CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL,
+                     deleted_at timestamptz, deleted_by text, deleted_reason text);
+CREATE UNIQUE INDEX orders_customer_live ON orders (customer) WHERE deleted_at IS NULL;
+CREATE TABLE order_items (id bigint PRIMARY KEY,
+                          order_id bigint NOT NULL REFERENCES orders ON DELETE CASCADE,
+                          sku text NOT NULL, quantity integer NOT NULL,
+                          deleted_at timestamptz, deleted_by text, deleted_reason text);
+INSERT INTO orders (id, customer) VALUES (41, 'Ada'), (42, 'Grace'), (43, 'Linus'), (44, 'Barbara');
+INSERT INTO order_items VALUES (410, 41, 'pen', 1), (420, 42, 'ink', 2), (421, 42, 'paper', 5), (430, 43, 'nib', 1);
+CREATE ROLE ` + appUser + ` LOGIN PASSWORD '` + appPassword + `';
+GRANT SELECT, INSERT, UPDATE, DELETE ON orders, order_items TO ` + appUser + `;
+`
+
+// The application's two deletions, through the proxy, with sqlcommenter
+// comments (values URL-encoded). The later one is the row the browser
+// restores.
+const (
+	otherDelete  = `DELETE FROM orders WHERE id = 43 /*actor='bob',reason='%3Cb%3Etypo%3C%2Fb%3E'*/`
+	otherReason  = `<b>typo</b>`
+	targetDelete = `DELETE FROM orders WHERE id = 42 /*actor='alice',reason='duplicate%20order'*/`
+	actor        = "alice"
+	reason       = "duplicate order"
+)
+
+// TestConsoleInBrowser: see the package doc.
+func TestConsoleInBrowser(t *testing.T) {
+	for _, need := range []string{"/usr/bin/chromium", "testdata/node_modules/playwright-core/package.json"} {
+		if _, err := os.Stat(need); err != nil {
+			t.Fatalf("the browser test needs %s: %v; run scripts/ensure-browser.sh (make test-browser does)", need, err)
+		}
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatalf("the browser test needs node: %v; run scripts/ensure-browser.sh (make test-browser does)", err)
+	}
+	out := os.Getenv("TOMBSTONE_BROWSER_OUT")
+	if out == "" {
+		out = t.ArtifactDir()
+	}
+	bin := buildtest.Tombstone(t)
+	pg := pgtest.Start(t, pgcluster.Options{})
+	db := pgtest.CreateDB(t, pg)
+	pgtest.Exec(t, pg, db, schema)
+
+	proxyAddr, consoleAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	var b strings.Builder
+	fmt.Fprintf(&b, `listen: %s
+upstream: %s
+privileged_roles: [%s]
+metrics: {listen: %s}
+audit: {table: tombstone.audit_log}
+tables:
+  - {name: orders, deleted_by: deleted_by, deleted_reason: deleted_reason}
+  - {name: order_items, deleted_by: deleted_by, deleted_reason: deleted_reason}
+console:
+  listen: %s
+  dsn: ${TOMBSTONE_CONSOLE_DSN}
+  users:
+`, proxyAddr, pg.Addr(), pg.User, metricsAddr, consoleAddr)
+	for _, u := range users {
+		fmt.Fprintf(&b, "    - {name: %s, password_hash: %q, can: %s}\n", u.name, hashPassword(t, bin, u.password), u.can)
+	}
+	cfg := filepath.Join(t.TempDir(), "tombstone.yaml")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adminDSN := pg.DSN(db)
+	if o, err := exec.Command(bin, "migrate", "--config", cfg, "--dsn", adminDSN, "--apply").CombinedOutput(); err != nil {
+		t.Fatalf("tombstone migrate --apply: %v\n%s\nconfig:\n%s", err, o, b.String())
+	}
+
+	consoleURL := "http://" + consoleAddr
+	serveLog := startServe(t, bin, cfg, consoleURL, "TOMBSTONE_CONSOLE_DSN="+adminDSN)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	app, err := pgx.Connect(ctx, pgcluster.URL(proxyAddr, appUser, appPassword, db))
+	if err != nil {
+		t.Fatalf("connect to the proxy as %s: %v", appUser, err)
+	}
+	defer app.Close(ctx)
+	for _, del := range []string{otherDelete, targetDelete} {
+		tag, err := app.Exec(ctx, del)
+		if err != nil || tag.RowsAffected() != 1 {
+			t.Fatalf("through the proxy as %s: %s: %v, %d rows; want DELETE 1", appUser, del, err, tag.RowsAffected())
+		}
+	}
+	direct, err := pgx.Connect(ctx, adminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(ctx)
+	// The deletion is soft and says who and why, or the browser's view of
+	// it proves nothing.
+	wantRows(t, ctx, direct, "after the DELETEs through the proxy",
+		`SELECT 'orders', id, deleted_at IS NOT NULL, deleted_by, deleted_reason FROM orders WHERE id IN (42, 43)
+		 UNION ALL SELECT 'order_items', id, deleted_at IS NOT NULL, deleted_by, deleted_reason FROM order_items WHERE order_id IN (42, 43) ORDER BY 1, 2`,
+		"[order_items 420 true alice duplicate order]",
+		"[order_items 421 true alice duplicate order]",
+		"[order_items 430 true bob <b>typo</b>]",
+		"[orders 42 true alice duplicate order]",
+		"[orders 43 true bob <b>typo</b>]")
+
+	script := exec.CommandContext(ctx, "node", "console.js")
+	script.Dir = "testdata"
+	script.Env = append(os.Environ(),
+		"CONSOLE_URL="+consoleURL,
+		"SCREENSHOT_DIR="+out,
+		"TABLE=public.orders",
+		"CASCADE_TABLE=public.order_items",
+		`KEY={"id":42}`,
+		"ACTOR="+actor,
+		"REASON="+reason,
+		"CASCADED=2",
+		`OTHER_KEY={"id":43}`,
+		"OTHER_REASON="+otherReason,
+		"DELETED_COUNT=2",
+		"SUPPORT_USER="+users[0].name, "SUPPORT_PASSWORD="+users[0].password,
+		"ADMIN_USER="+users[1].name, "ADMIN_PASSWORD="+users[1].password,
+	)
+	if os.Getenv("UPDATE_SCREENSHOT") == "1" {
+		script.Env = append(script.Env, "DOC_SCREENSHOT="+filepath.Join(buildtest.ModuleRoot(t), "docs", "console-table.png"))
+	}
+	script.WaitDelay = 5 * time.Second
+	started := time.Now()
+	o, err := script.CombinedOutput()
+	t.Logf("testdata/console.js (%s), screenshots in %s:\n%s", time.Since(started).Round(time.Millisecond), out, o)
+	if err != nil {
+		log, _ := os.ReadFile(serveLog)
+		t.Fatalf("testdata/console.js failed: %v (its output is above)\ntombstone serve log:\n%s", err, log)
+	}
+	if !strings.HasSuffix(strings.TrimSpace(string(o)), "all checks passed") {
+		t.Fatalf("testdata/console.js exited 0 without printing \"all checks passed\" last: it stopped early")
+	}
+
+	// Order 42 and both its items are live again; 43 and its item are
+	// still deleted: neither the cross-site POST nor the unconfirmed
+	// Purge changed anything.
+	wantRows(t, ctx, direct, "after the browser's Restore",
+		`SELECT 'orders', id, deleted_at IS NULL FROM orders WHERE id IN (42, 43)
+		 UNION ALL SELECT 'order_items', id, deleted_at IS NULL FROM order_items WHERE order_id IN (42, 43) ORDER BY 1, 2`,
+		"[order_items 420 true]",
+		"[order_items 421 true]",
+		"[order_items 430 false]",
+		"[orders 42 true]",
+		"[orders 43 false]")
+	wantRows(t, ctx, direct, "the audit log's restores and purges",
+		`SELECT action, table_name, key::text, actor FROM tombstone.audit_log WHERE action <> 'delete' ORDER BY table_name, key::text`,
+		`[restore public.order_items {"id": 420} console:support]`,
+		`[restore public.order_items {"id": 421} console:support]`,
+		`[restore public.orders {"id": 42} console:support]`)
+
+	// The script sent one wrong password.
+	if n := metric(t, "http://"+metricsAddr+"/metrics", "tombstone_console_login_failures_total"); n < 1 {
+		t.Errorf("tombstone_console_login_failures_total is %v after a wrong password, want at least 1", n)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	port, err := pgcluster.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}
+
+// hashPassword runs `tombstone hash-password` with the password on stdin.
+func hashPassword(t *testing.T, bin, password string) string {
+	t.Helper()
+	cmd := exec.Command(bin, "hash-password")
+	cmd.Stdin = strings.NewReader(password + "\n")
+	o, err := cmd.Output()
+	h := strings.TrimSpace(string(o))
+	if err != nil || !strings.HasPrefix(h, "$2") {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("tombstone hash-password printed %q (%v), want a bcrypt hash\n%s", h, err, stderr)
+	}
+	return h
+}
+
+// startServe runs `tombstone serve` until the test ends, with its output in
+// a log file whose path it returns, once the console answers HTTP (401:
+// no credentials are sent).
+func startServe(t *testing.T, bin, cfg, consoleURL string, env ...string) string {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "tombstone.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--config", cfg)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait(); logf.Close() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for deadline := time.Now().Add(time.Minute); ; {
+		select {
+		case err := <-exited:
+			log, _ := os.ReadFile(logPath)
+			t.Fatalf("tombstone serve exited before the console answered at %s: %v\n%s", consoleURL, err, log)
+		default:
+		}
+		if resp, err := client.Get(consoleURL + "/"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusUnauthorized {
+				return logPath
+			}
+			t.Fatalf("GET %s/ without credentials answered %s, want 401", consoleURL, resp.Status)
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logPath)
+			t.Fatalf("the console did not answer at %s within a minute of tombstone serve starting (is console.listen served?)\n%s", consoleURL, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// wantRows checks a query's rows, each rendered as fmt.Sprint of its values.
+func wantRows(t *testing.T, ctx context.Context, c *pgx.Conn, what, sql string, want ...string) {
+	t.Helper()
+	rows, err := c.Query(ctx, sql)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", what, err, sql)
+	}
+	var got []string
+	for rows.Next() {
+		v, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, strings.ReplaceAll(fmt.Sprint(v), "<nil>", "NULL"))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\n%s\ngot:\n  %s\nwant:\n  %s", what, sql, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
+// metric reads one unlabelled sample from a Prometheus text page.
+func metric(t *testing.T, url, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	page, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	for _, line := range strings.Split(string(page), "\n") {
+		var v float64
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			if _, err := fmt.Sscan(f[1], &v); err == nil {
+				return v
+			}
+		}
+	}
+	t.Errorf("GET %s has no sample %s", url, name)
+	return -1
+}
