@@ -103,13 +103,16 @@ console:
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The console's DSN comes from the environment, as the documented
+	// configuration has it; migrate reads the same file.
 	adminDSN := pg.DSN(db)
+	t.Setenv("TOMBSTONE_CONSOLE_DSN", adminDSN)
 	if o, err := exec.Command(bin, "migrate", "--config", cfg, "--dsn", adminDSN, "--apply").CombinedOutput(); err != nil {
 		t.Fatalf("tombstone migrate --apply: %v\n%s\nconfig:\n%s", err, o, b.String())
 	}
 
 	consoleURL := "http://" + consoleAddr
-	serveLog := startServe(t, bin, cfg, consoleURL, "TOMBSTONE_CONSOLE_DSN="+adminDSN)
+	serveLog := startServe(t, bin, cfg, consoleURL)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -224,7 +227,7 @@ func hashPassword(t *testing.T, bin, password string) string {
 // startServe runs `tombstone serve` until the test ends, with its output in
 // a log file whose path it returns, once the console answers HTTP (401:
 // no credentials are sent).
-func startServe(t *testing.T, bin, cfg, consoleURL string, env ...string) string {
+func startServe(t *testing.T, bin, cfg, consoleURL string) string {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "tombstone.log")
 	logf, err := os.Create(logPath)
@@ -232,7 +235,6 @@ func startServe(t *testing.T, bin, cfg, consoleURL string, env ...string) string
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "serve", "--config", cfg)
-	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
