@@ -242,7 +242,9 @@ func selfOrigin(r *http.Request) string {
 
 type userKey struct{}
 
-func withUser(ctx context.Context, u *User) context.Context { return context.WithValue(ctx, userKey{}, u) }
+func withUser(ctx context.Context, u *User) context.Context {
+	return context.WithValue(ctx, userKey{}, u)
+}
 
 func userOf(ctx context.Context) *User {
 	u, _ := ctx.Value(userKey{}).(*User)

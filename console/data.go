@@ -465,4 +465,3 @@ func conflict(err error) *conflictInfo {
 	}
 	return nil
 }
-
