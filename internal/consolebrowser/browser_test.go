@@ -81,7 +81,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	db := pgtest.CreateDB(t, pg)
 	pgtest.Exec(t, pg, db, schema)
 
-	proxyAddr, consoleAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	addrs := freeAddrs(t, 3)
+	proxyAddr, consoleAddr, metricsAddr := addrs[0], addrs[1], addrs[2]
 	var b strings.Builder
 	fmt.Fprintf(&b, `listen: %s
 upstream: %s
@@ -198,13 +199,18 @@ console:
 	}
 }
 
-func freeAddr(t *testing.T) string {
+// freeAddrs gives n loopback addresses with free ports.
+func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	port, err := pgcluster.FreePort()
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		port, err := pgcluster.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[i] = fmt.Sprintf("127.0.0.1:%d", port)
 	}
-	return fmt.Sprintf("127.0.0.1:%d", port)
+	return addrs
 }
 
 // hashPassword runs `tombstone hash-password` with the password on stdin.
@@ -226,7 +232,8 @@ func hashPassword(t *testing.T, bin, password string) string {
 
 // startServe runs `tombstone serve` until the test ends, with its output in
 // a log file whose path it returns, once the console answers HTTP (401:
-// no credentials are sent).
+// no credentials are sent). At cleanup it is stopped as an operator stops
+// it, with SIGINT, and killed only if it has not exited 30s later.
 func startServe(t *testing.T, bin, cfg, consoleURL string) string {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "tombstone.log")
@@ -234,21 +241,21 @@ func startServe(t *testing.T, bin, cfg, consoleURL string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--config", cfg)
+	ctx, stop := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "serve", "--config", cfg)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 30 * time.Second
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
+		stop()
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); logf.Close() }()
+	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		stop()
+		<-exited
+		logf.Close()
 	})
 	client := &http.Client{Timeout: 5 * time.Second}
 	for deadline := time.Now().Add(time.Minute); ; {
