@@ -338,7 +338,7 @@ func keyValue(v json.RawMessage, typ string) (string, error) {
 	case json.Number:
 		if b, ok := bits[typ]; ok {
 			if _, err := strconv.ParseInt(x.String(), 10, b); err != nil {
-				return "", fmt.Errorf("%s is not a %s", x, typ)
+				return "", fmt.Errorf("%s is not a whole number that fits %s", x, typ)
 			}
 			return x.String(), nil
 		}
@@ -458,7 +458,11 @@ type conflictInfo struct {
 
 func conflict(err error) *conflictInfo {
 	if re, ok := errors.AsType[*maint.RefusedError](err); ok && re.Conflict() {
-		return &conflictInfo{Msg: "nothing was restored: " + re.PG.Message, Detail: re.PG.Detail}
+		msg := re.PG.Message
+		if !strings.Contains(msg, "nothing was restored") {
+			msg = "nothing was restored: " + msg
+		}
+		return &conflictInfo{Msg: msg, Detail: re.PG.Detail}
 	}
 	if errors.Is(err, purge.ErrRefused) {
 		return &conflictInfo{Msg: err.Error()}
