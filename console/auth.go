@@ -32,12 +32,16 @@ type users struct {
 }
 
 func newUsers(list []User) (*users, error) {
+	cost := bcrypt.MinCost
 	for _, u := range list {
-		if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+		c, err := bcrypt.Cost([]byte(u.PasswordHash))
+		if err != nil {
 			return nil, fmt.Errorf("console: user %q: password hash: %v", u.Name, err)
 		}
+		cost = max(cost, c)
 	}
-	dummy, err := bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.DefaultCost)
+	// As costly as the dearest real hash.
+	dummy, err := bcrypt.GenerateFromPassword([]byte("no such user"), cost)
 	if err != nil {
 		return nil, err
 	}
