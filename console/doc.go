@@ -17,6 +17,7 @@
 // accepted only from the policy, key values only as JSON of the primary
 // key's columns and quoted with internal/sqlquote.
 //
-// It imports maint, purge, rewrite, policy, catalog-free pgx and metrics;
-// never internal/config (internal/server translates the configuration).
+// It imports maint, purge, rewrite, policy, metrics, internal/sqlquote and
+// pgx; never internal/config (internal/server translates the
+// configuration, and reads the catalog with package catalog).
 package console
