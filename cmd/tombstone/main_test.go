@@ -111,7 +111,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 }
 
 func TestEveryCommandHasHelp(t *testing.T) {
-	for _, cmd := range []string{"serve", "rewrite", "check-config", "doctor", "migrate", "restore", "purge", "version"} {
+	for _, cmd := range []string{"serve", "rewrite", "check-config", "doctor", "migrate", "restore", "purge", "hash-password", "version"} {
 		code, out, errOut := runCmd(t, "", cmd, "--help")
 		if code != exitOK || !strings.HasPrefix(out, "Usage: tombstone "+cmd) || !strings.Contains(out, "Exit codes: 0 success, 1 runtime error, 2 usage or configuration error.") || errOut != "" {
 			t.Errorf("tombstone %s --help: exit %d\nstdout: %s\nstderr: %s", cmd, code, out, errOut)
