@@ -23,7 +23,7 @@ func NewConsole(reg prometheus.Registerer) *Console {
 	c := &Console{
 		loginFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tombstone_console_login_failures_total",
-			Help: "Console requests refused for missing or wrong credentials, rate-limited ones included. A steady rise means someone is guessing passwords.",
+			Help: "Console requests refused for wrong credentials, and those the per-IP failure limit refused (429). A steady rise means someone is guessing passwords.",
 		}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tombstone_console_actions_total",
