@@ -114,6 +114,17 @@ func TestAPIPurge(t *testing.T) {
 	}; !slices.Equal(audit, want) {
 		t.Errorf("audit log %q, want %q", audit, want)
 	}
+	// A reference that does not cascade holds the row: 409, nothing
+	// erased. (Erase reads foreign keys from the database itself.)
+	if _, err := e.conn.Exec(e.ctx, "CREATE TABLE invoices (id int PRIMARY KEY, order_id bigint REFERENCES orders ON DELETE RESTRICT); INSERT INTO invoices VALUES (1, 20)"); err != nil {
+		t.Fatal(err)
+	}
+	before = e.snapshot(t)
+	r = e.postJSON(t, "dpo", dpoPassword, "/api/v1/tables/public.orders/purge", `{"key": {"id": 20}}`)
+	if r.status != 409 || !strings.Contains(r.body, "erasure refused, nothing was removed") || !strings.Contains(r.body, "public.invoices holds 1 row") {
+		t.Errorf("purge of an order an invoice references: %d %s; want 409 naming public.invoices", r.status, r.body)
+	}
+	e.unchanged(t, "a refused erasure", before)
 	// Live rows are not the console's to erase.
 	before = e.snapshot(t)
 	if r := e.postJSON(t, "dpo", dpoPassword, "/api/v1/tables/public.orders/purge", `{"key": {"id": 31}}`); r.status != 404 {

@@ -188,6 +188,13 @@ func checkConfig(std stdio, args []string) error {
 		return err
 	}
 	fmt.Fprintf(std.out, "%s: ok (mode %s, %d soft-delete tables, listen %s, upstream %s)\n", f.Path, f.Mode, len(f.Tables), f.Listen, f.Upstream)
+	if c := f.Console; c.Enabled() {
+		scheme := "http"
+		if c.TLS.Enabled() {
+			scheme = "https"
+		}
+		fmt.Fprintf(std.out, "console: %s://%s, %d user(s)\n", scheme, c.Listen, len(c.Users))
+	}
 	for i, t := range f.Tables {
 		if t.QualifiedName() != t.Name {
 			fmt.Fprintf(std.out, "note: tables[%d].name %q is the table %s as PostgreSQL folds it; double-quote a name to keep its case\n", i, t.Name, t.QualifiedName())
