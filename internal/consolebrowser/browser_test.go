@@ -51,15 +51,17 @@ CREATE ROLE ` + appUser + ` LOGIN PASSWORD '` + appPassword + `';
 GRANT SELECT, INSERT, UPDATE, DELETE ON orders, order_items TO ` + appUser + `;
 `
 
-// The application's two deletions, through the proxy, with sqlcommenter
-// comments (values URL-encoded). The later one is the row the browser
-// restores.
+// The application's deletions, through the proxy, with sqlcommenter
+// comments (values URL-encoded). The last one is the row the browser
+// restores; order 43 and item 410 stay deleted, and item 410's reason
+// holds markup, which the page must show as text.
 const (
-	otherDelete  = `DELETE FROM orders WHERE id = 43 /*actor='bob',reason='%3Cb%3Etypo%3C%2Fb%3E'*/`
-	otherReason  = `<b>typo</b>`
-	targetDelete = `DELETE FROM orders WHERE id = 42 /*actor='alice',reason='duplicate%20order'*/`
-	actor        = "alice"
-	reason       = "duplicate order"
+	otherDelete   = `DELETE FROM orders WHERE id = 43 /*actor='bob',reason='customer%27s%20second%20account'*/`
+	otherReason   = `customer's second account`
+	markupDelete  = `DELETE FROM order_items WHERE id = 410 /*actor='carol',reason='%3Cem%3Ewrong%3C%2Fem%3E%20colour%3Cimg%20src%3Dx%3E'*/`
+	markupReason  = `<em>wrong</em> colour<img src=x>`
+	targetDelete  = `DELETE FROM orders WHERE id = 42 /*actor='alice',reason='duplicate%20order'*/`
+	actor, reason = "alice", "duplicate order"
 )
 
 // TestConsoleInBrowser: see the package doc.
@@ -122,7 +124,7 @@ console:
 		t.Fatalf("connect to the proxy as %s: %v", appUser, err)
 	}
 	defer app.Close(ctx)
-	for _, del := range []string{otherDelete, targetDelete} {
+	for _, del := range []string{markupDelete, otherDelete, targetDelete} {
 		tag, err := app.Exec(ctx, del)
 		if err != nil || tag.RowsAffected() != 1 {
 			t.Fatalf("through the proxy as %s: %s: %v, %d rows; want DELETE 1", appUser, del, err, tag.RowsAffected())
@@ -136,13 +138,15 @@ console:
 	// The deletion is soft and says who and why, or the browser's view of
 	// it proves nothing.
 	wantRows(t, ctx, direct, "after the DELETEs through the proxy",
-		`SELECT 'orders', id, deleted_at IS NOT NULL, deleted_by, deleted_reason FROM orders WHERE id IN (42, 43)
-		 UNION ALL SELECT 'order_items', id, deleted_at IS NOT NULL, deleted_by, deleted_reason FROM order_items WHERE order_id IN (42, 43) ORDER BY 1, 2`,
+		`SELECT 'orders', id, deleted_at IS NOT NULL, deleted_by, deleted_reason FROM orders WHERE id IN (41, 42, 43)
+		 UNION ALL SELECT 'order_items', id, deleted_at IS NOT NULL, deleted_by, deleted_reason FROM order_items WHERE order_id IN (41, 42, 43) ORDER BY 1, 2`,
+		"[order_items 410 true carol "+markupReason+"]",
 		"[order_items 420 true alice duplicate order]",
 		"[order_items 421 true alice duplicate order]",
-		"[order_items 430 true bob <b>typo</b>]",
+		"[order_items 430 true bob " + otherReason + "]",
+		"[orders 41 false NULL NULL]",
 		"[orders 42 true alice duplicate order]",
-		"[orders 43 true bob <b>typo</b>]")
+		"[orders 43 true bob " + otherReason + "]")
 
 	script := exec.CommandContext(ctx, "node", "console.js")
 	script.Dir = "testdata"
@@ -157,6 +161,9 @@ console:
 		"CASCADED=2",
 		`OTHER_KEY={"id":43}`,
 		"OTHER_REASON="+otherReason,
+		`CHILD_KEY={"id":420}`,
+		`MARKUP_KEY={"id":410}`,
+		"MARKUP_REASON="+markupReason,
 		"DELETED_COUNT=2",
 		"SUPPORT_USER="+users[0].name, "SUPPORT_PASSWORD="+users[0].password,
 		"ADMIN_USER="+users[1].name, "ADMIN_PASSWORD="+users[1].password,
@@ -176,12 +183,13 @@ console:
 		t.Fatalf("testdata/console.js exited 0 without printing \"all checks passed\" last: it stopped early")
 	}
 
-	// Order 42 and both its items are live again; 43 and its item are
-	// still deleted: neither the cross-site POST nor the unconfirmed
-	// Purge changed anything.
-	wantRows(t, ctx, direct, "after the browser's Restore",
+	// Order 42 and both its items are live again; 43 and its item, and
+	// item 410, are still deleted: neither the cross-site POST nor the
+	// unconfirmed Purge changed anything.
+	wantRows(t, ctx, direct, "after the browser's Restore (true: live)",
 		`SELECT 'orders', id, deleted_at IS NULL FROM orders WHERE id IN (42, 43)
-		 UNION ALL SELECT 'order_items', id, deleted_at IS NULL FROM order_items WHERE order_id IN (42, 43) ORDER BY 1, 2`,
+		 UNION ALL SELECT 'order_items', id, deleted_at IS NULL FROM order_items WHERE order_id IN (41, 42, 43) ORDER BY 1, 2`,
+		"[order_items 410 false]",
 		"[order_items 420 true]",
 		"[order_items 421 true]",
 		"[order_items 430 false]",

@@ -26,7 +26,10 @@ const actor = env('ACTOR');
 const reason = env('REASON');
 const cascaded = env('CASCADED');                 // rows the deletion took with it
 const otherKey = env('OTHER_KEY');                // a row that must stay deleted
-const otherReason = env('OTHER_REASON');          // its reason, which holds markup
+const otherReason = env('OTHER_REASON');          // its reason
+const childKey = env('CHILD_KEY');                // a row of CASCADE_TABLE the restored row's deletion took
+const markupKey = env('MARKUP_KEY');              // a deleted row of CASCADE_TABLE
+const markupReason = env('MARKUP_REASON');        // its reason, which holds markup
 const deletedCount = env('DELETED_COUNT');        // deleted rows of TABLE on /
 const support = { username: env('SUPPORT_USER'), password: env('SUPPORT_PASSWORD') };
 const admin = { username: env('ADMIN_USER'), password: env('ADMIN_PASSWORD') };
@@ -39,6 +42,9 @@ const launchOptions = {
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
     '--disable-component-update', '--disable-sync'],
 };
+
+// Short pages: a full-page screenshot is as tall as the page, no taller.
+const viewport = { width: 1100, height: 320 };
 
 function ok(what) { console.log('ok: ' + what); }
 
@@ -130,7 +136,7 @@ async function crossSite(ctx, page, token) {
     const origin = await resp.request().headerValue('origin');
     check(origin === evil, `the cross-site form POST was sent with Origin ${JSON.stringify(origin)}, want ${evil}: the test did not make a cross-site request`);
     ok(`a cross-site form POST from ${evil} with a valid csrf_token answers 403`);
-    await shot(page, '04-cross-site-refused');
+    await shot(page, '05-cross-site-refused');
 
     const api = await ctx.request.post(`${base}/api/v1/tables/${table}/restore`, {
       headers: { Origin: evil, 'Content-Type': 'application/json' },
@@ -141,6 +147,47 @@ async function crossSite(ctx, page, token) {
   } finally {
     srv.close();
   }
+}
+
+// escaped opens the cascade table's page from / and checks that a reason
+// holding markup is shown as its text, with no element made of it.
+async function escaped(browser, newContext) {
+  const ctx = await newContext({ httpCredentials: support, viewport });
+  const page = await ctx.newPage();
+  const resp = await page.goto(base + '/');
+  await expectStatus(resp, 200, 'GET /', page);
+  await page.locator('#tables tr' + attr('data-table', cascadeTable) + ' a.table-link').click();
+  const row = deletedRow(page, markupKey);
+  await row.waitFor();
+  const cell = row.locator('.deleted-reason');
+  const shown = await text(cell);
+  const elements = await cell.locator('*').count();
+  check(shown === markupReason && elements === 0,
+    `${page.url()}: row ${markupKey}'s reason reads ${JSON.stringify(shown)} with ${elements} element(s) in the cell; want the text ${JSON.stringify(markupReason)} and no elements: user data must be escaped`);
+  ok(`${cascadeTable}: a reason holding markup is shown as text: ${markupReason}`);
+  await shot(page, '04-escaped');
+
+  // A child alone cannot come back while its parent stays deleted: the
+  // page says why and restores nothing (browser_test.go counts the audit
+  // log's restores).
+  await deletedRow(page, childKey).locator('button.restore-button').click();
+  const msg = await flashOf(page, 'error', `Restore of ${childKey} while its parent ${key} of ${table} is deleted`);
+  const parent = table.slice(table.indexOf('.') + 1);
+  check(msg.includes(parent), `the refused Restore of ${childKey} says ${JSON.stringify(msg)}, which does not name the deleted parent's table ${parent}`);
+  check(await deletedRow(page, childKey).count() === 1, `row ${childKey} is no longer listed after its refused Restore`);
+  ok(`Restore of ${childKey} alone is refused: ${msg}`);
+  await shot(page, '04-restore-refused');
+  await ctx.close();
+}
+
+// flashOf waits for the page's #flash and checks its class.
+async function flashOf(page, kind, what) {
+  const flash = page.locator('#flash');
+  await flash.waitFor();
+  const cls = (await flash.getAttribute('class')) || '';
+  const msg = await text(flash);
+  check(cls.split(/\s+/).includes(kind), `${what}: the flash is class ${JSON.stringify(cls)}, want ${kind}: ${msg}`);
+  return msg;
 }
 
 async function main() {
@@ -154,7 +201,7 @@ async function main() {
     await unauthenticated();
 
     // support: restore only.
-    const sctx = await newContext({ httpCredentials: support, viewport: { width: 1200, height: 700 } });
+    const sctx = await newContext({ httpCredentials: support, viewport });
     const page = await sctx.newPage();
     const resp = await page.goto(base + '/');
     await expectStatus(resp, 200, `GET / as ${support.username}`, page);
@@ -178,10 +225,7 @@ async function main() {
 
     const other = deletedRow(page, otherKey);
     check(await other.count() === 1, `${page.url()}: no row with data-key ${otherKey}`);
-    const shown = await text(other.locator('.deleted-reason'));
-    check(shown === otherReason && await other.locator('.deleted-reason *').count() === 0,
-      `row ${otherKey}'s reason reads ${JSON.stringify(shown)} with ${await other.locator('.deleted-reason *').count()} elements in the cell, want the text ${JSON.stringify(otherReason)} and no markup: user data must be escaped`);
-    ok(`a reason holding markup is shown as text: ${otherReason}`);
+    check((await text(other.locator('.deleted-reason'))) === otherReason, `row ${otherKey}'s reason is not ${JSON.stringify(otherReason)}`);
 
     check(await page.locator('.purge-button').count() === 0, `${support.username} (can: [restore]) sees a Purge button on ${page.url()}`);
     check(await target.locator('form.restore button.restore-button').count() === 1, `row ${key} has no Restore button in a form.restore`);
@@ -205,6 +249,9 @@ async function main() {
     ok(`the filter actor=${actor} lists ${bys.length} row(s), ${key} among them`);
     await shot(page, '03-table-filtered');
 
+    // Row values are user data: a reason holding markup reads as text.
+    await escaped(browser, newContext);
+
     const token = await page.locator('#deleted tr.deleted-row form.restore input[name=csrf_token]').first().inputValue();
     check(token !== '', 'the restore form has an empty csrf_token');
     const xpage = await sctx.newPage();
@@ -212,35 +259,31 @@ async function main() {
     await xpage.close();
 
     // admin: restore and purge; Purge asks first.
-    const actx = await newContext({ httpCredentials: admin, viewport: { width: 1200, height: 700 } });
+    const actx = await newContext({ httpCredentials: admin, viewport });
     const apage = await actx.newPage();
     await tablePage(apage, admin.username);
     const arow = deletedRow(apage, otherKey);
     check(await arow.count() === 1, `${admin.username}: row ${otherKey} is not listed after the cross-site POST: it was restored`);
     check(await arow.locator('form.purge button.purge-button').count() === 1, `${admin.username} (can: [restore, purge]) has no Purge button on row ${otherKey}`);
     ok(`${admin.username} sees a Purge button`);
-    await shot(apage, '05-table-admin');
+    await shot(apage, '06-table-admin');
     await arow.locator('form.purge button.purge-button').click();
     await apage.locator('form#confirm-purge #confirm-purge-button').waitFor();
     ok('Purge shows a confirmation page first');
-    await shot(apage, '06-purge-confirm');
+    await shot(apage, '07-purge-confirm');
     await actx.close();
 
     // support restores the row.
     await page.goto(base + '/tables/' + table + '?actor=' + encodeURIComponent(actor));
     await deletedRow(page, key).locator('button.restore-button').click();
-    const flash = page.locator('#flash');
-    await flash.waitFor();
-    const cls = (await flash.getAttribute('class')) || '';
-    const msg = await text(flash);
-    check(cls.split(/\s+/).includes('ok'), `after Restore the flash is class ${JSON.stringify(cls)}: ${msg}`);
+    const msg = await flashOf(page, 'ok', `Restore of ${key}`);
     const want = new RegExp(`Restored ${1 + Number(cascaded)} rows`);
     check(want.test(msg) && msg.includes(table) && msg.includes(cascadeTable),
       `after Restore the flash reads ${JSON.stringify(msg)}; want ${want} naming ${table} and ${cascadeTable}`);
     check(new URL(page.url()).pathname === '/tables/' + table, `after Restore the browser is at ${page.url()}, want the table page`);
     check(await deletedRow(page, key).count() === 0, `row ${key} is still listed after Restore`);
     ok(`Restore: ${msg}`);
-    await shot(page, '07-restored');
+    await shot(page, '08-restored');
     await sctx.close();
   } finally {
     await browser.close();
