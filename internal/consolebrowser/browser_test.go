@@ -143,10 +143,10 @@ console:
 		"[order_items 410 true carol "+markupReason+"]",
 		"[order_items 420 true alice duplicate order]",
 		"[order_items 421 true alice duplicate order]",
-		"[order_items 430 true bob " + otherReason + "]",
+		"[order_items 430 true bob "+otherReason+"]",
 		"[orders 41 false NULL NULL]",
 		"[orders 42 true alice duplicate order]",
-		"[orders 43 true bob " + otherReason + "]")
+		"[orders 43 true bob "+otherReason+"]")
 
 	script := exec.CommandContext(ctx, "node", "console.js")
 	script.Dir = "testdata"
