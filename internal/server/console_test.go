@@ -1,18 +1,13 @@
 package server
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,33 +18,8 @@ import (
 
 	"github.com/tombstone-proxy/tombstone/internal/config"
 	"github.com/tombstone-proxy/tombstone/internal/pgtest"
+	"github.com/tombstone-proxy/tombstone/internal/testpki"
 )
-
-// selfSigned writes a certificate for 127.0.0.1 and its key into dir.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "console"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "console.crt"), filepath.Join(dir, "console.key")
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})))
-	return certFile, keyFile
-}
 
 // TestConsoleIsWired starts the console over TLS beside the proxy, logs
 // in, counts a failed login on /metrics, and sees it stop with the server.
@@ -60,19 +30,25 @@ func TestConsoleIsWired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, key := selfSigned(t, t.TempDir())
+	pki := testpki.New(t, "console")
 	srv := start(t, configYAML(pg, []string{"contacts"}, fmt.Sprintf(`console:
   listen: 127.0.0.1:0
   dsn: %s
   users:
     - {name: support, password_hash: '%s', can: [restore]}
   tls: {cert_file: %s, key_file: %s}
-`, pg.DSN(db), hash, cert, key)))
+`, pg.DSN(db), hash, pki.CertFile, pki.KeyFile)))
 	addr := srv.ConsoleAddr()
 	if addr == nil {
 		t.Fatal("no console listener")
 	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 30 * time.Second}
+	ca, err := os.ReadFile(pki.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}, Timeout: 30 * time.Second}
 	fetch := func(user, pw string) (int, string) {
 		req, _ := http.NewRequest("GET", "https://"+addr.String()+"/api/v1/tables", nil)
 		req.SetBasicAuth(user, pw)
