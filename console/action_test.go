@@ -8,27 +8,31 @@ import (
 	"testing"
 )
 
+// tableCounts reads {"<field>": [{"table": ..., "rows": n}, ...]}.
+func tableCounts(t *testing.T, r response, field string) map[string]int64 {
+	t.Helper()
+	var got map[string][]struct {
+		Table string
+		Rows  int64
+	}
+	if err := json.Unmarshal([]byte(r.body), &got); err != nil {
+		t.Fatalf("%v: %s", err, r.body)
+	}
+	counts := map[string]int64{}
+	for _, c := range got[field] {
+		counts[c.Table] = c.Rows
+	}
+	return counts
+}
+
 func TestAPIRestoreCascade(t *testing.T) {
 	e := newEnv(t)
 	r := e.postJSON(t, "support", supportPassword, "/api/v1/tables/public.customers/restore", `{"key": {"id": 1}}`)
 	if r.status != 200 {
 		t.Fatalf("restore customer 1: %d %s", r.status, r.body)
 	}
-	var got struct {
-		Restored []struct {
-			Table string
-			Rows  int64
-		}
-	}
-	if err := json.Unmarshal([]byte(r.body), &got); err != nil {
-		t.Fatal(err)
-	}
 	want := map[string]int64{"public.customers": 1, "public.orders": 2, "public.order_lines": 4}
-	counts := map[string]int64{}
-	for _, c := range got.Restored {
-		counts[c.Table] = c.Rows
-	}
-	if !reflect.DeepEqual(counts, want) {
+	if counts := tableCounts(t, r, "restored"); !reflect.DeepEqual(counts, want) {
 		t.Errorf("restored %v, want %v", counts, want)
 	}
 	for table, want := range map[string]string{"customers": "2,5", "orders": "20,21,30,50,51", "order_lines": "200,201,210,211,300,301,500,501,510,511"} {
@@ -89,19 +93,7 @@ func TestAPIPurge(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("purge: %d %s", r.status, r.body)
 	}
-	var got struct {
-		Purged []struct {
-			Table string
-			Rows  int64
-		}
-	}
-	if err := json.Unmarshal([]byte(r.body), &got); err != nil {
-		t.Fatal(err)
-	}
-	counts := map[string]int64{}
-	for _, c := range got.Purged {
-		counts[c.Table] = c.Rows
-	}
+	counts := tableCounts(t, r, "purged")
 	if want := map[string]int64{"public.orders": 1, "public.order_lines": 2}; !reflect.DeepEqual(counts, want) {
 		t.Errorf("purged %v, want %v", counts, want)
 	}
