@@ -31,18 +31,18 @@ func TestAPIRestoreCascade(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("restore customer 1: %d %s", r.status, r.body)
 	}
-	want := map[string]int64{"public.customers": 1, "public.orders": 2, "public.order_lines": 4}
+	want := map[string]int64{"public.customers": 1, "public.orders": 2, "public.order_lines": 4, "public.notes": 1}
 	if counts := tableCounts(t, r, "restored"); !reflect.DeepEqual(counts, want) {
 		t.Errorf("restored %v, want %v", counts, want)
 	}
-	for table, want := range map[string]string{"customers": "2,5", "orders": "20,21,30,50,51", "order_lines": "200,201,210,211,300,301,500,501,510,511"} {
+	for table, want := range map[string]string{"customers": "2,5", "orders": "20,21,30,50,51", "order_lines": "200,201,210,211,300,301,500,501,510,511", "notes": "2,5"} {
 		if got := e.deleted(t, table); got != want {
 			t.Errorf("deleted %s after the restore: %s, want %s", table, got, want)
 		}
 	}
 	audit := e.audit(t)
 	wantAudit := []string{
-		`restore public.customers {"id": 1} console:support`,
+		`restore public.customers {"id": 1} console:support`, `restore public.notes {"id": 1} console:support`,
 		`restore public.order_lines {"id": 100} console:support`, `restore public.order_lines {"id": 101} console:support`,
 		`restore public.order_lines {"id": 110} console:support`, `restore public.order_lines {"id": 111} console:support`,
 		`restore public.orders {"id": 10} console:support`, `restore public.orders {"id": 11} console:support`,

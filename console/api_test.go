@@ -57,7 +57,7 @@ func TestAPITables(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []tableInfo{
-		{"public.customers", 3, true, false}, {"public.orders", 7, true, false}, {"public.order_lines", 14, true, false},
+		{"public.customers", 3, true, false}, {"public.orders", 7, true, false}, {"public.order_lines", 14, true, false}, {"public.notes", 3, true, false},
 		{"public.staff", 5, true, false}, {"public.pairs", 2, true, false},
 	}
 	if !reflect.DeepEqual(got.Tables, want) {
@@ -77,13 +77,13 @@ func TestAPIDeleted(t *testing.T) {
 	}
 	c1 := p.Rows[2]
 	if c1.DeletedAt != "2026-03-01T10:00:00Z" || *c1.DeletedBy != "mallory" || *c1.DeletedReason != "<script>alert(1)</script>" ||
-		c1.Cascaded != 6 || c1.Row["email"] != "c1@example.com" || p.Next != "" {
+		c1.Cascaded != 7 || c1.Row["email"] != "c1@example.com" || p.Next != "" {
 		t.Errorf("customer 1: %+v, next %q", c1, p.Next)
 	}
-	// Customer 5's deletion took order 51 and its lines, not order 50
-	// and its line, deleted before with a stamp of their own.
-	if p.Rows[0].Cascaded != 3 || p.Rows[1].Cascaded != 6 {
-		t.Errorf("cascaded of customers 5 and 2: %d, %d; want 3 and 6", p.Rows[0].Cascaded, p.Rows[1].Cascaded)
+	// Customer 5's deletion took order 51, its lines and note 5, not
+	// order 50 and its lines, deleted before with a stamp of their own.
+	if p.Rows[0].Cascaded != 4 || p.Rows[1].Cascaded != 7 {
+		t.Errorf("cascaded of customers 5 and 2: %d, %d; want 4 and 7", p.Rows[0].Cascaded, p.Rows[1].Cascaded)
 	}
 	// A key onto its own table: staff 1 took 2, 3 and 4; 5 went alone.
 	staff := e.deletedPage(t, "public.staff", "")

@@ -27,12 +27,16 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // and 10o+1. Deletions, each with a stamp of its own:
 //
 //	t1: customer 1 (by mallory, with a script for a reason) and its
-//	    orders 10, 11 and lines 100, 101, 110, 111: six cascaded rows
+//	    orders 10, 11, lines 100, 101, 110, 111 and note 1: seven
+//	    cascaded rows
 //	t2: customer 2 with orders 20, 21 and their lines; then live customer
 //	    7 took its email, so it cannot come back (23505)
 //	t3: order 30 alone, with lines 300, 301; customer 3 stays live
 //	t4: order 50 alone; t5: customer 5 with order 51 and its lines, so
 //	    order 50 cannot come back while customer 5 is deleted (23503)
+//
+// notes is a declared cascade of customers (no constraint): note c
+// belongs to customer c and went with its deletion.
 //
 // staff references itself: 1 <- 2 <- 3 and 2 <- 4, all deleted at t1;
 // 5 deleted on its own at t3. pairs has a two-column key (b, a).
@@ -42,21 +46,25 @@ CREATE UNIQUE INDEX customers_email_live ON customers (email) WHERE deleted_at I
 CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL REFERENCES customers ON DELETE CASCADE,
   deleted_at timestamptz, deleted_by text, deleted_reason text);
 CREATE TABLE order_lines (id int PRIMARY KEY, order_id bigint NOT NULL REFERENCES orders ON DELETE CASCADE, deleted_at timestamptz);
+CREATE TABLE notes (id int PRIMARY KEY, customer_id int NOT NULL, deleted_at timestamptz);
 CREATE TABLE staff (id int PRIMARY KEY, manager_id int REFERENCES staff ON DELETE CASCADE, deleted_at timestamptz);
 CREATE TABLE pairs (a int, b text, PRIMARY KEY (b, a), deleted_at timestamptz);
 INSERT INTO customers (id, email) SELECT g, 'c' || g || '@example.com' FROM generate_series(1, 6) g;
 INSERT INTO orders (id, customer_id) SELECT c * 10 + k, c FROM generate_series(1, 6) c, generate_series(0, 1) k;
 INSERT INTO order_lines (id, order_id) SELECT o.id * 10 + k, o.id FROM orders o, generate_series(0, 1) k;
+INSERT INTO notes SELECT g, g FROM generate_series(1, 6) g;
 INSERT INTO staff VALUES (1, NULL), (2, 1), (3, 2), (4, 2), (5, 1), (6, NULL);
 INSERT INTO pairs (a, b) VALUES (1, 'x'), (2, 'x'), (1, 'y');
 
 UPDATE customers SET deleted_at = '2026-03-01 10:00:00+00', deleted_by = 'mallory', deleted_reason = '<script>alert(1)</script>' WHERE id = 1;
 UPDATE orders SET deleted_at = '2026-03-01 10:00:00+00', deleted_by = 'mallory' WHERE customer_id = 1;
 UPDATE order_lines SET deleted_at = '2026-03-01 10:00:00+00' WHERE order_id IN (10, 11);
+UPDATE notes SET deleted_at = '2026-03-01 10:00:00+00' WHERE customer_id = 1;
 UPDATE staff SET deleted_at = '2026-03-01 10:00:00+00' WHERE id IN (1, 2, 3, 4);
 UPDATE customers SET deleted_at = '2026-03-02 10:00:00+00', deleted_by = 'bob', deleted_reason = 'duplicate' WHERE id = 2;
 UPDATE orders SET deleted_at = '2026-03-02 10:00:00+00' WHERE customer_id = 2;
 UPDATE order_lines SET deleted_at = '2026-03-02 10:00:00+00' WHERE order_id IN (20, 21);
+UPDATE notes SET deleted_at = '2026-03-02 10:00:00+00' WHERE customer_id = 2;
 INSERT INTO customers (id, email) VALUES (7, 'c2@example.com');
 UPDATE orders SET deleted_at = '2026-03-03 10:00:00+00', deleted_by = 'alice', deleted_reason = 'typo' WHERE id = 30;
 UPDATE order_lines SET deleted_at = '2026-03-03 10:00:00+00' WHERE order_id = 30;
@@ -66,6 +74,7 @@ UPDATE order_lines SET deleted_at = '2026-03-04 10:00:00+00' WHERE order_id = 50
 UPDATE customers SET deleted_at = '2026-03-05 10:00:00+00', deleted_by = 'bob' WHERE id = 5;
 UPDATE orders SET deleted_at = '2026-03-05 10:00:00+00' WHERE customer_id = 5 AND deleted_at IS NULL;
 UPDATE order_lines SET deleted_at = '2026-03-05 10:00:00+00' WHERE order_id = 51;
+UPDATE notes SET deleted_at = '2026-03-05 10:00:00+00' WHERE customer_id = 5;
 UPDATE pairs SET deleted_at = '2026-03-06 10:00:00+00' WHERE (a, b) IN ((1, 'x'), (2, 'x'));
 `
 
@@ -78,10 +87,12 @@ func consoleSpec() policy.Spec {
 		}
 		return ts
 	}
+	customers := table("customers", true)
+	customers.Cascade = []policy.CascadeSpec{{Schema: "public", Table: "notes", Column: "customer_id"}}
 	return policy.Spec{
 		Mode:            policy.ModeEnforce,
 		PrivilegedRoles: []string{"postgres"},
-		Tables:          []policy.TableSpec{table("customers", true), table("orders", true), table("order_lines", false), table("staff", false), table("pairs", false)},
+		Tables:          []policy.TableSpec{customers, table("orders", true), table("order_lines", false), table("notes", false), table("staff", false), table("pairs", false)},
 		Audit:           policy.RelName{Schema: "tombstone", Name: "audit_log"},
 	}
 }
@@ -221,7 +232,7 @@ func (e *env) postJSON(t *testing.T, user, pw, path, body string) response {
 func (e *env) snapshot(t *testing.T) string {
 	t.Helper()
 	var out strings.Builder
-	for _, table := range []string{"customers", "orders", "order_lines", "staff", "pairs", "tombstone.audit_log"} {
+	for _, table := range []string{"customers", "orders", "order_lines", "notes", "staff", "pairs", "tombstone.audit_log"} {
 		rows, err := e.conn.Query(e.ctx, "SELECT x::text FROM "+table+" AS x ORDER BY 1")
 		if err != nil {
 			t.Fatal(err)
@@ -281,4 +292,3 @@ func failures(t *testing.T, e *env) float64 {
 	t.Fatal("tombstone_console_login_failures_total is not registered")
 	return 0
 }
-

@@ -35,7 +35,7 @@ func TestPages(t *testing.T) {
 	page := e.get(t, "/tables/public.customers")
 	for _, want := range []string{
 		`<form id="filter" method="get"`, `name="actor"`, `name="since"`, `name="until"`, `name="key"`, `<table id="deleted">`,
-		`<tr class="deleted-row" data-key="{&#34;id&#34;:1}">`, `<td class="deleted-by">mallory</td>`, `<td class="cascaded">6</td>`,
+		`<tr class="deleted-row" data-key="{&#34;id&#34;:1}">`, `<td class="deleted-by">mallory</td>`, `<td class="cascaded">7</td>`,
 		`<form class="restore" method="post" action="/tables/public.customers/restore">`, `<button type="submit" class="restore-button">Restore</button>`,
 		`name="csrf_token" value="` + e.console.csrfToken(&User{Name: "support"}) + `"`,
 		// The reason is a script, shown as text.
@@ -77,7 +77,7 @@ func TestPageRestoreFlash(t *testing.T) {
 		t.Fatalf("restore: %d %s", r.status, r.body)
 	}
 	page := e.do(t, "GET", "/tables/public.customers", "support", supportPassword, "", "Cookie", cookieOf(t, r))
-	if want := `<div id="flash" class="ok" role="status">Restored 7 rows: public.customers 1, public.order_lines 4, public.orders 2</div>`; !strings.Contains(page.body, want) {
+	if want := `<div id="flash" class="ok" role="status">Restored 8 rows: public.customers 1, public.notes 1, public.order_lines 4, public.orders 2</div>`; !strings.Contains(page.body, want) {
 		t.Errorf("page after the restore lacks %s:\n%s", want, page.body)
 	}
 	// A conflict says why, and restores nothing.
