@@ -17,6 +17,7 @@ import (
 
 	"github.com/tombstone-proxy/tombstone/internal/sqlquote"
 	"github.com/tombstone-proxy/tombstone/maint"
+	"github.com/tombstone-proxy/tombstone/metrics"
 	"github.com/tombstone-proxy/tombstone/policy"
 	"github.com/tombstone-proxy/tombstone/purge"
 )
@@ -404,7 +405,7 @@ func (c *Console) restore(ctx context.Context, u *User, t *policy.Table, key jso
 			err = badInput("the database cannot read the key: %s", re.PG.Message)
 		}
 	}
-	c.count("restore", err)
+	c.count(u, t, "restore", err)
 	return counts, err
 }
 
@@ -434,20 +435,26 @@ func (c *Console) erase(ctx context.Context, u *User, t *policy.Table, key json.
 	case err != nil:
 		err = dataError(err)
 	}
-	c.count("purge", err)
+	c.count(u, t, "purge", err)
 	return report, err
 }
 
-// count records an action's result in the metrics.
-func (c *Console) count(action string, err error) {
-	result := "ok"
+// count records an action's result in the metrics and the log (the key
+// is in the audit log, not here).
+func (c *Console) count(u *User, t *policy.Table, action string, err error) {
+	result := metrics.ResultOK
 	if err != nil {
-		result = "error"
+		result = metrics.ResultError
 		if conflict(err) != nil {
-			result = "conflict"
+			result = metrics.ResultConflict
 		}
 	}
 	c.metrics.Action(action, result)
+	if err != nil {
+		c.log.Info("console "+action+" changed nothing", "user", u.Name, "table", t.QualifiedName(), "result", result, "error", err)
+		return
+	}
+	c.log.Info("console "+action, "user", u.Name, "table", t.QualifiedName())
 }
 
 // conflictInfo is why a restore or purge changed nothing as the data

@@ -124,3 +124,17 @@ func TestCrossSiteRequests(t *testing.T) {
 		t.Errorf("deleted orders after the form restore: %s", got)
 	}
 }
+
+// htpasswd -nbB writes $2y$ hashes; they log in like $2a$ ones.
+func TestHtpasswdHash(t *testing.T) {
+	e := newEnv(t)
+	h := e.console.users.list[0].PasswordHash
+	us, err := newUsers([]User{{Name: "support", PasswordHash: "$2y$" + h[4:], CanRestore: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.console.users = us
+	if r := e.get(t, "/api/v1/tables"); r.status != 200 {
+		t.Errorf("a $2y$ hash: %d %s; want 200", r.status, r.body)
+	}
+}
