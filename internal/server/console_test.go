@@ -72,6 +72,23 @@ func TestConsoleIsWired(t *testing.T) {
 	if line := srv.logs.find("serving", "console=127.0.0.1:0", "console_tls=true"); line == "" {
 		t.Errorf("the start is not logged with the console's address and TLS:\n%s", srv.logs)
 	}
+	// A reload keeps the console as it started, and says so.
+	writeFile(t, srv.path, strings.Replace(configYAML(pg, []string{"contacts"}, fmt.Sprintf(`console:
+  listen: 127.0.0.1:0
+  dsn: %s
+  users:
+    - {name: support, password_hash: '%s', can: [restore, purge]}
+  tls: {cert_file: %s, key_file: %s}
+`, pg.DSN(db), hash, pki.CertFile, pki.KeyFile)), "listen: 127.0.0.1:0\nupstream", "listen: "+srv.Addr().String()+"\nupstream", 1))
+	if err := srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if srv.logs.find("takes effect only after a restart", "key=console") == "" {
+		t.Errorf("a changed console section did not log that a restart is needed:\n%s", srv.logs)
+	}
+	if code, body := fetch("support", "pw"); code != 200 || !strings.Contains(body, `"can_purge":false`) {
+		t.Errorf("after the reload: %d %s; want the console as it started", code, body)
+	}
 	if err := srv.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
