@@ -131,3 +131,18 @@ func Read(ctx context.Context, conn *pgx.Conn, spec policy.Spec) (*policy.Schema
 	}
 	return Decode(value)
 }
+
+// Resolve reads the catalog of conn's database and resolves p, a policy
+// built from the configuration alone, in it: the policy the commands and
+// the console work with on a direct, privileged connection.
+func Resolve(ctx context.Context, conn *pgx.Conn, p *policy.Policy) (*policy.Policy, *policy.Schema, error) {
+	schema, err := Read(ctx, conn, p.Spec())
+	if err != nil {
+		return nil, nil, err
+	}
+	resolved, err := p.WithSchema(schema)
+	if err != nil {
+		return nil, nil, err
+	}
+	return resolved, schema, nil
+}

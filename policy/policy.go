@@ -89,6 +89,9 @@ type Table struct {
 	// PrimaryKey lists the primary key's columns in key order; empty when
 	// the table has none or no catalog is applied.
 	PrimaryKey []string
+	// KeyTypes are the PrimaryKey columns' types as format_type prints
+	// them, in the same order.
+	KeyTypes []string
 }
 
 // fromSpec is the table a spec entry configures, before a catalog says
@@ -108,7 +111,7 @@ func (t *Table) child(r *Relation) *Table {
 	root := t.Root
 	c := *root
 	c.Schema, c.Name, c.OID, c.Partitioned, c.Inherited, c.Root = r.Schema, r.Name, r.OID, r.Partitioned, false, root
-	c.DeletedByType, c.DeletedAtType, c.PrimaryKey = columnType(r, root.DeletedBy), columnType(r, root.DeletedAt), r.PrimaryKey
+	c.DeletedByType, c.DeletedAtType, c.PrimaryKey, c.KeyTypes = columnType(r, root.DeletedBy), columnType(r, root.DeletedAt), r.PrimaryKey, keyTypes(r)
 	return &c
 }
 

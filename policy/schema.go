@@ -145,7 +145,7 @@ func (p *Policy) WithSchema(s *Schema) (*Policy, error) {
 			}
 			root := fromSpec(ts)
 			root.OID, root.Partitioned = r.OID, r.Partitioned
-			root.DeletedByType, root.DeletedAtType, root.PrimaryKey = columnType(r, ts.DeletedBy), columnType(r, ts.DeletedAt), r.PrimaryKey
+			root.DeletedByType, root.DeletedAtType, root.PrimaryKey, root.KeyTypes = columnType(r, ts.DeletedBy), columnType(r, ts.DeletedAt), r.PrimaryKey, keyTypes(r)
 			if ts.Schema == "" {
 				// Several schemas may hold the name; each is its own
 				// entry so that Dependents and children resolve by schema.
@@ -283,6 +283,15 @@ func columnType(r *Relation, name string) string {
 		}
 	}
 	return ""
+}
+
+// keyTypes are the types of r's primary key columns, in key order.
+func keyTypes(r *Relation) []string {
+	types := make([]string, len(r.PrimaryKey))
+	for i, c := range r.PrimaryKey {
+		types[i] = columnType(r, c)
+	}
+	return types
 }
 
 func specName(ts *TableSpec) string {

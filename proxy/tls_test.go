@@ -1,16 +1,8 @@
 package proxy_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"net/url"
 	"os"
 	"os/user"
@@ -18,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -26,69 +17,16 @@ import (
 	"github.com/tombstone-proxy/tombstone/internal/pgcluster"
 	"github.com/tombstone-proxy/tombstone/internal/pgtest"
 	"github.com/tombstone-proxy/tombstone/internal/proxytest"
+	"github.com/tombstone-proxy/tombstone/internal/testpki"
 )
 
-// testPKI is a throwaway CA and a certificate it signed for 127.0.0.1 and
-// localhost, written as PEM files.
-type testPKI struct {
-	dir                       string
-	caFile, certFile, keyFile string
-}
-
-func newPKI(t *testing.T, commonName string) testPKI {
-	t.Helper()
-	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: commonName + " CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: commonName},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := testPKI{dir: dir, caFile: filepath.Join(dir, "ca.crt"), certFile: filepath.Join(dir, "server.crt"), keyFile: filepath.Join(dir, "server.key")}
-	write := func(path, typ string, der []byte) {
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(p.caFile, "CERTIFICATE", caDER)
-	write(p.certFile, "CERTIFICATE", der)
-	write(p.keyFile, "EC PRIVATE KEY", keyDER)
-	return p
-}
-
 // startTLSCluster starts a cluster with ssl = on using pki's certificate.
-func startTLSCluster(t *testing.T, pki testPKI) *pgtest.Server {
+func startTLSCluster(t *testing.T, pki testpki.PKI) *pgtest.Server {
 	return pgtest.Start(t, pgcluster.Options{
 		Settings: []string{"ssl = on"},
 		Setup: func(dataDir string) error {
 			for _, name := range []string{"server.crt", "server.key"} {
-				data, err := os.ReadFile(filepath.Join(pki.dir, name))
+				data, err := os.ReadFile(filepath.Join(pki.Dir, name))
 				if err != nil {
 					return err
 				}
@@ -129,17 +67,17 @@ func withSSL(t *testing.T, dsn string, params ...string) string {
 }
 
 func TestClientTLSAndUpstreamTLS(t *testing.T) {
-	serverPKI := newPKI(t, "postgres")
-	proxyPKI := newPKI(t, "tombstone")
+	serverPKI := testpki.New(t, "postgres")
+	proxyPKI := testpki.New(t, "tombstone")
 	pg := startTLSCluster(t, serverPKI)
 	for _, mode := range []string{"require", "verify-full", "prefer"} {
 		t.Run("upstream_"+mode, func(t *testing.T) {
-			p := proxytest.Start(t, pg, "tls: {cert_file: "+proxyPKI.certFile+", key_file: "+proxyPKI.keyFile+"}\n"+
-				"upstream_tls: {mode: "+mode+", ca_file: "+serverPKI.caFile+"}\n")
+			p := proxytest.Start(t, pg, "tls: {cert_file: "+proxyPKI.CertFile+", key_file: "+proxyPKI.KeyFile+"}\n"+
+				"upstream_tls: {mode: "+mode+", ca_file: "+serverPKI.CAFile+"}\n")
 			// verify-full to the proxy with its CA. With TLS on both sides
 			// SCRAM channel binding cannot work (see
 			// TestChannelBindingAcrossTwoTLSSessions), so it is disabled.
-			dsn := withSSL(t, p.DSN(pg.User, pg.Password, ""), "sslmode", "verify-full", "sslrootcert", proxyPKI.caFile, "channel_binding", "disable")
+			dsn := withSSL(t, p.DSN(pg.User, pg.Password, ""), "sslmode", "verify-full", "sslrootcert", proxyPKI.CAFile, "channel_binding", "disable")
 			c := connect(t, dsn)
 			if _, ok := c.PgConn().Conn().(*tls.Conn); !ok {
 				t.Fatalf("client connection is %T, want TLS", c.PgConn().Conn())
@@ -148,7 +86,7 @@ func TestClientTLSAndUpstreamTLS(t *testing.T) {
 			if err := c.QueryRow(testCtx(t), "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&upstreamSSL); err != nil || !upstreamSSL {
 				t.Fatalf("upstream connection ssl=%v (%v), want TLS", upstreamSSL, err)
 			}
-			env := append(libpqEnv(t, p.DSN(pg.User, pg.Password, "")), "PGSSLMODE=verify-full", "PGSSLROOTCERT="+proxyPKI.caFile, "PGCHANNELBINDING=disable")
+			env := append(libpqEnv(t, p.DSN(pg.User, pg.Password, "")), "PGSSLMODE=verify-full", "PGSSLROOTCERT="+proxyPKI.CAFile, "PGCHANNELBINDING=disable")
 			if out := run(t, env, "", "psql", "-X", "-A", "-t", "-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"); strings.TrimSpace(out) != "t" {
 				t.Fatalf("psql over TLS: %q", out)
 			}
@@ -160,7 +98,7 @@ func TestClientTLSAndUpstreamTLS(t *testing.T) {
 		})
 	}
 	t.Run("verify-full_wrong_CA", func(t *testing.T) {
-		p := proxytest.Start(t, pg, "upstream_tls: {mode: verify-full, ca_file: "+proxyPKI.caFile+"}\n")
+		p := proxytest.Start(t, pg, "upstream_tls: {mode: verify-full, ca_file: "+proxyPKI.CAFile+"}\n")
 		_, err := pgx.Connect(testCtx(t), p.DSN(pg.User, pg.Password, ""))
 		if code := pgCode(err); code != "08006" || !strings.Contains(err.Error(), "certificate") {
 			t.Fatalf("want 08006 naming the certificate problem, got %v", err)
@@ -195,10 +133,10 @@ func TestUpstreamTLSModesAgainstPlainServer(t *testing.T) {
 // whenever only one side uses TLS; with both, the client gets an error
 // that says what to change.
 func TestChannelBindingAcrossTwoTLSSessions(t *testing.T) {
-	serverPKI := newPKI(t, "postgres")
-	proxyPKI := newPKI(t, "tombstone")
+	serverPKI := testpki.New(t, "postgres")
+	proxyPKI := testpki.New(t, "tombstone")
 	pg := startTLSCluster(t, serverPKI)
-	clientTLS := "tls: {cert_file: " + proxyPKI.certFile + ", key_file: " + proxyPKI.keyFile + "}\n"
+	clientTLS := "tls: {cert_file: " + proxyPKI.CertFile + ", key_file: " + proxyPKI.KeyFile + "}\n"
 	tlsDSN := func(p *proxytest.Proxy, binding string) string {
 		return withSSL(t, p.DSN(pg.User, pg.Password, ""), "sslmode", "require", "channel_binding", binding)
 	}

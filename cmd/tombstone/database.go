@@ -45,12 +45,7 @@ func openDatabase(ctx context.Context, path, dsn string) (*database, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	schema, err := catalog.Read(ctx, conn, spec)
-	if err != nil {
-		conn.Close(context.Background())
-		return nil, err
-	}
-	p, err := named.WithSchema(schema)
+	p, schema, err := catalog.Resolve(ctx, conn, named)
 	if err != nil {
 		conn.Close(context.Background())
 		return nil, err

@@ -37,6 +37,8 @@ Usage:
                                                      remove rows deleted longer ago than retention
   tombstone purge --config FILE --dsn DSN --table T --where SQL [--cascade] [--dry-run]
                                                      erase chosen rows, live or deleted, for good
+  tombstone hash-password < FILE                     print the bcrypt hash of a password read from stdin,
+                                                     for console.users[].password_hash
   tombstone version                                  print version and build information
 
 Run "tombstone COMMAND --help" for a command's flags.
@@ -55,14 +57,15 @@ type stdio struct {
 // run executes one command line and returns the process exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	commands := map[string]func(stdio, []string) error{
-		"serve":        serve,
-		"rewrite":      dryRun,
-		"check-config": checkConfig,
-		"migrate":      migrate,
-		"doctor":       doctor,
-		"restore":      restore,
-		"purge":        purge,
-		"version":      version,
+		"serve":         serve,
+		"rewrite":       dryRun,
+		"check-config":  checkConfig,
+		"migrate":       migrate,
+		"doctor":        doctor,
+		"restore":       restore,
+		"purge":         purge,
+		"hash-password": hashPassword,
+		"version":       version,
 	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -75,7 +78,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(stderr, "tombstone: unknown command %q: want serve, rewrite, check-config, migrate, doctor, restore, purge or version (see tombstone --help)\n", name)
+		fmt.Fprintf(stderr, "tombstone: unknown command %q: want serve, rewrite, check-config, migrate, doctor, restore, purge, hash-password or version (see tombstone --help)\n", name)
 		return exitUsage
 	}
 	return exitCode(cmd(stdio{stdin, stdout, stderr}, args), "tombstone "+name, stderr)
@@ -185,6 +188,13 @@ func checkConfig(std stdio, args []string) error {
 		return err
 	}
 	fmt.Fprintf(std.out, "%s: ok (mode %s, %d soft-delete tables, listen %s, upstream %s)\n", f.Path, f.Mode, len(f.Tables), f.Listen, f.Upstream)
+	if c := f.Console; c.Enabled() {
+		scheme := "http"
+		if c.TLS.Enabled() {
+			scheme = "https"
+		}
+		fmt.Fprintf(std.out, "console: %s://%s, %d user(s)\n", scheme, c.Listen, len(c.Users))
+	}
 	for i, t := range f.Tables {
 		if t.QualifiedName() != t.Name {
 			fmt.Fprintf(std.out, "note: tables[%d].name %q is the table %s as PostgreSQL folds it; double-quote a name to keep its case\n", i, t.Name, t.QualifiedName())

@@ -50,6 +50,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 	cycle := writeConfig(t, "tables:\n  - name: contacts\n    cascade: [{table: Orders, column: contact_id}]\n  - name: orders\n    cascade: [{table: contacts, column: order_id}]\n")
 	verify := writeConfig(t, "upstream: /tmp/.s.PGSQL.5432\nupstream_tls: {mode: verify-full}\n")
 	quoted := writeConfig(t, "tables:\n  - name: 'app.\"Mixed Case\"'\n  - name: Contacts\n")
+	withConsole := writeConfig(t, "console:\n  listen: 127.0.0.1:9188\n  dsn: postgres://x\n  users: [{name: a, password_hash: '$2a$04$xFl/tE828ePTRAyByf8CWOa2DgMYcskkQJTmg0rPIAZeuFfQ3laG6'}]\n")
+	badConsole := writeConfig(t, "console:\n  listen: 127.0.0.1:9188\n  dsn: postgres://x\n  users: [{name: a, password_hash: 'plain', can: [erase]}]\n")
 	cases := []struct {
 		name   string
 		args   []string
@@ -86,6 +88,10 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"quoted and folded names", []string{"check-config", "--config", quoted}, exitOK, "ok (mode enforce, 2 soft-delete tables", nil},
 		{"folding is shown", []string{"check-config", "--config", quoted}, exitOK,
 			`note: tables[1].name "Contacts" is the table contacts as PostgreSQL folds it; double-quote a name to keep its case`, nil},
+		{"console shown", []string{"check-config", "--config", withConsole}, exitOK, "console: http://127.0.0.1:9188, 1 user(s)", nil},
+		{"console checked", []string{"check-config", "--config", badConsole}, exitUsage, "", []string{
+			"tombstone check-config: " + badConsole + ":4: console.users[0].password_hash: not a bcrypt hash",
+			"tombstone check-config: " + badConsole + `:4: console.users[0].can[0]: "erase" is not restore or purge`}},
 		{"rewrite without SQL", []string{"rewrite", "--config", good}, exitUsage, "",
 			[]string{"tombstone rewrite: want 1 argument(s) after the flags, got 0"}},
 		{"version", []string{"version"}, exitOK, "tombstone dev (revision unknown, go", nil},
@@ -111,7 +117,7 @@ func TestExitCodesAndMessages(t *testing.T) {
 }
 
 func TestEveryCommandHasHelp(t *testing.T) {
-	for _, cmd := range []string{"serve", "rewrite", "check-config", "doctor", "migrate", "restore", "purge", "version"} {
+	for _, cmd := range []string{"serve", "rewrite", "check-config", "doctor", "migrate", "restore", "purge", "hash-password", "version"} {
 		code, out, errOut := runCmd(t, "", cmd, "--help")
 		if code != exitOK || !strings.HasPrefix(out, "Usage: tombstone "+cmd) || !strings.Contains(out, "Exit codes: 0 success, 1 runtime error, 2 usage or configuration error.") || errOut != "" {
 			t.Errorf("tombstone %s --help: exit %d\nstdout: %s\nstderr: %s", cmd, code, out, errOut)

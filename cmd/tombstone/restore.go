@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"os/user"
 	"syscall"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-
+	"github.com/tombstone-proxy/tombstone/maint"
 	"github.com/tombstone-proxy/tombstone/rewrite"
 )
 
@@ -60,77 +57,27 @@ PostgreSQL: the foreign-key checks need tombstone migrate's helpers.`, std)
 		return err
 	}
 	defer db.conn.Close(context.Background())
-	sql, err := rewrite.New(db.policy, 0).RestoreSQL(*table, *where, *cascade)
+	counts, err := maint.Restore(ctx, db.conn, rewrite.New(db.policy, 0), maint.Restoration{
+		Table: *table, Where: *where, Cascade: *cascade, DryRun: *dryRun, Actor: *actor, Reason: *reason,
+	})
 	if err != nil {
 		return err
 	}
-	type count struct {
-		table string
-		n     int64
-	}
-	var counts []count
-	run := func(tx pgx.Tx) error {
-		// The statement takes its actor and reason from these settings,
-		// as a restore through the proxy does from the client's.
-		if _, err := tx.Exec(ctx, "SELECT pg_catalog.set_config('tombstone.actor', $1, true), pg_catalog.set_config('tombstone.reason', $2, true)", *actor, *reason); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, sql)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var c count
-			if err := rows.Scan(&c.table, &c.n); err != nil {
-				return err
-			}
-			counts = append(counts, c)
-		}
-		return rows.Err()
-	}
-	tx, err := db.conn.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it does nothing
-	if err := run(tx); err != nil {
-		return restoreError(err)
-	}
-	verb := "would restore"
-	if !*dryRun {
-		if err := tx.Commit(ctx); err != nil {
-			return restoreError(err)
-		}
-		verb = "restored"
+	verb := "restored"
+	if *dryRun {
+		verb = "would restore"
 	}
 	if len(counts) == 0 {
 		fmt.Fprintf(std.out, "%s nothing: no deleted row of %s matches\n", verb, *table)
 	}
 	for _, c := range counts {
 		rows := "rows"
-		if c.n == 1 {
+		if c.Rows == 1 {
 			rows = "row"
 		}
-		fmt.Fprintf(std.out, "%s %d %s in %s\n", verb, c.n, rows, c.table)
+		fmt.Fprintf(std.out, "%s %d %s in %s\n", verb, c.Rows, rows, c.Table)
 	}
 	return nil
-}
-
-// restoreError says that nothing was restored, with the server's detail
-// (the key a unique index or foreign key names) and hint.
-func restoreError(err error) error {
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		return fmt.Errorf("nothing was restored: %w", err)
-	}
-	msg := fmt.Sprintf("nothing was restored: %s (SQLSTATE %s)", pe.Message, pe.Code)
-	if pe.Detail != "" {
-		msg += "\nDETAIL: " + pe.Detail
-	}
-	if pe.Hint != "" {
-		msg += "\nHINT: " + pe.Hint
-	}
-	return errors.New(msg)
 }
 
 // defaultActor is the OS user running the command.

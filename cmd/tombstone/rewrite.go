@@ -76,11 +76,7 @@ advances stay advanced.`, std)
 			return fmt.Errorf("connect: %w", err)
 		}
 		defer conn.Close(context.Background())
-		schema, err := catalog.Read(ctx, conn, p.Spec())
-		if err != nil {
-			return fmt.Errorf("read the catalog: %w", err)
-		}
-		if p, err = p.WithSchema(schema); err != nil {
+		if p, _, err = catalog.Resolve(ctx, conn, p); err != nil {
 			return err
 		}
 		for _, pr := range p.Problems() {

@@ -13,7 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
 )
 
@@ -54,6 +56,7 @@ type File struct {
 	Audit              Audit         `yaml:"audit"`
 	Metrics            Metrics       `yaml:"metrics"`
 	Log                Log           `yaml:"log"`
+	Console            Console       `yaml:"console"`
 
 	// Path is the file this configuration was read from, if any.
 	Path string `yaml:"-"`
@@ -204,6 +207,39 @@ func qualified(schema, name string) string {
 type Metrics struct {
 	Listen string `yaml:"listen"`
 }
+
+// Console configures the trash console, the web pages and JSON API with
+// which support staff find deleted rows and restore or purge them. It is
+// off unless Listen is set.
+type Console struct {
+	Listen string `yaml:"listen"`
+	// DSN reaches PostgreSQL directly as a privileged role: the console
+	// reads deleted rows and restores and erases them, as tombstone
+	// restore and purge do. ${VAR} expansion applies, as everywhere.
+	DSN   string        `yaml:"dsn"`
+	Users []ConsoleUser `yaml:"users"`
+	// TLS, when both files are set, serves the console over HTTPS.
+	TLS TLS `yaml:"tls"`
+}
+
+// Enabled reports whether the console is configured.
+func (c Console) Enabled() bool { return c.Listen != "" }
+
+// ConsoleUser is one login of the console.
+type ConsoleUser struct {
+	Name string `yaml:"name"`
+	// PasswordHash is a bcrypt hash ($2a$, $2b$ or $2y$), as htpasswd -nbB
+	// or tombstone hash-password print it.
+	PasswordHash string `yaml:"password_hash"`
+	// Can lists what the user may do besides browsing: restore, purge.
+	Can []string `yaml:"can"`
+}
+
+// Console permissions, the values of console.users[].can.
+const (
+	CanRestore = "restore"
+	CanPurge   = "purge"
+)
 
 // Log configures log/slog output.
 type Log struct {
@@ -704,6 +740,7 @@ func (f *File) validate(lines map[string]int) error {
 			}
 		}
 	}
+	f.validateConsole(bad)
 	switch f.Log.Format {
 	case "json", "text":
 	default:
@@ -715,4 +752,75 @@ func (f *File) validate(lines map[string]int) error {
 		bad("log.level", "%q is not debug, info, warn or error", f.Log.Level)
 	}
 	return errors.Join(errs...)
+}
+
+// validateConsole checks the console section; bad reports at a key.
+func (f *File) validateConsole(bad func(key, format string, args ...any)) {
+	c := &f.Console
+	if !c.Enabled() {
+		if c.DSN != "" || len(c.Users) > 0 || c.TLS.Enabled() {
+			bad("console.listen", "the console is off without listen, yet dsn, users or tls is set: set listen (such as 127.0.0.1:9188) or remove the console section")
+		}
+		return
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("console.listen", "%q is not host:port", c.Listen)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("console.listen", "port %q in %q is not a number from 0 to 65535", port, c.Listen)
+	}
+	if c.DSN == "" {
+		bad("console.dsn", "the console needs dsn: a privileged role's connection string, direct to PostgreSQL")
+	}
+	if len(c.Users) == 0 {
+		bad("console.users", "the console needs at least one user (name, password_hash, can)")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("console.tls", "set both cert_file and key_file, or neither")
+	}
+	for _, k := range []struct{ key, path string }{{"console.tls.cert_file", c.TLS.CertFile}, {"console.tls.key_file", c.TLS.KeyFile}} {
+		if k.path != "" {
+			if _, err := os.Stat(k.path); err != nil {
+				bad(k.key, "cannot read %q: %v", k.path, err)
+			}
+		}
+	}
+	names := map[string]int{}
+	for i, u := range c.Users {
+		key := fmt.Sprintf("console.users[%d]", i)
+		switch prev, dup := names[u.Name]; {
+		case u.Name == "":
+			bad(key+".name", "user name is required")
+		case strings.ContainsAny(u.Name, ":\x00") || !utf8.ValidString(u.Name):
+			bad(key+".name", "%q cannot be a basic-auth user name: it holds a colon, a NUL or invalid UTF-8", u.Name)
+		case dup:
+			bad(key+".name", "user %q is listed twice (first at console.users[%d])", u.Name, prev)
+		default:
+			names[u.Name] = i
+		}
+		if err := checkBcrypt(u.PasswordHash); err != nil {
+			bad(key+".password_hash", "%v", err)
+		}
+		for j, can := range u.Can {
+			switch can {
+			case CanRestore, CanPurge:
+			default:
+				bad(fmt.Sprintf("%s.can[%d]", key, j), "%q is not restore or purge", can)
+			}
+		}
+	}
+}
+
+// checkBcrypt accepts a bcrypt hash as htpasswd -B and tombstone
+// hash-password write it.
+func checkBcrypt(hash string) error {
+	if hash == "" {
+		return errors.New("password_hash is required: a bcrypt hash, as tombstone hash-password prints it")
+	}
+	if !strings.HasPrefix(hash, "$2a$") && !strings.HasPrefix(hash, "$2b$") && !strings.HasPrefix(hash, "$2y$") {
+		return errors.New("not a bcrypt hash (want $2a$, $2b$ or $2y$...; tombstone hash-password prints one)")
+	}
+	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		return fmt.Errorf("not a valid bcrypt hash: %v (tombstone hash-password prints one)", err)
+	}
+	return nil
 }

@@ -98,6 +98,26 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 			[]string{"c.yaml:4: foo: unknown key"}},
 		{"every validation problem reported at once", "mode: x\nlog:\n  level: loud\n",
 			[]string{`c.yaml:1: mode: "x"`, `c.yaml:3: log.level: "loud"`}},
+		{"console without dsn or users", "console:\n  listen: 127.0.0.1:9188\n",
+			[]string{"c.yaml:1: console.dsn: the console needs dsn", "c.yaml:1: console.users: the console needs at least one user"}},
+		{"console settings without listen", "console:\n  dsn: postgres://x\n",
+			[]string{"c.yaml:1: console.listen: the console is off without listen, yet dsn, users or tls is set"}},
+		{"console listen not host:port", "console:\n  listen: 9188\n  dsn: x\n  users: [{name: a, password_hash: '" + testHash + "'}]\n",
+			[]string{`c.yaml:2: console.listen: "9188" is not host:port`}},
+		{"console bad hash", "console:\n  listen: 127.0.0.1:9188\n  dsn: x\n  users:\n    - name: support\n      password_hash: secret\n",
+			[]string{"c.yaml:6: console.users[0].password_hash: not a bcrypt hash"}},
+		{"console truncated hash", "console:\n  listen: 127.0.0.1:9188\n  dsn: x\n  users:\n    - name: support\n      password_hash: '$2y$10$abc'\n",
+			[]string{"c.yaml:6: console.users[0].password_hash: not a valid bcrypt hash"}},
+		{"console unknown permission", "console:\n  listen: 127.0.0.1:9188\n  dsn: x\n  users:\n    - name: support\n      password_hash: '" + testHash + "'\n      can: [restore, delete]\n",
+			[]string{`c.yaml:7: console.users[0].can[1]: "delete" is not restore or purge`}},
+		{"console duplicate user", "console:\n  listen: 127.0.0.1:9188\n  dsn: x\n  users:\n    - {name: a, password_hash: '" + testHash + "'}\n    - {name: a, password_hash: '" + testHash + "'}\n",
+			[]string{`c.yaml:6: console.users[1].name: user "a" is listed twice (first at console.users[0])`}},
+		{"console user with colon", "console:\n  listen: 127.0.0.1:9188\n  dsn: x\n  users:\n    - {name: 'a:b', password_hash: '" + testHash + "'}\n",
+			[]string{`c.yaml:5: console.users[0].name: "a:b" cannot be a basic-auth user name`}},
+		{"console tls half set", "console:\n  listen: 127.0.0.1:9188\n  dsn: x\n  users: [{name: a, password_hash: '" + testHash + "'}]\n  tls:\n    key_file: /etc/hostname\n",
+			[]string{"c.yaml:5: console.tls: set both cert_file and key_file, or neither"}},
+		{"console unknown key", "console:\n  listen: 127.0.0.1:9188\n  password: x\n",
+			[]string{"c.yaml:3: console.password: unknown key; valid keys here are listen, dsn, users, tls"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -325,5 +345,38 @@ func TestQuoteIdent(t *testing.T) {
 		if err != nil || len(parts) != 1 || parts[0] != name {
 			t.Errorf("foldName(QuoteIdent(%q)) = %q, %v", name, parts, err)
 		}
+	}
+}
+
+// testHash is bcrypt("secret") at cost 4.
+const testHash = "$2a$04$xFl/tE828ePTRAyByf8CWOa2DgMYcskkQJTmg0rPIAZeuFfQ3laG6"
+
+func TestConsole(t *testing.T) {
+	t.Setenv("TOMBSTONE_CONSOLE_DSN", "postgres://console@db/app")
+	// htpasswd -nbB writes $2y$; Go's bcrypt reads it as $2a$.
+	y := "$2y$" + testHash[4:]
+	f, err := Parse([]byte(`
+console:
+  listen: 127.0.0.1:9188
+  dsn: ${TOMBSTONE_CONSOLE_DSN}
+  users:
+    - name: support
+      password_hash: "`+y+`"
+      can: [restore]
+    - name: dpo
+      password_hash: "`+testHash+`"
+      can: [restore, purge]
+`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.Console
+	if !c.Enabled() || c.DSN != "postgres://console@db/app" || len(c.Users) != 2 || c.Users[0].PasswordHash != y ||
+		!reflect.DeepEqual(c.Users[1].Can, []string{"restore", "purge"}) {
+		t.Fatalf("console = %+v", c)
+	}
+	off, err := Parse(nil, "")
+	if err != nil || off.Console.Enabled() {
+		t.Fatalf("an empty file: console %+v, err %v; want it off", off.Console, err)
 	}
 }

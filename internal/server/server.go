@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,13 +47,14 @@ type Server struct {
 	ln        *notifyListener
 	adminLn   net.Listener
 	admin     *http.Server
+	console   *runningConsole // nil when console.listen is not set
 	accepting atomic.Bool
 
 	reloadMu sync.Mutex // one reload at a time: SIGHUP and /-/reload may race
 	stopOnce sync.Once
 	stopErr  error
 	served   sync.WaitGroup
-	failed   chan error // a listener that stopped on its own; size 2
+	failed   chan error // a listener that stopped on its own; size 3
 }
 
 // Start builds the proxy from cfg, opens its listeners and starts serving.
@@ -67,7 +69,7 @@ func Start(cfg *config.File, opts Options) (*Server, error) {
 		level:   opts.Level,
 		met:     metrics.New(opts.Registry, buildinfo.Version, buildinfo.Revision),
 		started: cfg,
-		failed:  make(chan error, 2),
+		failed:  make(chan error, 3),
 	}
 	s.current.Store(cfg)
 	popts, err := ProxyOptions(cfg, log.With("component", "proxy"), s.met)
@@ -98,6 +100,15 @@ func Start(cfg *config.File, opts Options) (*Server, error) {
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		}
 	}
+	if cfg.Console.Enabled() {
+		if s.console, err = startConsole(cfg, opts.Registry, log.With("component", "console")); err != nil {
+			s.ln.Close()
+			if s.adminLn != nil {
+				s.adminLn.Close()
+			}
+			return nil, err
+		}
+	}
 	s.accepting.Store(true)
 	s.served.Add(1)
 	go func() {
@@ -116,8 +127,17 @@ func Start(cfg *config.File, opts Options) (*Server, error) {
 			}
 		}()
 	}
+	if s.console != nil {
+		s.served.Add(1)
+		go func() {
+			defer s.served.Done()
+			if err := s.console.serve(); err != nil {
+				s.failed <- err
+			}
+		}()
+	}
 	s.log.Info("serving", "listen", s.ln.Addr().String(), "upstream", cfg.Upstream,
-		"metrics", cfg.Metrics.Listen, "mode", cfg.Mode, "tables", len(cfg.Tables),
+		"metrics", cfg.Metrics.Listen, "console", cfg.Console.Listen, "console_tls", cfg.Console.TLS.Enabled(), "mode", cfg.Mode, "tables", len(cfg.Tables),
 		"client_tls", cfg.TLS.Enabled(), "upstream_tls", cfg.UpstreamTLS.Mode, "config", cfg.Path)
 	return s, nil
 }
@@ -143,6 +163,14 @@ func (s *Server) AdminAddr() net.Addr {
 		return nil
 	}
 	return s.adminLn.Addr()
+}
+
+// ConsoleAddr is the console listener's address, nil when it is off.
+func (s *Server) ConsoleAddr() net.Addr {
+	if s.console == nil {
+		return nil
+	}
+	return s.console.ln.Addr()
 }
 
 // Failed delivers the error of a listener that stopped on its own (not by
@@ -195,6 +223,9 @@ func restartKeys(running, next *config.File) []string {
 		{"max_message_size", running.MaxMessageSize != next.MaxMessageSize},
 		{"metrics.listen", running.Metrics.Listen != next.Metrics.Listen},
 		{"log.format", running.Log.Format != next.Log.Format},
+		// The console keeps the users, database and catalog it started
+		// with.
+		{"console", !reflect.DeepEqual(running.Console, next.Console)},
 	} {
 		if c.changed {
 			keys = append(keys, c.key)
@@ -226,6 +257,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Info("shutting down: stopped accepting; waiting for open sessions", "timeout", timeout)
 		if err := <-drained; err != nil {
 			s.log.Warn("sessions still open at the end of the drain were closed with 57P01", "timeout", timeout, "reason", err)
+		}
+		if s.console != nil {
+			cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer ccancel()
+			if err := s.console.shutdown(cctx); err != nil {
+				s.stopErr = err
+			}
 		}
 		if s.admin != nil {
 			actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)

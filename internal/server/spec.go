@@ -92,7 +92,11 @@ func Check(f *config.File) error {
 	if _, err := NewPolicy(f); err != nil {
 		return err
 	}
-	if _, err := ProxyOptions(f, nil, nil); err != nil {
+	_, err := ProxyOptions(f, nil, nil)
+	if err == nil {
+		_, err = consoleTLS(f.Console)
+	}
+	if err != nil {
 		if f.Path != "" {
 			return fmt.Errorf("%s: %w", f.Path, err)
 		}
