@@ -54,7 +54,7 @@ func relation(t *policy.Table) string {
 // GET /api/v1/tables/{table}/deleted.
 type deletedRow struct {
 	Key           json.RawMessage `json:"key"`
-	DeletedAt     time.Time       `json:"deleted_at"`
+	DeletedAt     deletionTime    `json:"deleted_at"`
 	DeletedBy     *string         `json:"deleted_by"`
 	DeletedReason *string         `json:"deleted_reason"`
 	// Cascaded is the number of other rows the same deletion took with
@@ -62,6 +62,35 @@ type deletedRow struct {
 	Cascaded int64           `json:"cascaded"`
 	Row      json.RawMessage `json:"row"`
 }
+
+// deletionTime is a deleted_at value. An INSERT through the proxy writes
+// its values untouched, so a "deleted" row may carry any stamp the column
+// holds: 'infinity', '-infinity' or a year past 9999, which neither
+// pgx's time.Time nor its JSON can take. One such row must not take the
+// listing down: finite stamps print at any year, the others as the
+// server spells them.
+type deletionTime struct {
+	t    *time.Time // nil when the stamp is not finite
+	text string     // the server's spelling
+}
+
+// RFC3339 is the stamp for machines: the API and the datetime attribute.
+func (d deletionTime) RFC3339() string {
+	if d.t == nil {
+		return d.text
+	}
+	return d.t.UTC().Format(time.RFC3339Nano)
+}
+
+// String is the stamp for people.
+func (d deletionTime) String() string {
+	if d.t == nil {
+		return d.text
+	}
+	return d.t.UTC().Format("2006-01-02 15:04:05.000000 UTC")
+}
+
+func (d deletionTime) MarshalJSON() ([]byte, error) { return json.Marshal(d.RFC3339()) }
 
 // filter chooses deleted rows, from a query string.
 type filter struct {
@@ -146,7 +175,7 @@ func (c *Console) listDeleted(ctx context.Context, t *policy.Table, f filter) ([
 		return "t." + sqlquote.Ident(col) + "::pg_catalog.text"
 	}
 	cols, types := order(t)
-	sel := []string{at, at + "::pg_catalog.text", textOf(t.DeletedBy), textOf(t.DeletedReason),
+	sel := []string{"CASE WHEN pg_catalog.isfinite(" + at + ") THEN " + at + " END", at + "::pg_catalog.text", textOf(t.DeletedBy), textOf(t.DeletedReason),
 		"pg_catalog.to_jsonb(t)::pg_catalog.text", c.rw.CascadedSQL(t, "t")}
 	for _, k := range cols {
 		sel = append(sel, textOf(k))
@@ -215,7 +244,7 @@ func (c *Console) listDeleted(ctx context.Context, t *policy.Table, f filter) ([
 		var atText, row string
 		page := make([]string, len(cols))
 		keys := make([]string, len(t.PrimaryKey))
-		dest := []any{&r.DeletedAt, &atText, &r.DeletedBy, &r.DeletedReason, &row, &r.Cascaded}
+		dest := []any{&r.DeletedAt.t, &atText, &r.DeletedBy, &r.DeletedReason, &row, &r.Cascaded}
 		for i := range page {
 			dest = append(dest, &page[i])
 		}
@@ -226,7 +255,7 @@ func (c *Console) listDeleted(ctx context.Context, t *policy.Table, f filter) ([
 			rows.Close()
 			return nil, "", err
 		}
-		r.Row = json.RawMessage(row)
+		r.Row, r.DeletedAt.text = json.RawMessage(row), atText
 		if r.Key, err = keyJSON(t.PrimaryKey, keys); err != nil {
 			rows.Close()
 			return nil, "", err

@@ -1,0 +1,187 @@
+package console
+
+// Probes of the adversarial review of the console: each failed before
+// the fix it names.
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Parallel guesses must not outrun the allowance: each one is checked
+// against the bucket before bcrypt runs, not after, or a client sending
+// many at once gets that many guesses per token.
+func TestLoginRateLimitParallel(t *testing.T) {
+	e := newEnv(t)
+	// A real cost, so that the guesses overlap.
+	h, err := bcrypt.GenerateFromPassword([]byte(supportPassword), bcrypt.DefaultCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.console.users, err = newUsers([]User{{Name: "support", PasswordHash: string(h), CanRestore: true}}); err != nil {
+		t.Fatal(err)
+	}
+	const guesses = 20
+	statuses := make([]int, guesses)
+	var wg sync.WaitGroup
+	for i := range statuses {
+		wg.Go(func() {
+			req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/tables", nil)
+			req.SetBasicAuth("support", "guess")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
+		})
+	}
+	wg.Wait()
+	checked := 0
+	for _, s := range statuses {
+		switch s {
+		case 401:
+			checked++
+		case 429:
+		default:
+			t.Errorf("a guess got %d, want 401 or 429", s)
+		}
+	}
+	if checked > 5 {
+		t.Errorf("%d of %d parallel guesses had their password checked; the allowance is 5 a minute", checked, guesses)
+	}
+	// The right password still works once the allowance refills, and
+	// a success gives its token back.
+	e.clock.t = e.clock.t.Add(12 * time.Second)
+	for range 3 {
+		if r := e.get(t, "/api/v1/tables"); r.status != 200 {
+			t.Errorf("the right password 12 s later: %d %s; want 200", r.status, r.body)
+		}
+	}
+}
+
+// Addresses of one IPv6 /64 are one client: whoever has one has them
+// all, and would otherwise get a fresh allowance with each.
+func TestLoginRateLimitIPv6Prefix(t *testing.T) {
+	e := newEnv(t)
+	send := func(addr, pw string) int {
+		req := httptest.NewRequest("GET", "/api/v1/tables", nil)
+		req.RemoteAddr = addr
+		req.SetBasicAuth("support", pw)
+		w := httptest.NewRecorder()
+		e.console.ServeHTTP(w, req)
+		return w.Code
+	}
+	for i := range 5 {
+		if s := send("[2001:db8:1:2::"+string(rune('a'+i))+"]:4000", "guess"); s != 401 {
+			t.Fatalf("guess %d: %d, want 401", i+1, s)
+		}
+	}
+	if s := send("[2001:db8:1:2:ffff::1]:4000", "guess"); s != 429 {
+		t.Errorf("a sixth guess from another address of the same /64: %d, want 429", s)
+	}
+	if s := send("[2001:db8:1:3::1]:4000", supportPassword); s != 200 {
+		t.Errorf("another /64: %d, want 200", s)
+	}
+	if s := send("192.0.2.7:4000", supportPassword); s != 200 {
+		t.Errorf("an IPv4 client: %d, want 200", s)
+	}
+}
+
+// An INSERT through the proxy writes its VALUES untouched, deleted_at
+// included: an application can add a "deleted" row stamped 'infinity'
+// or in the year 10000. Such a row must not take the table's page and
+// listing down for every other row.
+func TestOddDeletionStamps(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.conn.Exec(e.ctx, `INSERT INTO orders (id, customer_id, deleted_at, deleted_by) VALUES
+		(97, 3, 'infinity', 'app'), (98, 3, '10000-01-01 00:00:00+00', 'app'), (99, 3, '-infinity', 'app')`); err != nil {
+		t.Fatal(err)
+	}
+	p := e.deletedPage(t, "public.orders", "")
+	stamps := map[string]string{}
+	for _, r := range p.Rows {
+		stamps[string(r.Key)] = r.DeletedAt
+	}
+	for key, want := range map[string]string{`{"id":97}`: "infinity", `{"id":98}`: "10000-01-01T00:00:00Z", `{"id":99}`: "-infinity", `{"id":30}`: "2026-03-03T10:00:00Z"} {
+		if stamps[key] != want {
+			t.Errorf("deleted_at of %s: %q, want %q (all: %v)", key, stamps[key], want, stamps)
+		}
+	}
+	if len(p.Rows) != 10 {
+		t.Errorf("%d rows, want 10: %v", len(p.Rows), p.keys())
+	}
+	// Paging passes over them too.
+	var paged []string
+	for q, pages := "?limit=4", 0; ; pages++ {
+		if pages > 4 {
+			t.Fatal("paging does not end")
+		}
+		pp := e.deletedPage(t, "public.orders", q)
+		paged = append(paged, pp.keys()...)
+		if pp.Next == "" {
+			break
+		}
+		q = "?limit=4&after=" + url.QueryEscape(pp.Next)
+	}
+	if strings.Join(paged, " ") != strings.Join(p.keys(), " ") {
+		t.Errorf("paged %v, want %v", paged, p.keys())
+	}
+	r := e.get(t, "/tables/public.orders")
+	if r.status != 200 || !strings.Contains(r.body, `data-key="{&#34;id&#34;:97}"`) || !strings.Contains(r.body, ">infinity</time>") {
+		t.Errorf("table page: %d\n%s", r.status, r.body)
+	}
+	if r := e.postJSON(t, "support", supportPassword, "/api/v1/tables/public.orders/restore", `{"key":{"id":97}}`); r.status != 200 {
+		t.Errorf("restore of the row stamped infinity: %d %s", r.status, r.body)
+	}
+}
+
+// A key of text the application chose (quotes, backslashes, a comment,
+// line breaks, U+2028, HTML) goes from the page's data-key and form back
+// to the restore and names exactly that row.
+func TestHostileTextKeyRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	evil := "x'); DELETE FROM customers; --\\\n\r\u2028\"<b>é\t"
+	if _, err := e.conn.Exec(e.ctx, `INSERT INTO pairs (a, b, deleted_at) VALUES (1, $1, '2026-03-07 10:00:00+00'), (2, $1, NULL)`, evil); err != nil {
+		t.Fatal(err)
+	}
+	p := e.deletedPage(t, "public.pairs", "?limit=1")
+	if len(p.Rows) != 1 {
+		t.Fatalf("rows %v", p.keys())
+	}
+	var key struct {
+		B string
+		A int
+	}
+	if err := json.Unmarshal(p.Rows[0].Key, &key); err != nil || key.B != evil || key.A != 1 {
+		t.Fatalf("key %s (%v), want b=%q a=1", p.Rows[0].Key, err, evil)
+	}
+	page := e.get(t, "/tables/public.pairs")
+	if strings.Contains(page.body, "<b>") {
+		t.Errorf("the page holds the key's HTML unescaped:\n%s", page.body)
+	}
+	before := e.snapshot(t)
+	r := e.form(t, "/tables/public.pairs/restore", e.srv.URL, url.Values{"key": {string(p.Rows[0].Key)}, "csrf_token": {e.console.csrfToken(&User{Name: "support"})}}, "support", supportPassword)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("form restore: %d %s", r.status, r.body)
+	}
+	var n int
+	if err := e.conn.QueryRow(e.ctx, `SELECT count(*) FROM pairs WHERE b = $1 AND deleted_at IS NULL`, evil).Scan(&n); err != nil || n != 2 {
+		t.Errorf("live rows with the hostile key: %d (%v), want 2", n, err)
+	}
+	if e.snapshot(t) == before {
+		t.Error("nothing changed")
+	}
+	if got := e.deleted(t, "customers"); got != "1,2,5" {
+		t.Errorf("deleted customers %s, want 1,2,5", got)
+	}
+}
