@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"slices"
 	"strconv"
@@ -329,9 +330,9 @@ func keyCondition(t *policy.Table, raw json.RawMessage, qual string) (string, er
 	if len(t.PrimaryKey) == 0 {
 		return "", badInput("%s has no primary key, so the console cannot name one of its rows: use tombstone restore or purge with --where", t.QualifiedName())
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return "", badInput("the key is not a JSON object of the primary key's columns, such as %s", exampleKey(t))
+	obj, err := keyObject(raw)
+	if err != nil {
+		return "", badInput("the key is not a JSON object of the primary key's columns, such as %s: %v", exampleKey(t), err)
 	}
 	for name := range obj {
 		if !slices.Contains(t.PrimaryKey, name) {
@@ -351,6 +352,42 @@ func keyCondition(t *policy.Table, raw json.RawMessage, qual string) (string, er
 		conds[i] = fmt.Sprintf("%s%s OPERATOR(pg_catalog.=) CAST(%s AS %s)", qual, sqlquote.Ident(col), sqlquote.Literal(text), t.KeyTypes[i])
 	}
 	return strings.Join(conds, " AND "), nil
+}
+
+// keyObject reads a JSON object's members. A member named twice is an
+// error, not the last one winning: {"id":1,"id":2} names no one row, and
+// whatever logged or checked the request may have read the first.
+func keyObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New("not an object")
+	}
+	obj := map[string]json.RawMessage{}
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, ok := tok.(string)
+		if !ok {
+			return nil, errors.New("not an object")
+		}
+		var v json.RawMessage
+		if err := d.Decode(&v); err != nil {
+			return nil, err
+		}
+		if _, twice := obj[name]; twice {
+			return nil, fmt.Errorf("it names %q twice", name)
+		}
+		obj[name] = v
+	}
+	if _, err := d.Token(); err != nil {
+		return nil, err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, errors.New("more than one JSON value")
+	}
+	return obj, nil
 }
 
 // keyValue checks v against a column type and returns its text: integers

@@ -4,6 +4,7 @@ package console
 // the fix it names.
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -184,4 +185,59 @@ func TestHostileTextKeyRoundTrip(t *testing.T) {
 	if got := e.deleted(t, "customers"); got != "1,2,5" {
 		t.Errorf("deleted customers %s, want 1,2,5", got)
 	}
+}
+
+// Junk sent to every endpoint gets a 4xx (JSON on the API), never a 5xx
+// or a dropped connection, and changes nothing.
+func TestJunkInput(t *testing.T) {
+	e := newEnv(t)
+	before := e.snapshot(t)
+	cursor := func(vals ...string) string {
+		b, _ := json.Marshal(vals)
+		return url.QueryEscape(base64.RawURLEncoding.EncodeToString(b))
+	}
+	queries := []string{
+		"since=yesterday", "until=2026-13-01", "since=99999-01-01", "limit=-1", "limit=0", "limit=501", "limit=99999999999999999999", "limit=1e3",
+		"after=%%%", "after=" + cursor("x"), "after=" + cursor("not a time", "1"), "after=" + cursor("2026-03-01 10:00:00+00", "ten"),
+		"after=" + cursor("2026-03-01 10:00:00+00", "\x00"), "after=" + cursor("infinity", "99999999999999999999"),
+		"key=%7B", "key=" + url.QueryEscape(`{"id":"x"}`), "key=%00", "key=%FF", "key=" + url.QueryEscape(`{"id":1,"nope":2}`),
+		"actor=%00", "actor=%FF%FE", "key=" + url.QueryEscape(`{"b":"\u0000","a":1}`),
+	}
+	bodies := []string{
+		"", "null", "[]", "{", `{"key":null}`, `{"key":[]}`, `{"key":"x"}`, `{"key":{}}`, `{"key":{"id":null}}`, `{"key":{"id":{"a":1}}}`,
+		`{"key":{"id":[1]}}`, `{"key":{"id":1e400}}`, `{"key":{"id":1.5}}`, `{"key":{"id":99999999999999999999999}}`, `{"key":{"id":"30"}}`,
+		`{"key":{"id":true}}`, `{"key":{"id":"\u0000"}}`, `{"key":{"b":"\u0000","a":1}}`, `{"key":{"b":"\ud800","a":1}}`, "{\"key\":{\"b\":\"\xff\",\"a\":1}}",
+		`{"key":{"a":1,"b":"x","a":2}}`, `{"key":{"id":30}}{}`, `{"key":{"id":30},"other":1}`, strings.Repeat("[", 20000),
+		`{"key":{"a":2147483648,"b":"x"}}`, `{"key":{"a":-0,"b":"x"}}`,
+	}
+	tables := []string{"public.customers", "public.orders", "public.pairs", "public.staff", "public.nonesuch", "orders", "public.orders%00", "%2e%2e", "public.%22orders%22"}
+	check := func(what string, r response, api bool) {
+		t.Helper()
+		if r.status >= 500 || r.status < 200 {
+			t.Errorf("%s: %d %s", what, r.status, r.body)
+		}
+		if api && !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s: Content-Type %q, want JSON", what, r.header.Get("Content-Type"))
+		}
+	}
+	token := e.console.csrfToken(&User{Name: "dpo"})
+	for _, table := range tables {
+		for _, q := range queries {
+			check("GET deleted of "+table+"?"+q, e.get(t, "/api/v1/tables/"+table+"/deleted?"+q), true)
+			check("GET page of "+table+"?"+q, e.get(t, "/tables/"+table+"?"+q), false)
+		}
+		for _, action := range []string{"restore", "purge"} {
+			for _, b := range bodies {
+				check("POST "+action+" of "+table+" "+b, e.postJSON(t, "dpo", dpoPassword, "/api/v1/tables/"+table+"/"+action, b), true)
+				for _, confirm := range []string{"", "yes"} {
+					r := e.form(t, "/tables/"+table+"/"+action, e.srv.URL, url.Values{"key": {b}, "csrf_token": {token}, "confirm": {confirm}}, "dpo", dpoPassword)
+					check("form "+action+" of "+table+" "+b, r, false)
+				}
+			}
+			for _, m := range []string{"GET", "PUT", "DELETE", "PATCH", "OPTIONS"} {
+				check(m+" "+action, e.do(t, m, "/api/v1/tables/"+table+"/"+action, "dpo", dpoPassword, `{"key":{"id":30}}`, "Content-Type", "application/json", "Origin", e.srv.URL), true)
+			}
+		}
+	}
+	e.unchanged(t, "junk", before)
 }
