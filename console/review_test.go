@@ -6,6 +6,7 @@ package console
 import (
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -240,4 +241,54 @@ func TestJunkInput(t *testing.T) {
 		}
 	}
 	e.unchanged(t, "junk", before)
+}
+
+// A restore racing the deletion of the row's parent: the parent check
+// waits for the deleting transaction and then sees the parent deleted,
+// so the restore is a conflict and brings nothing back.
+func TestRestoreRacesParentDeletion(t *testing.T) {
+	e := newEnv(t)
+	tx, err := e.conn.Begin(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(e.ctx)
+	if _, err := tx.Exec(e.ctx, "UPDATE customers SET deleted_at = pg_catalog.now() WHERE id = 3"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan response, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/api/v1/tables/public.orders/restore", strings.NewReader(`{"key":{"id":30}}`))
+		req.SetBasicAuth("support", supportPassword)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- response{status: -1, body: err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- response{status: resp.StatusCode, body: string(b)}
+	}()
+	// Wait until the restore waits for the deleting transaction's lock.
+	for waiting := false; !waiting; {
+		select {
+		case r := <-done:
+			t.Fatalf("the restore did not wait for the deletion of its parent: %d %s", r.status, r.body)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if err := e.console.opts.DB.QueryRow(e.ctx, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(new(int)); err == nil {
+			waiting = true
+		}
+	}
+	if err := tx.Commit(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.status != 409 || !strings.Contains(r.body, "customers") {
+		t.Errorf("restore of order 30 while customer 3 was being deleted: %d %s; want 409 naming customers", r.status, r.body)
+	}
+	if got := e.deleted(t, "orders"); !strings.Contains(got, "30") {
+		t.Errorf("deleted orders %s: order 30 came back under a deleted customer", got)
+	}
 }
