@@ -476,8 +476,13 @@ func (c *Console) restore(ctx context.Context, u *User, t *policy.Table, key jso
 }
 
 // erase removes the deleted row of t with key for good, with the rows
-// that cascade from it, audited with the actor console:<user>.
-func (c *Console) erase(ctx context.Context, u *User, t *policy.Table, key json.RawMessage) (*purge.ErasureReport, error) {
+// that cascade from it, audited with the actor console:<user>. With
+// dryRun it removes nothing and reports what it would remove: the
+// confirmation page shows it, since the cascade takes every row
+// referencing this one, not only the rows its deletion took (rows
+// deleted on their own before, and live rows of a declared cascade,
+// which no constraint keeps from referencing a deleted row).
+func (c *Console) erase(ctx context.Context, u *User, t *policy.Table, key json.RawMessage, dryRun bool) (*purge.ErasureReport, error) {
 	if !u.CanPurge {
 		return nil, &inputError{Status: 403, Msg: "user " + u.Name + " may not purge (console.users[].can lacks purge)"}
 	}
@@ -493,7 +498,7 @@ func (c *Console) erase(ctx context.Context, u *User, t *policy.Table, key json.
 	// Only a deleted row: the console is the trash, not the table.
 	report, err := purge.Erase(ctx, conn.Conn(), c.opts.Policy, purge.Erasure{
 		Table: policy.RelName{Schema: t.Schema, Name: t.Name}, Where: cond + " AND " + sqlquote.Ident(t.DeletedAt) + " IS NOT NULL",
-		Cascade: true, Actor: "console:" + u.Name, Reason: "console purge",
+		Cascade: true, DryRun: dryRun, Actor: "console:" + u.Name, Reason: "console purge",
 	})
 	switch {
 	case err == nil && report.Rows() == 0:
@@ -501,7 +506,9 @@ func (c *Console) erase(ctx context.Context, u *User, t *policy.Table, key json.
 	case err != nil:
 		err = dataError(err)
 	}
-	c.count(u, t, "purge", err)
+	if !dryRun {
+		c.count(u, t, "purge", err)
+	}
 	return report, err
 }
 

@@ -145,11 +145,8 @@ func (c *Console) pagePurge(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusForbidden, "user "+u.Name+" may not purge (console.users[].can lacks purge)")
 		return
 	}
-	if r.PostFormValue("confirm") != "yes" {
-		c.render(w, http.StatusOK, "confirm.html", map[string]any{"User": u, "Table": t.QualifiedName(), "Path": tablePath(t), "Key": string(key), "CSRF": c.csrfToken(u)})
-		return
-	}
-	report, err := c.erase(r.Context(), u, t, key)
+	confirmed := r.PostFormValue("confirm") == "yes"
+	report, err := c.erase(r.Context(), u, t, key, !confirmed)
 	if err != nil {
 		c.actionFailed(w, r, u, t, err)
 		return
@@ -157,6 +154,11 @@ func (c *Console) pagePurge(w http.ResponseWriter, r *http.Request) {
 	parts := make([]string, len(report.Removed))
 	for i, n := range report.Removed {
 		parts[i] = fmt.Sprintf("%s %d", n.Table, n.Rows)
+	}
+	if !confirmed {
+		c.render(w, http.StatusOK, "confirm.html", map[string]any{"User": u, "Table": t.QualifiedName(), "Path": tablePath(t), "Key": string(key), "CSRF": c.csrfToken(u),
+			"Removes": rowCount(report.Rows()) + ": " + strings.Join(parts, ", ")})
+		return
 	}
 	c.setFlash(w, r, u, "ok", fmt.Sprintf("Purged %s for good: %s", rowCount(report.Rows()), strings.Join(parts, ", ")))
 	http.Redirect(w, r, tablePath(t), http.StatusSeeOther)

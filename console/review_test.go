@@ -292,3 +292,32 @@ func TestRestoreRacesParentDeletion(t *testing.T) {
 		t.Errorf("deleted orders %s: order 30 came back under a deleted customer", got)
 	}
 }
+
+// The purge's cascade takes every row referencing the purged one: here a
+// live note a declared cascade (no constraint) lets reference deleted
+// customer 5, and order 50, deleted on its own before. The
+// confirmation page says so in numbers before anything is erased.
+func TestPurgeConfirmationCounts(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.conn.Exec(e.ctx, `INSERT INTO notes (id, customer_id) VALUES (99, 5)`); err != nil {
+		t.Fatal(err)
+	}
+	before := e.snapshot(t)
+	vals := url.Values{"key": {`{"id":5}`}, "csrf_token": {e.console.csrfToken(&User{Name: "dpo"})}}
+	r := e.form(t, "/tables/public.customers/purge", e.srv.URL, vals, "dpo", dpoPassword)
+	want := `<p id="purge-removes">It erases 9 rows: public.order_lines 4, public.orders 2, public.notes 2, public.customers 1.</p>`
+	if r.status != 200 || !strings.Contains(r.body, want) {
+		t.Errorf("confirmation page: %d, want it to hold %s:\n%s", r.status, want, r.body)
+	}
+	e.unchanged(t, "the confirmation page", before)
+	if a := e.audit(t); len(a) != 0 {
+		t.Errorf("the dry run wrote the audit log: %q", a)
+	}
+	// A key the purge cannot use says why before any confirmation.
+	vals.Set("key", `{"id":3}`)
+	r = e.form(t, "/tables/public.customers/purge", e.srv.URL, vals, "dpo", dpoPassword)
+	if r.status != http.StatusSeeOther {
+		t.Errorf("purge of live customer 3: %d %s; want 303 back to the table with an error", r.status, r.body)
+	}
+	e.unchanged(t, "an unconfirmable purge", before)
+}
