@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tombstone-proxy/tombstone/policy"
 )
@@ -194,6 +195,10 @@ func rowCount(n int64) string {
 
 const flashCookie = "tombstone_flash"
 
+// maxFlash is the longest flash text in bytes: base64 and the signature
+// keep the cookie well under the 4096 bytes browsers store.
+const maxFlash = 2000
+
 // flash is the message the page after a redirect shows.
 type flash struct {
 	Kind string // ok or error
@@ -203,6 +208,15 @@ type flash struct {
 // setFlash stores a message for the next page in a cookie signed for
 // the user, so that nobody can make the console show text of theirs.
 func (c *Console) setFlash(w http.ResponseWriter, r *http.Request, u *User, kind, text string) {
+	if len(text) > maxFlash {
+		// A conflict's DETAIL quotes the application's values, as long
+		// as it made them; browsers drop a cookie over 4096 bytes.
+		cut := maxFlash
+		for !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "…"
+	}
 	payload := base64.RawURLEncoding.EncodeToString([]byte(kind + "\n" + text))
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: payload + "." + c.mac("flash", u.Name, payload),
 		Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})

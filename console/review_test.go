@@ -321,3 +321,25 @@ func TestPurgeConfirmationCounts(t *testing.T) {
 	}
 	e.unchanged(t, "an unconfirmable purge", before)
 }
+
+// A conflict's DETAIL quotes the key's values, which the application
+// wrote and may make as long as it likes; the flash cookie carrying it
+// must stay under the 4096 bytes browsers keep (a longer one is dropped,
+// and the page would say nothing about why nothing was restored).
+func TestLongConflictFlash(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.conn.Exec(e.ctx, `UPDATE customers SET email = pg_catalog.repeat('x', 100000) WHERE id IN (2, 7)`); err != nil {
+		t.Fatal(err)
+	}
+	r := e.form(t, "/tables/public.customers/restore", e.srv.URL, url.Values{"key": {`{"id":2}`}, "csrf_token": {e.console.csrfToken(&User{Name: "support"})}}, "support", supportPassword)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("restore of customer 2: %d %s", r.status, r.body)
+	}
+	if n := len(r.header.Get("Set-Cookie")); n > 4096 {
+		t.Errorf("the flash cookie is %d bytes long; browsers drop one over 4096", n)
+	}
+	page := e.do(t, "GET", "/tables/public.customers", "support", supportPassword, "", "Cookie", cookieOf(t, r))
+	if !strings.Contains(page.body, `<div id="flash" class="error" role="status">Nothing was restored: duplicate key value violates unique constraint`) || !strings.Contains(page.body, "xxx…</div>") {
+		t.Errorf("the page lacks the shortened conflict:\n%.3000s", page.body)
+	}
+}
