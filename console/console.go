@@ -106,7 +106,7 @@ func New(opts Options) (*Console, error) {
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}
-	pages, err := template.New("").Funcs(template.FuncMap{"deref": deref, "dict": dict}).ParseFS(templateFS, "templates/*.html")
+	pages, err := template.New("").Funcs(template.FuncMap{"deref": deref, "dict": dict, "pagePath": pagePath}).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}

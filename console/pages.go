@@ -95,7 +95,11 @@ func (c *Console) pageTable(w http.ResponseWriter, r *http.Request) {
 }
 
 // tablePath is the table page's path.
-func tablePath(t *policy.Table) string { return "/tables/" + url.PathEscape(t.QualifiedName()) }
+func tablePath(t *policy.Table) string { return pagePath(t.QualifiedName()) }
+
+// pagePath is the path of the page of the table named name (schema-
+// qualified), escaped: a name may hold any character, / ? and # included.
+func pagePath(name string) string { return "/tables/" + url.PathEscape(name) }
 
 // formAction reads the table and key of a form POST; it has answered
 // when ok is false.

@@ -343,3 +343,15 @@ func TestLongConflictFlash(t *testing.T) {
 		t.Errorf("the page lacks the shortened conflict:\n%.3000s", page.body)
 	}
 }
+
+// A table's name may hold any character; the index links to its page
+// with the name escaped as the table page's own links are, not cut at a
+// ? or # or split at a /.
+func TestIndexLinksEscapeNames(t *testing.T) {
+	e := newEnv(t)
+	w := httptest.NewRecorder()
+	e.console.render(w, 200, "index.html", map[string]any{"User": &User{Name: "support"}, "Tables": []tableInfo{{Name: "odd.a?b#c/d e"}}})
+	if want := `href="/tables/odd.a%3Fb%23c%2Fd%20e"`; !strings.Contains(w.Body.String(), want) {
+		t.Errorf("index page lacks %s:\n%s", want, w.Body.String())
+	}
+}
