@@ -142,7 +142,7 @@ func (c *Console) apiPurge(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	report, err := c.erase(r.Context(), userOf(r.Context()), t, req.Key)
+	report, err := c.erase(r.Context(), userOf(r.Context()), t, req.Key, false)
 	if err != nil {
 		c.apiFail(w, r, err)
 		return

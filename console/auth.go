@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"sync"
@@ -48,10 +49,15 @@ func newUsers(list []User) (*users, error) {
 	return &users{list: list, dummy: dummy, verified: map[string]string{}}, nil
 }
 
-// check returns the user whose name and password these are. Every user
-// name is compared, in constant time, and one bcrypt comparison is made
-// whether or not the name is known.
-func (c *Console) check(name, password string) (*User, bool) {
+// check returns the user whose name and password these are, or how long
+// the client (its limiter key) must wait before its password may be
+// checked. Every user name is compared, in constant time, and one bcrypt
+// comparison is made whether or not the name is known. A bcrypt check
+// spends one of the client's tokens before it runs, and a success gives
+// it back: guesses sent in parallel cannot all pass a bucket that holds
+// fewer tokens than they are, as they would if failures were counted
+// only once bcrypt had answered.
+func (c *Console) check(name, password, client string) (*User, time.Duration) {
 	us := c.users
 	var found *User
 	for i := range us.list {
@@ -59,37 +65,48 @@ func (c *Console) check(name, password string) (*User, bool) {
 			found = &us.list[i]
 		}
 	}
+	var digest string
+	if found != nil {
+		digest = c.mac("login", found.Name, password)
+		us.mu.Lock()
+		known := us.verified[found.Name]
+		us.mu.Unlock()
+		if hmacEqual(known, digest) {
+			return found, 0
+		}
+	}
+	if wait := c.limit.take(client); wait > 0 {
+		return nil, wait
+	}
 	if found == nil {
 		_ = bcrypt.CompareHashAndPassword(us.dummy, []byte(password))
-		return nil, false
-	}
-	digest := c.mac("login", found.Name, password)
-	us.mu.Lock()
-	known := us.verified[found.Name]
-	us.mu.Unlock()
-	if hmacEqual(known, digest) {
-		return found, true
+		return nil, 0
 	}
 	if bcrypt.CompareHashAndPassword([]byte(found.PasswordHash), []byte(password)) != nil {
-		return nil, false
+		return nil, 0
 	}
+	c.limit.refund(client)
 	us.mu.Lock()
 	us.verified[found.Name] = digest
 	us.mu.Unlock()
-	return found, true
+	return found, 0
 }
 
 // authenticate answers 401 (no or wrong credentials) or 429 (too many
-// failures from this client IP) and returns false, or returns the user.
+// failures from this client) and returns false, or returns the user.
 // A client over its allowance gets 429 without its password being
 // checked, so guessing stops there.
 func (c *Console) authenticate(w http.ResponseWriter, r *http.Request) (*User, bool) {
 	ip := clientIP(r)
-	if wait := c.limit.blocked(ip); wait > 0 {
+	client := limitKey(ip)
+	tooMany := func(wait time.Duration) (*User, bool) {
 		c.metrics.LoginFailed()
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		c.fail(w, r, http.StatusTooManyRequests, "too many failed logins from your address; try again later")
 		return nil, false
+	}
+	if wait := c.limit.blocked(client); wait > 0 {
+		return tooMany(wait)
 	}
 	name, password, ok := r.BasicAuth()
 	if !ok {
@@ -98,10 +115,12 @@ func (c *Console) authenticate(w http.ResponseWriter, r *http.Request) (*User, b
 		c.unauthorized(w, r, "log in with your console user name and password")
 		return nil, false
 	}
-	u, ok := c.check(name, password)
-	if !ok {
+	u, wait := c.check(name, password, client)
+	switch {
+	case wait > 0:
+		return tooMany(wait)
+	case u == nil:
 		c.metrics.LoginFailed()
-		c.limit.fail(ip)
 		c.log.Warn("console login failed", "user", name, "client", ip)
 		c.unauthorized(w, r, "wrong user name or password")
 		return nil, false
@@ -124,8 +143,23 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// limiter is a token bucket of failed logins per client IP: perMinute
-// failures, refilled at that rate.
+// limitKey is the client a failed login is counted against: its IPv4
+// address, or the /64 of its IPv6 address, since whoever has one address
+// of a /64 (one home or one virtual machine) usually has them all.
+func limitKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	if a = a.Unmap(); a.Is6() {
+		p, _ := a.WithZone("").Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
+
+// limiter is a token bucket of failed logins per client (limitKey):
+// perMinute failures, refilled at that rate.
 type limiter struct {
 	perMinute int
 	now       func() time.Time
@@ -153,24 +187,30 @@ func (l *limiter) refill(b *bucket, now time.Time) bool {
 	return b.tokens >= float64(l.perMinute)
 }
 
-// blocked returns how long ip must wait before it may try again; 0 when
-// it may now.
-func (l *limiter) blocked(ip string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.buckets[ip]
-	if b == nil {
-		return 0
-	}
-	l.refill(b, l.now())
+// wait is how long b needs until it holds a token; 0 when it holds one.
+func (l *limiter) wait(b *bucket) time.Duration {
 	if b.tokens >= 1 {
 		return 0
 	}
 	return time.Duration((1 - b.tokens) / float64(l.perMinute) * float64(time.Minute))
 }
 
-// fail takes one token from ip's bucket.
-func (l *limiter) fail(ip string) {
+// blocked returns how long client must wait before it may try again; 0
+// when it may now.
+func (l *limiter) blocked(client string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[client]
+	if b == nil {
+		return 0
+	}
+	l.refill(b, l.now())
+	return l.wait(b)
+}
+
+// take spends one token of client's bucket, or returns how long it must
+// wait for one (and spends nothing).
+func (l *limiter) take(client string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -181,13 +221,26 @@ func (l *limiter) fail(ip string) {
 			}
 		}
 	}
-	b := l.buckets[ip]
+	b := l.buckets[client]
 	if b == nil {
 		b = &bucket{tokens: float64(l.perMinute), at: now}
-		l.buckets[ip] = b
+		l.buckets[client] = b
 	}
 	l.refill(b, now)
-	b.tokens = max(0, b.tokens-1)
+	if w := l.wait(b); w > 0 {
+		return w
+	}
+	b.tokens--
+	return 0
+}
+
+// refund gives back the token a successful login spent.
+func (l *limiter) refund(client string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.buckets[client]; b != nil {
+		b.tokens = min(float64(l.perMinute), b.tokens+1)
+	}
 }
 
 // crossSite returns why a POST is refused as a possible cross-site

@@ -106,7 +106,7 @@ func New(opts Options) (*Console, error) {
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}
-	pages, err := template.New("").Funcs(template.FuncMap{"stamp": stamp, "deref": deref, "dict": dict}).ParseFS(templateFS, "templates/*.html")
+	pages, err := template.New("").Funcs(template.FuncMap{"deref": deref, "dict": dict, "pagePath": pagePath}).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
@@ -219,8 +219,6 @@ func (c *Console) table(name string) (*policy.Table, bool) {
 	}
 	return nil, false
 }
-
-func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000000 UTC") }
 
 func deref(s *string) string {
 	if s == nil {

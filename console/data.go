@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"slices"
 	"strconv"
@@ -54,7 +55,7 @@ func relation(t *policy.Table) string {
 // GET /api/v1/tables/{table}/deleted.
 type deletedRow struct {
 	Key           json.RawMessage `json:"key"`
-	DeletedAt     time.Time       `json:"deleted_at"`
+	DeletedAt     deletionTime    `json:"deleted_at"`
 	DeletedBy     *string         `json:"deleted_by"`
 	DeletedReason *string         `json:"deleted_reason"`
 	// Cascaded is the number of other rows the same deletion took with
@@ -62,6 +63,35 @@ type deletedRow struct {
 	Cascaded int64           `json:"cascaded"`
 	Row      json.RawMessage `json:"row"`
 }
+
+// deletionTime is a deleted_at value. An INSERT through the proxy writes
+// its values untouched, so a "deleted" row may carry any stamp the column
+// holds: 'infinity', '-infinity' or a year past 9999, which neither
+// pgx's time.Time nor its JSON can take. One such row must not take the
+// listing down: finite stamps print at any year, the others as the
+// server spells them.
+type deletionTime struct {
+	t    *time.Time // nil when the stamp is not finite
+	text string     // the server's spelling
+}
+
+// RFC3339 is the stamp for machines: the API and the datetime attribute.
+func (d deletionTime) RFC3339() string {
+	if d.t == nil {
+		return d.text
+	}
+	return d.t.UTC().Format(time.RFC3339Nano)
+}
+
+// String is the stamp for people.
+func (d deletionTime) String() string {
+	if d.t == nil {
+		return d.text
+	}
+	return d.t.UTC().Format("2006-01-02 15:04:05.000000 UTC")
+}
+
+func (d deletionTime) MarshalJSON() ([]byte, error) { return json.Marshal(d.RFC3339()) }
 
 // filter chooses deleted rows, from a query string.
 type filter struct {
@@ -146,7 +176,7 @@ func (c *Console) listDeleted(ctx context.Context, t *policy.Table, f filter) ([
 		return "t." + sqlquote.Ident(col) + "::pg_catalog.text"
 	}
 	cols, types := order(t)
-	sel := []string{at, at + "::pg_catalog.text", textOf(t.DeletedBy), textOf(t.DeletedReason),
+	sel := []string{"CASE WHEN pg_catalog.isfinite(" + at + ") THEN " + at + " END", at + "::pg_catalog.text", textOf(t.DeletedBy), textOf(t.DeletedReason),
 		"pg_catalog.to_jsonb(t)::pg_catalog.text", c.rw.CascadedSQL(t, "t")}
 	for _, k := range cols {
 		sel = append(sel, textOf(k))
@@ -215,7 +245,7 @@ func (c *Console) listDeleted(ctx context.Context, t *policy.Table, f filter) ([
 		var atText, row string
 		page := make([]string, len(cols))
 		keys := make([]string, len(t.PrimaryKey))
-		dest := []any{&r.DeletedAt, &atText, &r.DeletedBy, &r.DeletedReason, &row, &r.Cascaded}
+		dest := []any{&r.DeletedAt.t, &atText, &r.DeletedBy, &r.DeletedReason, &row, &r.Cascaded}
 		for i := range page {
 			dest = append(dest, &page[i])
 		}
@@ -226,7 +256,7 @@ func (c *Console) listDeleted(ctx context.Context, t *policy.Table, f filter) ([
 			rows.Close()
 			return nil, "", err
 		}
-		r.Row = json.RawMessage(row)
+		r.Row, r.DeletedAt.text = json.RawMessage(row), atText
 		if r.Key, err = keyJSON(t.PrimaryKey, keys); err != nil {
 			rows.Close()
 			return nil, "", err
@@ -300,9 +330,9 @@ func keyCondition(t *policy.Table, raw json.RawMessage, qual string) (string, er
 	if len(t.PrimaryKey) == 0 {
 		return "", badInput("%s has no primary key, so the console cannot name one of its rows: use tombstone restore or purge with --where", t.QualifiedName())
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return "", badInput("the key is not a JSON object of the primary key's columns, such as %s", exampleKey(t))
+	obj, err := keyObject(raw)
+	if err != nil {
+		return "", badInput("the key is not a JSON object of the primary key's columns, such as %s: %v", exampleKey(t), err)
 	}
 	for name := range obj {
 		if !slices.Contains(t.PrimaryKey, name) {
@@ -322,6 +352,42 @@ func keyCondition(t *policy.Table, raw json.RawMessage, qual string) (string, er
 		conds[i] = fmt.Sprintf("%s%s OPERATOR(pg_catalog.=) CAST(%s AS %s)", qual, sqlquote.Ident(col), sqlquote.Literal(text), t.KeyTypes[i])
 	}
 	return strings.Join(conds, " AND "), nil
+}
+
+// keyObject reads a JSON object's members. A member named twice is an
+// error, not the last one winning: {"id":1,"id":2} names no one row, and
+// whatever logged or checked the request may have read the first.
+func keyObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New("not an object")
+	}
+	obj := map[string]json.RawMessage{}
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, ok := tok.(string)
+		if !ok {
+			return nil, errors.New("not an object")
+		}
+		var v json.RawMessage
+		if err := d.Decode(&v); err != nil {
+			return nil, err
+		}
+		if _, twice := obj[name]; twice {
+			return nil, fmt.Errorf("it names %q twice", name)
+		}
+		obj[name] = v
+	}
+	if _, err := d.Token(); err != nil {
+		return nil, err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, errors.New("more than one JSON value")
+	}
+	return obj, nil
 }
 
 // keyValue checks v against a column type and returns its text: integers
@@ -410,8 +476,13 @@ func (c *Console) restore(ctx context.Context, u *User, t *policy.Table, key jso
 }
 
 // erase removes the deleted row of t with key for good, with the rows
-// that cascade from it, audited with the actor console:<user>.
-func (c *Console) erase(ctx context.Context, u *User, t *policy.Table, key json.RawMessage) (*purge.ErasureReport, error) {
+// that cascade from it, audited with the actor console:<user>. With
+// dryRun it removes nothing and reports what it would remove: the
+// confirmation page shows it, since the cascade takes every row
+// referencing this one, not only the rows its deletion took (rows
+// deleted on their own before, and live rows of a declared cascade,
+// which no constraint keeps from referencing a deleted row).
+func (c *Console) erase(ctx context.Context, u *User, t *policy.Table, key json.RawMessage, dryRun bool) (*purge.ErasureReport, error) {
 	if !u.CanPurge {
 		return nil, &inputError{Status: 403, Msg: "user " + u.Name + " may not purge (console.users[].can lacks purge)"}
 	}
@@ -427,7 +498,7 @@ func (c *Console) erase(ctx context.Context, u *User, t *policy.Table, key json.
 	// Only a deleted row: the console is the trash, not the table.
 	report, err := purge.Erase(ctx, conn.Conn(), c.opts.Policy, purge.Erasure{
 		Table: policy.RelName{Schema: t.Schema, Name: t.Name}, Where: cond + " AND " + sqlquote.Ident(t.DeletedAt) + " IS NOT NULL",
-		Cascade: true, Actor: "console:" + u.Name, Reason: "console purge",
+		Cascade: true, DryRun: dryRun, Actor: "console:" + u.Name, Reason: "console purge",
 	})
 	switch {
 	case err == nil && report.Rows() == 0:
@@ -435,7 +506,9 @@ func (c *Console) erase(ctx context.Context, u *User, t *policy.Table, key json.
 	case err != nil:
 		err = dataError(err)
 	}
-	c.count(u, t, "purge", err)
+	if !dryRun {
+		c.count(u, t, "purge", err)
+	}
 	return report, err
 }
 

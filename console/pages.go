@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tombstone-proxy/tombstone/policy"
 )
@@ -94,7 +95,11 @@ func (c *Console) pageTable(w http.ResponseWriter, r *http.Request) {
 }
 
 // tablePath is the table page's path.
-func tablePath(t *policy.Table) string { return "/tables/" + url.PathEscape(t.QualifiedName()) }
+func tablePath(t *policy.Table) string { return pagePath(t.QualifiedName()) }
+
+// pagePath is the path of the page of the table named name (schema-
+// qualified), escaped: a name may hold any character, / ? and # included.
+func pagePath(name string) string { return "/tables/" + url.PathEscape(name) }
 
 // formAction reads the table and key of a form POST; it has answered
 // when ok is false.
@@ -145,11 +150,8 @@ func (c *Console) pagePurge(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusForbidden, "user "+u.Name+" may not purge (console.users[].can lacks purge)")
 		return
 	}
-	if r.PostFormValue("confirm") != "yes" {
-		c.render(w, http.StatusOK, "confirm.html", map[string]any{"User": u, "Table": t.QualifiedName(), "Path": tablePath(t), "Key": string(key), "CSRF": c.csrfToken(u)})
-		return
-	}
-	report, err := c.erase(r.Context(), u, t, key)
+	confirmed := r.PostFormValue("confirm") == "yes"
+	report, err := c.erase(r.Context(), u, t, key, !confirmed)
 	if err != nil {
 		c.actionFailed(w, r, u, t, err)
 		return
@@ -157,6 +159,11 @@ func (c *Console) pagePurge(w http.ResponseWriter, r *http.Request) {
 	parts := make([]string, len(report.Removed))
 	for i, n := range report.Removed {
 		parts[i] = fmt.Sprintf("%s %d", n.Table, n.Rows)
+	}
+	if !confirmed {
+		c.render(w, http.StatusOK, "confirm.html", map[string]any{"User": u, "Table": t.QualifiedName(), "Path": tablePath(t), "Key": string(key), "CSRF": c.csrfToken(u),
+			"Removes": rowCount(report.Rows()) + ": " + strings.Join(parts, ", ")})
+		return
 	}
 	c.setFlash(w, r, u, "ok", fmt.Sprintf("Purged %s for good: %s", rowCount(report.Rows()), strings.Join(parts, ", ")))
 	http.Redirect(w, r, tablePath(t), http.StatusSeeOther)
@@ -192,6 +199,10 @@ func rowCount(n int64) string {
 
 const flashCookie = "tombstone_flash"
 
+// maxFlash is the longest flash text in bytes: base64 and the signature
+// keep the cookie well under the 4096 bytes browsers store.
+const maxFlash = 2000
+
 // flash is the message the page after a redirect shows.
 type flash struct {
 	Kind string // ok or error
@@ -201,6 +212,15 @@ type flash struct {
 // setFlash stores a message for the next page in a cookie signed for
 // the user, so that nobody can make the console show text of theirs.
 func (c *Console) setFlash(w http.ResponseWriter, r *http.Request, u *User, kind, text string) {
+	if len(text) > maxFlash {
+		// A conflict's DETAIL quotes the application's values, as long
+		// as it made them; browsers drop a cookie over 4096 bytes.
+		cut := maxFlash
+		for !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "…"
+	}
 	payload := base64.RawURLEncoding.EncodeToString([]byte(kind + "\n" + text))
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: payload + "." + c.mac("flash", u.Name, payload),
 		Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
