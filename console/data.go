@@ -498,7 +498,7 @@ func (c *Console) erase(ctx context.Context, u *User, t *policy.Table, key json.
 	// Only a deleted row: the console is the trash, not the table.
 	report, err := purge.Erase(ctx, conn.Conn(), c.opts.Policy, purge.Erasure{
 		Table: policy.RelName{Schema: t.Schema, Name: t.Name}, Where: cond + " AND " + sqlquote.Ident(t.DeletedAt) + " IS NOT NULL",
-		Cascade: true, DryRun: dryRun, Actor: "console:" + u.Name, Reason: "console purge",
+		Cascade: true, DeletedOnly: true, DryRun: dryRun, Actor: "console:" + u.Name, Reason: "console purge",
 	})
 	switch {
 	case err == nil && report.Rows() == 0:

@@ -293,19 +293,19 @@ func TestRestoreRacesParentDeletion(t *testing.T) {
 	}
 }
 
-// The purge's cascade takes every row referencing the purged one: here a
-// live note a declared cascade (no constraint) lets reference deleted
-// customer 5, and order 50, deleted on its own before. The
-// confirmation page says so in numbers before anything is erased.
+// The purge's cascade takes every row referencing the purged one, not
+// only what its deletion took: order 50, deleted on its own before,
+// goes too. The confirmation page says so in numbers before anything is
+// erased. A live note that a declared cascade (no constraint) lets
+// reference deleted customer 5 makes the purge refuse: the console
+// empties the trash and never erases a live row.
 func TestPurgeConfirmationCounts(t *testing.T) {
 	e := newEnv(t)
-	if _, err := e.conn.Exec(e.ctx, `INSERT INTO notes (id, customer_id) VALUES (99, 5)`); err != nil {
-		t.Fatal(err)
-	}
 	before := e.snapshot(t)
-	vals := url.Values{"key": {`{"id":5}`}, "csrf_token": {e.console.csrfToken(&User{Name: "dpo"})}}
+	token := e.console.csrfToken(&User{Name: "dpo"})
+	vals := url.Values{"key": {`{"id":5}`}, "csrf_token": {token}}
 	r := e.form(t, "/tables/public.customers/purge", e.srv.URL, vals, "dpo", dpoPassword)
-	want := `<p id="purge-removes">It erases 9 rows: public.order_lines 4, public.orders 2, public.notes 2, public.customers 1.</p>`
+	want := `<p id="purge-removes">It erases 8 rows: public.order_lines 4, public.orders 2, public.notes 1, public.customers 1.</p>`
 	if r.status != 200 || !strings.Contains(r.body, want) {
 		t.Errorf("confirmation page: %d, want it to hold %s:\n%s", r.status, want, r.body)
 	}
@@ -313,7 +313,30 @@ func TestPurgeConfirmationCounts(t *testing.T) {
 	if a := e.audit(t); len(a) != 0 {
 		t.Errorf("the dry run wrote the audit log: %q", a)
 	}
+
+	if _, err := e.conn.Exec(e.ctx, `INSERT INTO notes (id, customer_id) VALUES (99, 5)`); err != nil {
+		t.Fatal(err)
+	}
+	before = e.snapshot(t)
+	for _, confirm := range []string{"", "yes"} {
+		vals.Set("confirm", confirm)
+		r = e.form(t, "/tables/public.customers/purge", e.srv.URL, vals, "dpo", dpoPassword)
+		if r.status != http.StatusSeeOther {
+			t.Errorf("purge (confirm=%q) of customer 5 with a live note: %d %s; want 303 back to the table with an error", confirm, r.status, r.body)
+		}
+		page := e.do(t, "GET", "/tables/public.customers", "dpo", dpoPassword, "", "Cookie", cookieOf(t, r))
+		if !strings.Contains(page.body, "public.notes holds 1 live row that would go with them") {
+			t.Errorf("the page after a refused purge (confirm=%q) does not name the live row:\n%.3000s", confirm, page.body)
+		}
+		e.unchanged(t, "a purge that would take a live row", before)
+	}
+	if r := e.postJSON(t, "dpo", dpoPassword, "/api/v1/tables/public.customers/purge", `{"key":{"id":5}}`); r.status != 409 || !strings.Contains(r.body, "live row") {
+		t.Errorf("API purge taking a live row: %d %s; want 409 naming the live row", r.status, r.body)
+	}
+	e.unchanged(t, "an API purge that would take a live row", before)
+
 	// A key the purge cannot use says why before any confirmation.
+	vals.Set("confirm", "")
 	vals.Set("key", `{"id":3}`)
 	r = e.form(t, "/tables/public.customers/purge", e.srv.URL, vals, "dpo", dpoPassword)
 	if r.status != http.StatusSeeOther {

@@ -29,6 +29,12 @@ type Erasure struct {
 	// cascades, recursively. Without it, any row referencing them makes
 	// the erasure refuse.
 	Cascade bool
+	// DeletedOnly refuses the erasure when any row it would remove, the
+	// chosen ones or those cascading from them, is a live row of a
+	// soft-delete table. A declared cascade has no constraint, so a live
+	// row may reference a deleted one; the console's purge empties the
+	// trash and must not take such a row with it.
+	DeletedOnly bool
 	// DryRun does everything and then rolls back.
 	DryRun        bool
 	Actor, Reason string
@@ -172,6 +178,11 @@ func Erase(ctx context.Context, conn *pgx.Conn, p *policy.Policy, e Erasure) (*E
 		}
 		level = next
 	}
+	if e.DeletedOnly {
+		if err := refuseLive(ctx, tx, rs, set); err != nil {
+			return nil, err
+		}
+	}
 	report := &ErasureReport{DryRun: e.DryRun}
 	if err := classify(e, set, others, report); err != nil {
 		return nil, err
@@ -234,6 +245,35 @@ func classify(e Erasure, set rowSet, others []*referencing, report *ErasureRepor
 		hint = "rerun with --cascade to erase the rows that cascade from them too (keys that do not cascade, NO ACTION or RESTRICT, still refuse: remove or re-point those rows first)"
 	}
 	return fmt.Errorf("%w: %s; %s", ErrRefused, strings.Join(refusals, "; "), hint)
+}
+
+// refuseLive refuses, with ErrRefused, a set holding live rows of
+// soft-delete tables (Erasure.DeletedOnly).
+func refuseLive(ctx context.Context, tx pgx.Tx, rs *relations, set rowSet) error {
+	var live []string
+	for _, oid := range slices.Sorted(maps.Keys(set)) {
+		rel, err := rs.get(ctx, oid)
+		if err != nil {
+			return err
+		}
+		if rel.soft == nil || !rel.columns[rel.soft.DeletedAt] {
+			continue
+		}
+		var n int64
+		err = tx.QueryRow(ctx, fmt.Sprintf("SELECT pg_catalog.count(*) FROM ONLY %s AS t WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.tid[]) AND t.%s IS NULL",
+			qualified(rel.name), quote(rel.soft.DeletedAt)), set.tids(oid)).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("check for live rows in %s: %w", rel.name, err)
+		}
+		if n > 0 {
+			live = append(live, fmt.Sprintf("%s holds %s that would go with them", rel.name, count(n, "live row")))
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: only deleted rows may be erased here, and %s; delete those rows first, or erase with tombstone purge --where",
+		ErrRefused, strings.Join(live, "; "))
 }
 
 // remove writes the audit rows of the set, removes it children first and
