@@ -124,6 +124,11 @@ func softSetTargets(t *policy.Table, v deletionValues) ([]*pg.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	return setTargets(set)
+}
+
+// setTargets is a SET list's text as an UPDATE's target list.
+func setTargets(set string) ([]*pg.Node, error) {
 	tree, err := pg.Parse("UPDATE tombstone SET " + set)
 	if err != nil {
 		return nil, refuseInternal(fmt.Errorf("soft-delete SET %q: %w", set, err))

@@ -361,7 +361,7 @@ func TestLiteralKind(t *testing.T) {
 		}
 	}
 	res := mustRewrite(t, r, "SELECT * FROM contacts WHERE d > date '2020-01-01'")
-	if !strings.Contains(res.SQL, "'2020-01-01'") || !strings.Contains(res.SQL, "deleted_at IS NULL") {
+	if !strings.Contains(res.SQL, "'2020-01-01'") || !strings.Contains(res.SQL, `"deleted_at" IS NULL`) {
 		t.Fatalf("typed string literal: %s", res.SQL)
 	}
 }

@@ -1,0 +1,612 @@
+package rewrite
+
+import (
+	"sort"
+	"strings"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// The splicer: for the common statements the rewritten text is the
+// client's own text with the rules' additions inserted at byte offsets,
+// instead of pg_query's deparse of the changed tree. Deparse costs about
+// as much as the parse, and it loses the client's formatting and the
+// place of its comments (sqlcommenter tags, read by pg_stat_statements
+// users and APM tools).
+//
+// The engine records each change it makes to the tree as an edit (engine
+// fields edits and untextable). The splicer places an edit only where it
+// is certain of the text it changes: offsets come from the parse tree's
+// location fields and from the package's one SQL scanner (scan.go), which
+// finds clause keywords at the right parenthesis depth; then every
+// located node of the statement must lie in the text span of the clause
+// it belongs to (a count per span, so that a keyword taken for a clause
+// boundary that is not one is caught). Anything else (a change with no
+// text form, a statement shape the splicer does not know, a boundary it
+// cannot verify) makes the whole text fall back to deparse.
+//
+// Statements without edits stay byte-for-byte as sent; comments stay
+// where the client put them.
+
+type editKind uint8
+
+const (
+	// editWhere: add ANDed into the WHERE of owner (*pg.SelectStmt,
+	// *pg.UpdateStmt or *pg.DeleteStmt), whose WHERE was orig.
+	editWhere editKind = iota
+	// editOn: add ANDed into the ON of owner (*pg.JoinExpr), which was
+	// orig.
+	editOn
+	// editDelete: the DELETE owner (*pg.DeleteStmt, held by node) became
+	// UPDATE ... SET set [FROM its USING] WHERE orig AND add.
+	editDelete
+)
+
+// textEdit is one change the engine made to the tree, in a form the splicer
+// can put into the text.
+type textEdit struct {
+	kind  editKind
+	stmt  int // index of the top-level statement it belongs to
+	owner proto.Message
+	node  *pg.Node // editDelete: the node that held the DELETE
+	orig  *pg.Node
+	add   []*pg.Node
+	set   string
+}
+
+// record notes an edit of the current top-level statement.
+func (e *engine) record(ed textEdit) {
+	ed.stmt = e.stmtIndex
+	e.edits = append(e.edits, ed)
+}
+
+// noText notes a change the splicer cannot express: the text is deparsed.
+func (e *engine) noText() { e.untextable = true }
+
+// patch replaces sql[at:end] by text.
+type patch struct {
+	at, end int
+	text    string
+}
+
+// splice returns sql with edits made in its text; ok is false when any
+// edit cannot be placed with certainty. tree is sql's parse (the engine's
+// changed tree: the splicer reads only nodes the client wrote).
+func splice(sql string, tree *pg.ParseResult, edits []textEdit) (string, bool) {
+	var patches []patch
+	for i := 0; i < len(edits); {
+		j := i
+		for j < len(edits) && edits[j].stmt == edits[i].stmt {
+			j++
+		}
+		n := edits[i].stmt
+		if n >= len(tree.Stmts) {
+			return "", false
+		}
+		p, ok := spliceStmt(sql, tree.Stmts[n], edits[i:j])
+		if !ok {
+			return "", false
+		}
+		patches = append(patches, p...)
+		i = j
+	}
+	sort.SliceStable(patches, func(a, b int) bool { return patches[a].at < patches[b].at })
+	var b strings.Builder
+	size := len(sql)
+	for _, p := range patches {
+		size += len(p.text)
+	}
+	b.Grow(size)
+	last := 0
+	for _, p := range patches {
+		if p.at < last {
+			return "", false // overlapping patches
+		}
+		b.WriteString(sql[last:p.at])
+		b.WriteString(p.text)
+		last = p.end
+	}
+	b.WriteString(sql[last:])
+	return b.String(), true
+}
+
+// stmtText is one top-level statement's tokens (offsets into the whole
+// text) and the sorted locations of its located nodes.
+type stmtText struct {
+	sql  string
+	toks []stok
+	locs []int32
+}
+
+// stok is a token with the parenthesis depth it stands at ('(' and its
+// ')' at the depth outside them) and whether it is a comment.
+type stok struct {
+	token
+	depth   int
+	comment bool
+}
+
+// spliceStmt places the edits of one top-level statement.
+func spliceStmt(sql string, raw *pg.RawStmt, edits []textEdit) ([]patch, bool) {
+	from, to := int(raw.StmtLocation), stmtEnd(sql, raw)
+	if from < 0 || to > len(sql) || from > to {
+		return nil, false
+	}
+	st := &stmtText{sql: sql}
+	sc := newScanner(sql[from:to])
+	depth := 0
+	for {
+		t := sc.next()
+		if t.kind == tokUnsure {
+			return nil, false
+		}
+		if t.kind == tokEnd {
+			break
+		}
+		t.start, t.end = t.start+from, t.end+from
+		c := sql[t.start]
+		if t.kind == tokSelf && (c == ')' || c == ']') {
+			depth--
+		}
+		st.toks = append(st.toks, stok{token: t, depth: depth, comment: t.kind == tokLineComment || t.kind == tokBlockComment})
+		if t.kind == tokSelf && (c == '(' || c == '[') {
+			depth++
+		}
+	}
+	// The statement's own nodes: the DELETE as the client wrote it when
+	// it became an UPDATE (the UPDATE's SET list was parsed from
+	// Tombstone's text, its locations are not the client's).
+	root := proto.Message(raw.Stmt)
+	for _, ed := range edits {
+		if ed.kind == editDelete && ed.node == raw.Stmt {
+			root = ed.owner
+		}
+	}
+	st.locs = appendLocations(st.locs, root.ProtoReflect())
+	sort.Slice(st.locs, func(a, b int) bool { return st.locs[a] < st.locs[b] })
+
+	var out []patch
+	for _, ed := range edits {
+		var p []patch
+		ok := false
+		switch ed.kind {
+		case editWhere:
+			p, ok = st.where(raw.Stmt, ed)
+		case editOn:
+			p, ok = st.on(raw.Stmt, ed)
+		case editDelete:
+			if ed.node == raw.Stmt {
+				p, ok = st.delete(ed)
+			}
+		}
+		if !ok {
+			return nil, false
+		}
+		out = append(out, p...)
+	}
+	return out, true
+}
+
+// whereStops end a WHERE expression, a FROM list or a SET list at depth 0.
+var whereStops = map[string]bool{
+	"where": true, "group": true, "having": true, "window": true, "order": true, "limit": true,
+	"offset": true, "fetch": true, "for": true, "union": true, "intersect": true, "except": true,
+	"returning": true,
+}
+
+// relStops end a DELETE's target.
+var relStops = map[string]bool{"using": true, "where": true, "returning": true}
+
+// joinStops end an ON expression at its depth, besides whereStops.
+var joinStops = map[string]bool{
+	"join": true, "inner": true, "left": true, "right": true, "full": true, "cross": true,
+	"natural": true, "on": true,
+}
+
+// keyword reports whether toks[i] is the keyword kw (lower case) used as
+// one: not a column label after AS or a dot, and GROUP not that of
+// WITHIN GROUP.
+func (st *stmtText) keyword(i int, kw string) bool {
+	t := st.toks[i]
+	if t.kind != tokIdent || !strings.EqualFold(st.sql[t.start:t.end], kw) {
+		return false
+	}
+	if p := st.prev(i); p >= 0 {
+		pt := st.toks[p]
+		prev := st.sql[pt.start:pt.end]
+		if prev == "." || pt.kind == tokIdent && strings.EqualFold(prev, "as") ||
+			kw == "group" && pt.kind == tokIdent && strings.EqualFold(prev, "within") {
+			return false
+		}
+	}
+	return true
+}
+
+// word is the lower-case keyword toks[i] stands for, "" if none.
+func (st *stmtText) word(i int, set map[string]bool) string {
+	t := st.toks[i]
+	if t.kind != tokIdent || t.end-t.start > 9 {
+		return ""
+	}
+	w := strings.ToLower(st.sql[t.start:t.end])
+	if set[w] && st.keyword(i, w) {
+		return w
+	}
+	return ""
+}
+
+// prev and next are the indexes of the significant tokens around i, -1
+// or len(toks) when none.
+func (st *stmtText) prev(i int) int {
+	for i--; i >= 0 && st.toks[i].comment; i-- {
+	}
+	return i
+}
+
+func (st *stmtText) next(i int) int {
+	for i++; i < len(st.toks) && st.toks[i].comment; i++ {
+	}
+	return i
+}
+
+// first is the index of the first token starting after offset at.
+func (st *stmtText) first(at int32) int {
+	return sort.Search(len(st.toks), func(i int) bool { return st.toks[i].start > int(at) })
+}
+
+// stop is the first significant token after offset at (a location) that
+// ends a clause at depth: a keyword of sets, a ',' when comma is set, a
+// ';', or a token outside the depth. It returns len(toks) at the end.
+func (st *stmtText) stop(at int32, depth int, comma bool, sets ...map[string]bool) int {
+	for i := st.first(at); i < len(st.toks); i++ {
+		t := st.toks[i]
+		if t.comment {
+			continue
+		}
+		if t.depth < depth {
+			return i
+		}
+		if t.depth > depth {
+			continue
+		}
+		if t.kind == tokSelf && (st.sql[t.start] == ';' || comma && st.sql[t.start] == ',') {
+			return i
+		}
+		for _, set := range sets {
+			if st.word(i, set) != "" {
+				return i
+			}
+		}
+	}
+	return len(st.toks)
+}
+
+// endBefore is the end offset of the last significant token before toks[i].
+func (st *stmtText) endBefore(i int) (int, bool) {
+	p := st.prev(i)
+	if p < 0 {
+		return 0, false
+	}
+	return st.toks[p].end, true
+}
+
+// count is the number of located nodes in [from, to).
+func (st *stmtText) count(from, to int) int {
+	a := sort.Search(len(st.locs), func(i int) bool { return int(st.locs[i]) >= from })
+	b := sort.Search(len(st.locs), func(i int) bool { return int(st.locs[i]) >= to })
+	return b - a
+}
+
+// locStats is the number of located nodes under the messages and their
+// largest and smallest location (-1 when none).
+type locStats struct {
+	n        int
+	min, max int32
+}
+
+func statsOf[M proto.Message](ms ...M) locStats {
+	s := locStats{min: -1, max: -1}
+	var buf [16]int32
+	for _, m := range ms {
+		if m.ProtoReflect() == nil || !m.ProtoReflect().IsValid() {
+			continue
+		}
+		for _, l := range appendLocations(buf[:0], m.ProtoReflect()) {
+			s.n++
+			if s.min < 0 || l < s.min {
+				s.min = l
+			}
+			if l > s.max {
+				s.max = l
+			}
+		}
+	}
+	return s
+}
+
+func (a locStats) plus(b locStats) locStats {
+	out := locStats{n: a.n + b.n, min: a.min, max: a.max}
+	if out.min < 0 || b.min >= 0 && b.min < out.min {
+		out.min = b.min
+	}
+	if b.max > out.max {
+		out.max = b.max
+	}
+	return out
+}
+
+// appendLocations appends every location field >= 0 under m.
+func appendLocations(dst []int32, m protoreflect.Message) []int32 {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Kind() == protoreflect.Int32Kind && fd.Name() == "location":
+			if l := int32(v.Int()); l >= 0 {
+				dst = append(dst, l)
+			}
+		case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
+			if fd.IsList() {
+				l := v.List()
+				for i := 0; i < l.Len(); i++ {
+					dst = appendLocations(dst, l.Get(i).Message())
+				}
+			} else {
+				dst = appendLocations(dst, v.Message())
+			}
+		}
+		return true
+	})
+	return dst
+}
+
+// conjuncts is the text of filters ANDed together; ok is false for a
+// filter that is not ref.col IS NULL, the only one the rules add here.
+func conjuncts(add []*pg.Node) (string, bool) {
+	var b strings.Builder
+	for i, n := range add {
+		nt := n.GetNullTest()
+		if nt == nil || nt.Nulltesttype != pg.NullTestType_IS_NULL || nt.Argisrow {
+			return "", false
+		}
+		cr := nt.Arg.GetColumnRef()
+		if cr == nil || len(cr.Fields) == 0 {
+			return "", false
+		}
+		if i > 0 {
+			b.WriteString(" AND ")
+		}
+		for k, f := range cr.Fields {
+			s := f.GetString_()
+			if s == nil {
+				return "", false
+			}
+			if k > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(quoteIdent(s.Sval))
+		}
+		b.WriteString(" IS NULL")
+	}
+	return b.String(), len(add) > 0
+}
+
+// whereParts is how a statement's located nodes divide around its WHERE:
+// the clauses before it (the last of which the WHERE follows) and after.
+func whereParts(stmt proto.Message) (before, after locStats, ok bool) {
+	switch s := stmt.(type) {
+	case *pg.SelectStmt:
+		if s.Op != pg.SetOperation_SETOP_NONE || len(s.ValuesLists) > 0 {
+			return before, after, false
+		}
+		before = statsOf(s.WithClause).plus(statsOf(s.IntoClause)).
+			plus(statsOf(s.DistinctClause...)).plus(statsOf(s.TargetList...)).plus(statsOf(s.FromClause...))
+		after = statsOf(s.GroupClause...).plus(statsOf(s.HavingClause, s.LimitOffset, s.LimitCount)).
+			plus(statsOf(s.WindowClause...)).plus(statsOf(s.SortClause...)).plus(statsOf(s.LockingClause...))
+	case *pg.UpdateStmt:
+		before = statsOf(s.WithClause).plus(statsOf(s.Relation)).plus(statsOf(s.TargetList...)).plus(statsOf(s.FromClause...))
+		after = statsOf(s.ReturningList...)
+	case *pg.DeleteStmt:
+		before = statsOf(s.WithClause).plus(statsOf(s.Relation)).plus(statsOf(s.UsingClause...))
+		after = statsOf(s.ReturningList...)
+	default:
+		return before, after, false
+	}
+	return before, after, true
+}
+
+// topOwner reports whether owner is the top-level statement stmt.
+func topOwner(stmt *pg.Node, owner proto.Message) bool {
+	switch s := owner.(type) {
+	case *pg.SelectStmt:
+		return stmt.GetSelectStmt() == s
+	case *pg.UpdateStmt:
+		return stmt.GetUpdateStmt() == s
+	case *pg.DeleteStmt:
+		return stmt.GetDeleteStmt() == s
+	}
+	return false
+}
+
+// where places an editWhere on the top-level statement.
+func (st *stmtText) where(stmt *pg.Node, ed textEdit) ([]patch, bool) {
+	if !topOwner(stmt, ed.owner) {
+		return nil, false
+	}
+	before, after, ok := whereParts(ed.owner)
+	if !ok {
+		return nil, false
+	}
+	if s, ok := ed.owner.(*pg.SelectStmt); ok && !st.leads(statsOf(s.WithClause).max, "select") {
+		return nil, false // TABLE t, or a parenthesized SELECT
+	}
+	return st.whereAnd(before, after, ed.orig, ed.add)
+}
+
+// leads reports whether the first depth-0 word after location at is kw:
+// the statement's keyword after its WITH clause.
+func (st *stmtText) leads(at int32, kw string) bool {
+	for i := st.first(at); i < len(st.toks); i++ {
+		if t := st.toks[i]; !t.comment && t.depth == 0 && t.kind != tokSelf {
+			return st.keyword(i, kw)
+		}
+	}
+	return false
+}
+
+// whereAnd ANDs add into the WHERE orig (nil: none) of a statement whose
+// other located nodes are before and after it.
+func (st *stmtText) whereAnd(before, after locStats, orig *pg.Node, add []*pg.Node) ([]patch, bool) {
+	filters, ok := conjuncts(add)
+	if !ok || st.count(0, len(st.sql)) != before.n+after.n+statsOf(orig).n {
+		return nil, false
+	}
+	if orig == nil {
+		// No WHERE: one goes after the clause before it.
+		i := st.stop(before.max, 0, false, whereStops)
+		if i < len(st.toks) && st.word(i, whereStops) == "where" {
+			return nil, false
+		}
+		at, ok := st.endBefore(i)
+		if !ok || int32(at) <= before.max || st.count(0, at) != before.n {
+			return nil, false
+		}
+		return []patch{{at: at, end: at, text: " WHERE " + filters}}, true
+	}
+	x := statsOf(orig)
+	if x.n == 0 {
+		return nil, false
+	}
+	kw := -1
+	for i := st.first(before.max); i < len(st.toks) && st.toks[i].start < int(x.min); i++ {
+		if st.toks[i].depth == 0 && st.keyword(i, "where") {
+			kw = i
+		}
+	}
+	if kw < 0 {
+		return nil, false
+	}
+	start := st.next(kw)
+	end, ok := st.endBefore(st.stop(x.max, 0, false, whereStops))
+	if !ok || start >= len(st.toks) || st.toks[start].start > int(x.min) || end <= int(x.max) ||
+		st.count(0, st.toks[kw].start) != before.n || st.count(st.toks[kw].start, end) != x.n {
+		return nil, false
+	}
+	return []patch{
+		{at: st.toks[start].start, end: st.toks[start].start, text: "("},
+		{at: end, end: end, text: ") AND " + filters},
+	}, true
+}
+
+// on places an editOn on a join of the top-level statement's FROM.
+func (st *stmtText) on(stmt *pg.Node, ed textEdit) ([]patch, bool) {
+	j, ok := ed.owner.(*pg.JoinExpr)
+	if !ok || ed.orig == nil || !topJoin(stmt, j) {
+		return nil, false
+	}
+	filters, ok := conjuncts(ed.add)
+	if !ok {
+		return nil, false
+	}
+	sides := statsOf(j.Larg, j.Rarg)
+	x := statsOf(ed.orig)
+	if x.n == 0 || sides.n == 0 {
+		return nil, false
+	}
+	kw := -1
+	for i := st.first(sides.max); i < len(st.toks) && st.toks[i].start < int(x.min); i++ {
+		if st.keyword(i, "on") {
+			kw = i
+		}
+	}
+	if kw < 0 {
+		return nil, false
+	}
+	start := st.next(kw)
+	end, ok := st.endBefore(st.stop(x.max, st.toks[kw].depth, true, whereStops, joinStops))
+	if !ok || start >= len(st.toks) || st.toks[start].start > int(x.min) || end <= int(x.max) ||
+		st.count(st.toks[kw].start, end) != x.n {
+		return nil, false
+	}
+	return []patch{
+		{at: st.toks[start].start, end: st.toks[start].start, text: "("},
+		{at: end, end: end, text: ") AND " + filters},
+	}, true
+}
+
+// topJoin reports whether j is in the join trees of the top-level
+// statement's FROM (not in a subquery).
+func topJoin(stmt *pg.Node, j *pg.JoinExpr) bool {
+	var from []*pg.Node
+	switch {
+	case stmt.GetSelectStmt() != nil:
+		from = stmt.GetSelectStmt().FromClause
+	case stmt.GetUpdateStmt() != nil:
+		from = stmt.GetUpdateStmt().FromClause
+	case stmt.GetDeleteStmt() != nil:
+		from = stmt.GetDeleteStmt().UsingClause
+	}
+	var in func(n *pg.Node) bool
+	in = func(n *pg.Node) bool {
+		x := n.GetJoinExpr()
+		return x != nil && (x == j || in(x.Larg) || in(x.Rarg))
+	}
+	for _, n := range from {
+		if in(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// delete turns the top-level DELETE into its soft UPDATE in the text:
+// DELETE FROM rel USING list WHERE cond RETURNING ... becomes
+// UPDATE rel SET ... FROM list WHERE (cond) AND filters RETURNING ...
+func (st *stmtText) delete(ed textEdit) ([]patch, bool) {
+	d, ok := ed.owner.(*pg.DeleteStmt)
+	if !ok || d.Relation == nil {
+		return nil, false
+	}
+	with, rel, using := statsOf(d.WithClause), statsOf(d.Relation), statsOf(d.UsingClause...)
+	if rel.n != 1 {
+		return nil, false
+	}
+	if !st.leads(with.max, "delete") {
+		return nil, false
+	}
+	del := st.first(with.max)
+	for st.toks[del].depth != 0 || !st.keyword(del, "delete") {
+		del++
+	}
+	from := st.next(del)
+	if from >= len(st.toks) || !st.keyword(from, "from") || st.toks[from].depth != 0 ||
+		st.count(0, st.toks[del].start) != with.n {
+		return nil, false
+	}
+	stop := st.stop(rel.max, 0, false, relStops)
+	relEnd, ok := st.endBefore(stop)
+	if !ok || int32(relEnd) <= rel.max || st.count(st.toks[del].start, relEnd) != 1 {
+		return nil, false
+	}
+	p := []patch{{at: st.toks[del].start, end: st.toks[from].end, text: "UPDATE"}}
+	if from != del+1 {
+		// A comment between DELETE and FROM stays.
+		p = []patch{
+			{at: st.toks[del].start, end: st.toks[del].end, text: "UPDATE"},
+			{at: st.toks[from].start, end: st.toks[from].end, text: ""},
+		}
+	}
+	p = append(p, patch{at: relEnd, end: relEnd, text: " SET " + ed.set})
+	if len(d.UsingClause) > 0 {
+		if stop >= len(st.toks) || st.word(stop, relStops) != "using" || using.n == 0 ||
+			st.count(relEnd, st.toks[stop].start) != 0 {
+			return nil, false
+		}
+		p = append(p, patch{at: st.toks[stop].start, end: st.toks[stop].end, text: "FROM"})
+	}
+	w, ok := st.whereAnd(with.plus(rel).plus(using), statsOf(d.ReturningList...), d.WhereClause, ed.add)
+	if !ok {
+		return nil, false
+	}
+	return append(p, w...), true
+}
