@@ -133,7 +133,13 @@ func setTargets(set string) ([]*pg.Node, error) {
 	if err != nil {
 		return nil, refuseInternal(fmt.Errorf("soft-delete SET %q: %w", set, err))
 	}
-	return tree.Stmts[0].Stmt.GetUpdateStmt().TargetList, nil
+	targets := tree.Stmts[0].Stmt.GetUpdateStmt().TargetList
+	for _, n := range targets {
+		// Locations in Tombstone's text, not the client's: the splicer
+		// (splice.go) reads locations as the client's.
+		clearLocations(n.ProtoReflect())
+	}
+	return targets, nil
 }
 
 // keyJSON is a row's primary key as a jsonb object, for the audit log;

@@ -115,7 +115,8 @@ func splice(sql string, tree *pg.ParseResult, edits []textEdit) (string, bool) {
 // stmtText is one top-level statement's tokens (offsets into the whole
 // text) and the sorted locations of its located nodes.
 type stmtText struct {
-	sql  string
+	sql      string
+	from, to int // the statement's text
 	toks []stok
 	locs []int32
 }
@@ -134,7 +135,7 @@ func spliceStmt(sql string, raw *pg.RawStmt, edits []textEdit) ([]patch, bool) {
 	if from < 0 || to > len(sql) || from > to {
 		return nil, false
 	}
-	st := &stmtText{sql: sql}
+	st := &stmtText{sql: sql, from: from, to: to}
 	sc := newScanner(sql[from:to])
 	depth := 0
 	for {
@@ -155,16 +156,9 @@ func spliceStmt(sql string, raw *pg.RawStmt, edits []textEdit) ([]patch, bool) {
 			depth++
 		}
 	}
-	// The statement's own nodes: the DELETE as the client wrote it when
-	// it became an UPDATE (the UPDATE's SET list was parsed from
-	// Tombstone's text, its locations are not the client's).
-	root := proto.Message(raw.Stmt)
-	for _, ed := range edits {
-		if ed.kind == editDelete && ed.node == raw.Stmt {
-			root = ed.owner
-		}
-	}
-	st.locs = appendLocations(st.locs, root.ProtoReflect())
+	// Every node the client wrote (the SET lists the rules parse carry
+	// no location, see setTargets).
+	st.locs = appendLocations(st.locs, raw.Stmt.ProtoReflect())
 	sort.Slice(st.locs, func(a, b int) bool { return st.locs[a] < st.locs[b] })
 
 	var out []patch
@@ -175,11 +169,9 @@ func spliceStmt(sql string, raw *pg.RawStmt, edits []textEdit) ([]patch, bool) {
 		case editWhere:
 			p, ok = st.where(raw.Stmt, ed)
 		case editOn:
-			p, ok = st.on(raw.Stmt, ed)
+			p, ok = st.on(ed)
 		case editDelete:
-			if ed.node == raw.Stmt {
-				p, ok = st.delete(ed)
-			}
+			p, ok = st.delete(raw.Stmt, ed)
 		}
 		if !ok {
 			return nil, false
@@ -415,6 +407,72 @@ func whereParts(stmt proto.Message) (before, after locStats, ok bool) {
 	return before, after, true
 }
 
+// textExtent is the text of one statement of the tree: [from, to) at paren
+// depth depth.
+type textExtent struct {
+	from, to, depth int
+}
+
+// extent is where the statement owner (held by node, for a DELETE that
+// became an UPDATE) stands in the text: the whole top-level statement, or
+// a parenthesized one (a subquery, a CTE's body) whose parentheses are
+// the innermost holding all its located nodes, which must open with
+// lead, or WITH. Statements written without parentheses inside another
+// (INSERT ... SELECT, EXPLAIN, set operations) are not placed.
+func (st *stmtText) extent(top *pg.Node, owner proto.Message, node *pg.Node, lead string) (textExtent, bool) {
+	sp := textExtent{from: st.from, to: st.to}
+	if node != top && !topOwner(top, owner) {
+		s := statsOf(owner)
+		if s.n == 0 {
+			return textExtent{}, false
+		}
+		// The parentheses open before the first located node.
+		var open []int
+		for i := 0; i < len(st.toks) && st.toks[i].start <= int(s.min); i++ {
+			switch c := st.sql[st.toks[i].start]; {
+			case st.toks[i].kind != tokSelf:
+			case c == '(':
+				open = append(open, i)
+			case c == ')' && len(open) > 0:
+				open = open[:len(open)-1]
+			}
+		}
+		found := false
+		for k := len(open) - 1; k >= 0 && !found; k-- {
+			o := open[k]
+			c := st.closing(o)
+			if c < 0 {
+				return textExtent{}, false
+			}
+			if st.toks[c].start > int(s.max) {
+				sp, found = textExtent{from: st.toks[o].end, to: st.toks[c].start, depth: st.toks[o].depth + 1}, true
+			}
+		}
+		if !found || st.count(sp.from, sp.to) != s.n {
+			return textExtent{}, false
+		}
+	}
+	i := st.first(int32(sp.from) - 1)
+	for i < len(st.toks) && st.toks[i].comment {
+		i++
+	}
+	if i >= len(st.toks) || !st.keyword(i, lead) && !st.keyword(i, "with") {
+		return textExtent{}, false
+	}
+	return sp, true
+}
+
+// closing is the index of the ')' that closes the '(' at toks[o], -1 if
+// none.
+func (st *stmtText) closing(o int) int {
+	for i := o + 1; i < len(st.toks); i++ {
+		if st.toks[i].depth == st.toks[o].depth && st.toks[i].kind == tokSelf && st.sql[st.toks[i].start] == ')' {
+			return i
+		}
+	}
+	return -1
+}
+
 // topOwner reports whether owner is the top-level statement stmt.
 func topOwner(stmt *pg.Node, owner proto.Message) bool {
 	switch s := owner.(type) {
@@ -428,58 +486,67 @@ func topOwner(stmt *pg.Node, owner proto.Message) bool {
 	return false
 }
 
-// where places an editWhere on the top-level statement.
-func (st *stmtText) where(stmt *pg.Node, ed textEdit) ([]patch, bool) {
-	if !topOwner(stmt, ed.owner) {
-		return nil, false
-	}
+// where places an editWhere.
+func (st *stmtText) where(top *pg.Node, ed textEdit) ([]patch, bool) {
 	before, after, ok := whereParts(ed.owner)
 	if !ok {
 		return nil, false
 	}
-	if s, ok := ed.owner.(*pg.SelectStmt); ok && !st.leads(statsOf(s.WithClause).max, "select") {
+	var lead string
+	var with locStats
+	switch s := ed.owner.(type) {
+	case *pg.SelectStmt:
+		lead, with = "select", statsOf(s.WithClause)
+	case *pg.UpdateStmt:
+		lead, with = "update", statsOf(s.WithClause)
+	case *pg.DeleteStmt:
+		lead, with = "delete", statsOf(s.WithClause)
+	}
+	sp, ok := st.extent(top, ed.owner, nil, lead)
+	if !ok || !st.leads(max(with.max, int32(sp.from)-1), sp.depth, lead) {
 		return nil, false // TABLE t, or a parenthesized SELECT
 	}
-	return st.whereAnd(before, after, ed.orig, ed.add)
+	return st.whereAnd(sp, before, after, ed.orig, ed.add)
 }
 
-// leads reports whether the first depth-0 word after location at is kw:
+// leads reports whether the first word at depth after location at is kw:
 // the statement's keyword after its WITH clause.
-func (st *stmtText) leads(at int32, kw string) bool {
+func (st *stmtText) leads(at int32, depth int, kw string) bool {
 	for i := st.first(at); i < len(st.toks); i++ {
-		if t := st.toks[i]; !t.comment && t.depth == 0 && t.kind != tokSelf {
+		if t := st.toks[i]; !t.comment && t.depth == depth && t.kind != tokSelf {
 			return st.keyword(i, kw)
 		}
 	}
 	return false
 }
 
-// whereAnd ANDs add into the WHERE orig (nil: none) of a statement whose
-// other located nodes are before and after it.
-func (st *stmtText) whereAnd(before, after locStats, orig *pg.Node, add []*pg.Node) ([]patch, bool) {
+// whereAnd ANDs add into the WHERE orig (nil: none) of the statement at
+// sp whose other located nodes are before and after it.
+func (st *stmtText) whereAnd(sp textExtent, before, after locStats, orig *pg.Node, add []*pg.Node) ([]patch, bool) {
 	filters, ok := conjuncts(add)
-	if !ok || st.count(0, len(st.sql)) != before.n+after.n+statsOf(orig).n {
+	x := statsOf(orig)
+	if !ok || st.count(sp.from, sp.to) != before.n+after.n+x.n {
 		return nil, false
 	}
+	from := max(before.max, int32(sp.from)-1)
 	if orig == nil {
 		// No WHERE: one goes after the clause before it.
-		i := st.stop(before.max, 0, false, whereStops)
+		i := st.stop(from, sp.depth, false, whereStops)
 		if i < len(st.toks) && st.word(i, whereStops) == "where" {
 			return nil, false
 		}
 		at, ok := st.endBefore(i)
-		if !ok || int32(at) <= before.max || st.count(0, at) != before.n {
+		if !ok || int32(at) <= from || at > sp.to || st.count(sp.from, at) != before.n {
 			return nil, false
 		}
 		return []patch{{at: at, end: at, text: " WHERE " + filters}}, true
 	}
-	x := statsOf(orig)
 	if x.n == 0 {
 		return nil, false
 	}
 	kw := -1
-	for i := st.first(before.max); i < len(st.toks) && st.toks[i].start < int(x.min); i++ {
-		if st.toks[i].depth == 0 && st.keyword(i, "where") {
+	for i := st.first(from); i < len(st.toks) && st.toks[i].start < int(x.min); i++ {
+		if st.toks[i].depth == sp.depth && st.keyword(i, "where") {
 			kw = i
 		}
 	}
@@ -487,9 +554,9 @@ func (st *stmtText) whereAnd(before, after locStats, orig *pg.Node, add []*pg.No
 		return nil, false
 	}
 	start := st.next(kw)
-	end, ok := st.endBefore(st.stop(x.max, 0, false, whereStops))
-	if !ok || start >= len(st.toks) || st.toks[start].start > int(x.min) || end <= int(x.max) ||
-		st.count(0, st.toks[kw].start) != before.n || st.count(st.toks[kw].start, end) != x.n {
+	end, ok := st.endBefore(st.stop(x.max, sp.depth, false, whereStops))
+	if !ok || start >= len(st.toks) || st.toks[start].start > int(x.min) || end <= int(x.max) || end > sp.to ||
+		st.count(sp.from, st.toks[kw].start) != before.n || st.count(st.toks[kw].start, end) != x.n {
 		return nil, false
 	}
 	return []patch{
@@ -498,10 +565,12 @@ func (st *stmtText) whereAnd(before, after locStats, orig *pg.Node, add []*pg.No
 	}, true
 }
 
-// on places an editOn on a join of the top-level statement's FROM.
-func (st *stmtText) on(stmt *pg.Node, ed textEdit) ([]patch, bool) {
+// on places an editOn. Where the join stands needs no finding: the ON
+// keyword follows the join's sides, and the span of its expression must
+// hold exactly the expression's located nodes of the whole statement.
+func (st *stmtText) on(ed textEdit) ([]patch, bool) {
 	j, ok := ed.owner.(*pg.JoinExpr)
-	if !ok || ed.orig == nil || !topJoin(stmt, j) {
+	if !ok || ed.orig == nil {
 		return nil, false
 	}
 	filters, ok := conjuncts(ed.add)
@@ -534,35 +603,10 @@ func (st *stmtText) on(stmt *pg.Node, ed textEdit) ([]patch, bool) {
 	}, true
 }
 
-// topJoin reports whether j is in the join trees of the top-level
-// statement's FROM (not in a subquery).
-func topJoin(stmt *pg.Node, j *pg.JoinExpr) bool {
-	var from []*pg.Node
-	switch {
-	case stmt.GetSelectStmt() != nil:
-		from = stmt.GetSelectStmt().FromClause
-	case stmt.GetUpdateStmt() != nil:
-		from = stmt.GetUpdateStmt().FromClause
-	case stmt.GetDeleteStmt() != nil:
-		from = stmt.GetDeleteStmt().UsingClause
-	}
-	var in func(n *pg.Node) bool
-	in = func(n *pg.Node) bool {
-		x := n.GetJoinExpr()
-		return x != nil && (x == j || in(x.Larg) || in(x.Rarg))
-	}
-	for _, n := range from {
-		if in(n) {
-			return true
-		}
-	}
-	return false
-}
-
 // delete turns the top-level DELETE into its soft UPDATE in the text:
 // DELETE FROM rel USING list WHERE cond RETURNING ... becomes
 // UPDATE rel SET ... FROM list WHERE (cond) AND filters RETURNING ...
-func (st *stmtText) delete(ed textEdit) ([]patch, bool) {
+func (st *stmtText) delete(top *pg.Node, ed textEdit) ([]patch, bool) {
 	d, ok := ed.owner.(*pg.DeleteStmt)
 	if !ok || d.Relation == nil {
 		return nil, false
@@ -571,19 +615,20 @@ func (st *stmtText) delete(ed textEdit) ([]patch, bool) {
 	if rel.n != 1 {
 		return nil, false
 	}
-	if !st.leads(with.max, "delete") {
+	sp, ok := st.extent(top, d, ed.node, "delete")
+	if !ok || !st.leads(max(with.max, int32(sp.from)-1), sp.depth, "delete") {
 		return nil, false
 	}
-	del := st.first(with.max)
-	for st.toks[del].depth != 0 || !st.keyword(del, "delete") {
+	del := st.first(max(with.max, int32(sp.from)-1))
+	for st.toks[del].depth != sp.depth || !st.keyword(del, "delete") {
 		del++
 	}
 	from := st.next(del)
-	if from >= len(st.toks) || !st.keyword(from, "from") || st.toks[from].depth != 0 ||
-		st.count(0, st.toks[del].start) != with.n {
+	if from >= len(st.toks) || !st.keyword(from, "from") || st.toks[from].depth != sp.depth ||
+		st.count(sp.from, st.toks[del].start) != with.n {
 		return nil, false
 	}
-	stop := st.stop(rel.max, 0, false, relStops)
+	stop := st.stop(rel.max, sp.depth, false, relStops)
 	relEnd, ok := st.endBefore(stop)
 	if !ok || int32(relEnd) <= rel.max || st.count(st.toks[del].start, relEnd) != 1 {
 		return nil, false
@@ -604,9 +649,29 @@ func (st *stmtText) delete(ed textEdit) ([]patch, bool) {
 		}
 		p = append(p, patch{at: st.toks[stop].start, end: st.toks[stop].end, text: "FROM"})
 	}
-	w, ok := st.whereAnd(with.plus(rel).plus(using), statsOf(d.ReturningList...), d.WhereClause, ed.add)
+	w, ok := st.whereAnd(sp, with.plus(rel).plus(using), statsOf(d.ReturningList...), d.WhereClause, ed.add)
 	if !ok {
 		return nil, false
 	}
 	return append(p, w...), true
+}
+
+// clearLocations sets every location under m to -1 (unknown).
+func clearLocations(m protoreflect.Message) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Kind() == protoreflect.Int32Kind && fd.Name() == "location":
+			m.Set(fd, protoreflect.ValueOfInt32(-1))
+		case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
+			if fd.IsList() {
+				l := v.List()
+				for i := 0; i < l.Len(); i++ {
+					clearLocations(l.Get(i).Message())
+				}
+			} else {
+				clearLocations(v.Message())
+			}
+		}
+		return true
+	})
 }

@@ -281,15 +281,16 @@ func reprint(sql string) (string, error) {
 	return pgDeparse(tree)
 }
 
-// cutAtPlaceholders splits the deparsed template around $1..$n, which must
-// each occur exactly once. The deparser may move a placeholder (a filter
-// pushed into an ON clause), so the order is recorded. A literal spliced
-// in place of a placeholder must stay one token with the same neighbours,
-// as the placeholder was: see spliceSafe.
+// cutAtPlaceholders splits the template's rewrite around $1..$n, which
+// must each occur exactly once. The deparser may move a placeholder (a
+// filter pushed into an ON clause), so the order is recorded. A literal
+// spliced in place of a placeholder must stay one token with the same
+// neighbours, as the placeholder was: see spliceSafe.
 func cutAtPlaceholders(out string, n int) (segments []string, order []int, ok bool) {
 	seen := make([]bool, n)
 	l := newScanner(out)
 	last := 0
+	prev := token{kind: tokEnd}
 	for {
 		t := l.next()
 		switch t.kind {
@@ -299,7 +300,7 @@ func cutAtPlaceholders(out string, n int) (segments []string, order []int, ok bo
 			return nil, nil, false
 		case tokParam:
 			k, err := strconv.Atoi(out[t.start+1 : t.end])
-			if err != nil || k < 1 || k > n || seen[k-1] || !spliceSafe(out, t.start, t.end) {
+			if err != nil || k < 1 || k > n || seen[k-1] || !spliceSafe(out, prev, t.start, t.end) {
 				return nil, nil, false
 			}
 			seen[k-1] = true
@@ -307,29 +308,42 @@ func cutAtPlaceholders(out string, n int) (segments []string, order []int, ok bo
 			order = append(order, k-1)
 			last = t.end
 		}
+		prev = t
 	}
 }
 
 // spliceSafe reports whether any template literal ('...', or a decimal
-// number such as 5, 1.5, .5, 1., 1e5) may replace out[start:end]
-// without joining the bytes around it: an identifier character on either
-// side would glue on (x'a' is a bit string, a5 an identifier, 5e an
-// error), a quote next to a string's quote would be read as a doubled
-// quote inside one string, a dot would make a number (.5, 1..), & after
-// u would make a U& string, and whitespace holding a newline between two
-// strings continues the first.
-func spliceSafe(out string, start, end int) bool {
+// number such as 5, 1.5, .5, 1., 1e5) may replace out[start:end], the
+// token after prev, without joining the bytes around it: an identifier
+// character on either side would glue on (x'a' is a bit string, a5 an
+// identifier, 5e an error), a quote next to a string's quote would be
+// read as a doubled quote inside one string, a dot would make a number
+// (.5, 1..), & after u would make a U& string, and whitespace holding a
+// newline between two strings continues the first. The splicer keeps the
+// client's line breaks, so a newline is refused only where a string or a
+// comment (which may hide one: the server continues a string across a
+// -- comment) stands across it.
+func spliceSafe(out string, prev token, start, end int) bool {
 	unsafe := func(c byte) bool { return isIdentCont(c) || c == '\'' || c == '.' || c == '&' }
 	if start > 0 && unsafe(out[start-1]) || end < len(out) && unsafe(out[end]) {
 		return false
 	}
+	stringy := func(k tokenKind) bool {
+		return k == tokLineComment || k == tokBlockComment || out[prev.end-1] == '\''
+	}
 	for i := start - 1; i >= 0 && isScanSpace(out[i]); i-- {
-		if out[i] == '\n' || out[i] == '\r' {
+		if (out[i] == '\n' || out[i] == '\r') && prev.kind != tokEnd && stringy(prev.kind) {
 			return false
 		}
 	}
-	for i := end; i < len(out) && isScanSpace(out[i]); i++ {
-		if out[i] == '\n' || out[i] == '\r' {
+	newline := false
+	i := end
+	for ; i < len(out) && isScanSpace(out[i]); i++ {
+		newline = newline || out[i] == '\n' || out[i] == '\r'
+	}
+	if newline && i < len(out) {
+		rest := out[i:]
+		if rest[0] == '\'' || strings.HasPrefix(rest, "--") || strings.HasPrefix(rest, "/*") {
 			return false
 		}
 	}

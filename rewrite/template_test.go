@@ -332,8 +332,12 @@ func TestCutAtPlaceholders(t *testing.T) {
 		{"SELECT 'x'$1", 1, false, nil},                           // 'x''a' would be one string
 		{"SELECT u&$1", 1, false, nil},                            // u&'a' would be a U& string
 		{"SELECT 'x'\n$1", 1, false, nil},                         // 'x' \n 'a' would continue
-		{"SELECT $1e", 1, false, nil},                             // 5e is junk
-		{"SELECT -$1, ($1)", 2, false, nil},                       // duplicated
+		{"SELECT $1\n'x'", 1, false, nil},                         // 'a' \n 'x' would continue
+		{"SELECT -- c\n$1", 1, false, nil},                        // a comment may hide a string
+		{"SELECT $1\n-- c\n'x'", 1, false, nil},                   // as it may after
+		{"SELECT x\n  FROM t\n WHERE a = $1\n ORDER BY a", 1, true, []string{"SELECT x\n  FROM t\n WHERE a = ", "\n ORDER BY a"}}, // the client's line breaks
+		{"SELECT $1e", 1, false, nil},       // 5e is junk
+		{"SELECT -$1, ($1)", 2, false, nil}, // duplicated
 		{"SELECT -$1, ($2)::int", 2, true, []string{"SELECT -", ", (", ")::int"}},
 	} {
 		segs, _, ok := cutAtPlaceholders(c.out, c.n)
