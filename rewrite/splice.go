@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -92,7 +93,7 @@ func splice(sql string, tree *pg.ParseResult, edits []textEdit) (string, bool) {
 		patches = append(patches, p...)
 		i = j
 	}
-	sort.SliceStable(patches, func(a, b int) bool { return patches[a].at < patches[b].at })
+	slices.SortStableFunc(patches, func(a, b patch) int { return a.at - b.at })
 	var b strings.Builder
 	size := len(sql)
 	for _, p := range patches {
@@ -135,7 +136,8 @@ func spliceStmt(sql string, raw *pg.RawStmt, edits []textEdit) ([]patch, bool) {
 	if from < 0 || to > len(sql) || from > to {
 		return nil, false
 	}
-	st := &stmtText{sql: sql, from: from, to: to}
+	// About one token per five bytes of SQL: one allocation for most.
+	st := &stmtText{sql: sql, from: from, to: to, toks: make([]stok, 0, (to-from)/5+8)}
 	sc := newScanner(sql[from:to])
 	depth := 0
 	for {
@@ -158,8 +160,8 @@ func spliceStmt(sql string, raw *pg.RawStmt, edits []textEdit) ([]patch, bool) {
 	}
 	// Every node the client wrote (the SET lists the rules parse carry
 	// no location, see setTargets).
-	st.locs = appendLocations(st.locs, raw.Stmt.ProtoReflect())
-	sort.Slice(st.locs, func(a, b int) bool { return st.locs[a] < st.locs[b] })
+	st.locs = appendLocations(st.locs, raw.Stmt)
+	slices.Sort(st.locs)
 
 	var out []patch
 	for _, ed := range edits {
@@ -222,9 +224,20 @@ func (st *stmtText) word(i int, set map[string]bool) string {
 	if t.kind != tokIdent || t.end-t.start > 9 {
 		return ""
 	}
-	w := strings.ToLower(st.sql[t.start:t.end])
-	if set[w] && st.keyword(i, w) {
-		return w
+	var buf [9]byte
+	w := buf[:t.end-t.start]
+	for k := range w {
+		c := st.sql[t.start+k]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		w[k] = c
+	}
+	if !set[string(w)] { // no allocation: the compiler looks the bytes up
+		return ""
+	}
+	if kw := string(w); st.keyword(i, kw) {
+		return kw
 	}
 	return ""
 }
@@ -302,10 +315,7 @@ func statsOf[M proto.Message](ms ...M) locStats {
 	s := locStats{min: -1, max: -1}
 	var buf [16]int32
 	for _, m := range ms {
-		if m.ProtoReflect() == nil || !m.ProtoReflect().IsValid() {
-			continue
-		}
-		for _, l := range appendLocations(buf[:0], m.ProtoReflect()) {
+		for _, l := range appendLocations(buf[:0], m) {
 			s.n++
 			if s.min < 0 || l < s.min {
 				s.min = l
@@ -329,24 +339,131 @@ func (a locStats) plus(b locStats) locStats {
 	return out
 }
 
-// appendLocations appends every location field >= 0 under m.
-func appendLocations(dst []int32, m protoreflect.Message) []int32 {
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.Kind() == protoreflect.Int32Kind && fd.Name() == "location":
-			if l := int32(v.Int()); l >= 0 {
-				dst = append(dst, l)
-			}
-		case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
-			if fd.IsList() {
-				l := v.List()
-				for i := 0; i < l.Len(); i++ {
-					dst = appendLocations(dst, l.Get(i).Message())
-				}
-			} else {
-				dst = appendLocations(dst, v.Message())
-			}
+// appendLocations appends every location >= 0 in the tree under m. The
+// common node kinds are read field by field: protobuf reflection over a
+// whole statement costs as much as the deparse the splicer saves. Other
+// kinds go through reflection, whose *pg.Node children come back here.
+// TestLocationsMatchReflection holds the two ways to the same answer.
+func appendLocations(dst []int32, m proto.Message) []int32 {
+	switch x := m.(type) {
+	case *pg.Node:
+		return appendNodeLocations(dst, x)
+	case *pg.RangeVar:
+		return appendLoc(dst, x.Location) // an Alias has no location
+	case *pg.SelectStmt:
+		if x == nil {
+			return dst
 		}
+		for _, l := range [][]*pg.Node{x.DistinctClause, x.TargetList, x.FromClause, x.GroupClause, x.WindowClause, x.ValuesLists, x.SortClause, x.LockingClause} {
+			dst = appendNodes(dst, l)
+		}
+		for _, n := range []*pg.Node{x.WhereClause, x.HavingClause, x.LimitOffset, x.LimitCount} {
+			dst = appendNodeLocations(dst, n)
+		}
+		if x.IntoClause != nil {
+			dst = appendReflected(dst, x.IntoClause.ProtoReflect())
+		}
+		if x.WithClause != nil {
+			dst = appendReflected(dst, x.WithClause.ProtoReflect())
+		}
+		return appendLocations(appendLocations(dst, x.Larg), x.Rarg)
+	case *pg.TypeName:
+		if x == nil {
+			return dst
+		}
+		return appendLoc(appendNodes(appendNodes(appendNodes(dst, x.Names), x.Typmods), x.ArrayBounds), x.Location)
+	case *pg.WindowDef:
+		if x == nil {
+			return dst
+		}
+		dst = appendNodes(appendNodes(dst, x.PartitionClause), x.OrderClause)
+		return appendLoc(appendNodeLocations(appendNodeLocations(dst, x.StartOffset), x.EndOffset), x.Location)
+	}
+	if r := m.ProtoReflect(); r.IsValid() {
+		return appendReflected(dst, r)
+	}
+	return dst
+}
+
+func appendLoc(dst []int32, l int32) []int32 {
+	if l >= 0 {
+		dst = append(dst, l)
+	}
+	return dst
+}
+
+func appendNodes(dst []int32, l []*pg.Node) []int32 {
+	for _, n := range l {
+		dst = appendNodeLocations(dst, n)
+	}
+	return dst
+}
+
+func appendNodeLocations(dst []int32, n *pg.Node) []int32 {
+	if n == nil {
+		return dst
+	}
+	switch x := n.Node.(type) {
+	case *pg.Node_String_, *pg.Node_Integer, *pg.Node_Float, *pg.Node_Boolean, *pg.Node_AStar, *pg.Node_BitString:
+		return dst
+	case *pg.Node_ColumnRef:
+		return appendLoc(appendNodes(dst, x.ColumnRef.Fields), x.ColumnRef.Location)
+	case *pg.Node_AConst:
+		return appendLoc(dst, x.AConst.Location) // its value has none
+	case *pg.Node_ParamRef:
+		return appendLoc(dst, x.ParamRef.Location)
+	case *pg.Node_AExpr:
+		dst = appendNodeLocations(appendNodes(dst, x.AExpr.Name), x.AExpr.Lexpr)
+		return appendLoc(appendNodeLocations(dst, x.AExpr.Rexpr), x.AExpr.Location)
+	case *pg.Node_BoolExpr:
+		return appendLoc(appendNodes(appendNodeLocations(dst, x.BoolExpr.Xpr), x.BoolExpr.Args), x.BoolExpr.Location)
+	case *pg.Node_NullTest:
+		return appendLoc(appendNodeLocations(appendNodeLocations(dst, x.NullTest.Xpr), x.NullTest.Arg), x.NullTest.Location)
+	case *pg.Node_ResTarget:
+		return appendLoc(appendNodeLocations(appendNodes(dst, x.ResTarget.Indirection), x.ResTarget.Val), x.ResTarget.Location)
+	case *pg.Node_RangeVar:
+		return appendLocations(dst, x.RangeVar)
+	case *pg.Node_FuncCall:
+		f := x.FuncCall
+		dst = appendNodes(appendNodes(appendNodes(dst, f.Funcname), f.Args), f.AggOrder)
+		return appendLoc(appendLocations(appendNodeLocations(dst, f.AggFilter), f.Over), f.Location)
+	case *pg.Node_TypeCast:
+		return appendLoc(appendLocations(appendNodeLocations(dst, x.TypeCast.Arg), x.TypeCast.TypeName), x.TypeCast.Location)
+	case *pg.Node_TypeName:
+		return appendLocations(dst, x.TypeName)
+	case *pg.Node_SortBy:
+		return appendLoc(appendNodes(appendNodeLocations(dst, x.SortBy.Node), x.SortBy.UseOp), x.SortBy.Location)
+	case *pg.Node_SubLink:
+		l := x.SubLink
+		dst = appendNodes(appendNodeLocations(appendNodeLocations(dst, l.Xpr), l.Testexpr), l.OperName)
+		return appendLoc(appendNodeLocations(dst, l.Subselect), l.Location)
+	case *pg.Node_JoinExpr:
+		j := x.JoinExpr // its Alias and JoinUsingAlias have no location
+		return appendNodeLocations(appendNodes(appendNodeLocations(appendNodeLocations(dst, j.Larg), j.Rarg), j.UsingClause), j.Quals)
+	case *pg.Node_SelectStmt:
+		return appendLocations(dst, x.SelectStmt)
+	case *pg.Node_RangeSubselect:
+		return appendNodeLocations(dst, x.RangeSubselect.Subquery)
+	case *pg.Node_AIndirection:
+		return appendNodes(appendNodeLocations(dst, x.AIndirection.Arg), x.AIndirection.Indirection)
+	case *pg.Node_AIndices:
+		return appendNodeLocations(appendNodeLocations(dst, x.AIndices.Lidx), x.AIndices.Uidx)
+	case *pg.Node_List:
+		return appendNodes(dst, x.List.Items)
+	}
+	return appendReflected(dst, n.ProtoReflect())
+}
+
+// appendReflected is appendLocations through reflection, for m itself.
+func appendReflected(dst []int32, m protoreflect.Message) []int32 {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() == protoreflect.Int32Kind && fd.Name() == "location" {
+			dst = appendLoc(dst, int32(v.Int()))
+		}
+		_ = eachMessage(fd, v, func(c protoreflect.Message) error {
+			dst = appendLocations(dst, c.Interface())
+			return nil
+		})
 		return true
 	})
 	return dst
@@ -659,19 +776,13 @@ func (st *stmtText) delete(top *pg.Node, ed textEdit) ([]patch, bool) {
 // clearLocations sets every location under m to -1 (unknown).
 func clearLocations(m protoreflect.Message) {
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.Kind() == protoreflect.Int32Kind && fd.Name() == "location":
+		if fd.Kind() == protoreflect.Int32Kind && fd.Name() == "location" {
 			m.Set(fd, protoreflect.ValueOfInt32(-1))
-		case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
-			if fd.IsList() {
-				l := v.List()
-				for i := 0; i < l.Len(); i++ {
-					clearLocations(l.Get(i).Message())
-				}
-			} else {
-				clearLocations(v.Message())
-			}
 		}
+		_ = eachMessage(fd, v, func(c protoreflect.Message) error {
+			clearLocations(c)
+			return nil
+		})
 		return true
 	})
 }

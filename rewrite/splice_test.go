@@ -20,21 +20,60 @@ import (
 // zeroLocations clears every location, stmt_location and stmt_len under m.
 func zeroLocations(m protoreflect.Message) {
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.Kind() == protoreflect.Int32Kind && (fd.Name() == "location" || fd.Name() == "stmt_location" || fd.Name() == "stmt_len"):
+		if n := fd.Name(); fd.Kind() == protoreflect.Int32Kind && (n == "location" || n == "stmt_location" || n == "stmt_len") {
 			m.Clear(fd)
-		case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
-			if fd.IsList() {
-				l := v.List()
-				for i := 0; i < l.Len(); i++ {
-					zeroLocations(l.Get(i).Message())
-				}
-			} else {
-				zeroLocations(v.Message())
-			}
 		}
+		_ = eachMessage(fd, v, func(c protoreflect.Message) error {
+			zeroLocations(c)
+			return nil
+		})
 		return true
 	})
+}
+
+// reflectedLocations is every location >= 0 under m, by reflection alone.
+func reflectedLocations(m protoreflect.Message) []int32 {
+	var out []int32
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() == protoreflect.Int32Kind && fd.Name() == "location" && v.Int() >= 0 {
+			out = append(out, int32(v.Int()))
+		}
+		_ = eachMessage(fd, v, func(c protoreflect.Message) error {
+			out = append(out, reflectedLocations(c)...)
+			return nil
+		})
+		return true
+	})
+	return out
+}
+
+// locationsAgree reports whether appendLocations, which reads common node
+// kinds field by field, finds what reflection finds in sql's parse.
+func locationsAgree(sql string) bool {
+	tree, err := pg.Parse(sql)
+	if err != nil {
+		return true
+	}
+	for _, raw := range tree.Stmts {
+		// Reflection does not see a location of 0 (proto3 leaves zero
+		// values unset); appendLocations does.
+		a := slices.DeleteFunc(appendLocations(nil, raw.Stmt), func(l int32) bool { return l == 0 })
+		b := reflectedLocations(raw.Stmt.ProtoReflect())
+		slices.Sort(a)
+		slices.Sort(b)
+		if !slices.Equal(a, b) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestLocationsMatchReflection(t *testing.T) {
+	for _, sql := range templateCorpus(t) {
+		if !locationsAgree(sql) {
+			t.Errorf("appendLocations and reflection disagree on %s", sql)
+		}
+	}
 }
 
 // sameMeaning reports how the parses of a and b differ ("" when they do
@@ -190,5 +229,8 @@ func FuzzSplice(f *testing.F) {
 	p := testPolicy(f)
 	f.Fuzz(func(t *testing.T, sql string) {
 		checkSplice(t, p, sql)
+		if !locationsAgree(sql) {
+			t.Errorf("appendLocations and reflection disagree on %s", sql)
+		}
 	})
 }
