@@ -2,6 +2,7 @@ package rewrite
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
@@ -218,6 +219,22 @@ func TestSpliceKeepsClientText(t *testing.T) {
 			t.Errorf("%q:\n got  %q (spliced %v)\n want %q", c.sql, res.SQL, res.spliced, c.want)
 		}
 		checkSplice(t, r.policy, c.sql)
+	}
+}
+
+// A spliced soft delete reads its actor from the client's comment, which
+// stays where it was; a text the splicer cannot take (COPY has no text
+// form) is deparsed with each statement's comments appended after it.
+func TestSpliceAndFallbackKeepComments(t *testing.T) {
+	r := New(testPolicy(t), 0)
+	res := mustRewrite(t, r, "DELETE FROM orders /*actor='bob'*/ WHERE id = 1")
+	if !res.spliced || !strings.Contains(res.SQL, "COALESCE('bob', ") ||
+		!strings.HasPrefix(res.SQL, "UPDATE orders SET ") || !strings.Contains(res.SQL, " /*actor='bob'*/ WHERE (id = 1) AND ") {
+		t.Errorf("spliced delete: %s", res.SQL)
+	}
+	res = mustRewrite(t, r, "SELECT 1 /* a */; COPY contacts TO STDOUT -- b\n")
+	if res.spliced || !strings.HasSuffix(res.SQL, "/* a */; COPY (SELECT * FROM ONLY contacts WHERE deleted_at IS NULL) TO STDOUT -- b\n") {
+		t.Errorf("deparsed fallback: %q", res.SQL)
 	}
 }
 
