@@ -302,8 +302,9 @@ func TestConcurrentRewritesAgree(t *testing.T) {
 func TestRewriteKeepsItsOwnCopy(t *testing.T) {
 	r := New(testPolicy(t), 1<<20)
 	// The first text is cached by exact text, the others by template (the
-	// second unchanged, the third rewritten).
-	for _, text := range []string{"SELECT id FROM notes AS contacts", "SELECT id FROM notes WHERE body = 'contacts'", "SELECT id FROM contacts WHERE name = 'x'"} {
+	// second unchanged, the third rewritten), which the second Rewrite of
+	// a shape compiles: a hit is the third.
+	for i, text := range []string{"SELECT id FROM notes AS contacts", "SELECT id FROM notes WHERE body = 'contacts'", "SELECT id FROM contacts WHERE name = 'x'"} {
 		buf := []byte(text)
 		sql := unsafe.String(&buf[0], len(buf))
 		res := mustRewrite(t, r, sql)
@@ -314,6 +315,11 @@ func TestRewriteKeepsItsOwnCopy(t *testing.T) {
 		copy(buf, "XXXXXX")
 		if res.SQL != want || !res.Changed && res.SQL != text {
 			t.Fatalf("Result.SQL changed with the caller's buffer: %q", res.SQL)
+		}
+		if i > 0 {
+			if again, _, _ := r.Rewrite(text); again.SQL != want {
+				t.Fatalf("%s: the template's answer differs: %q", text, again.SQL)
+			}
 		}
 		again, hit, _ := r.Rewrite(text)
 		if !hit || again.SQL != want {
