@@ -118,8 +118,8 @@ func splice(sql string, tree *pg.ParseResult, edits []textEdit) (string, bool) {
 type stmtText struct {
 	sql      string
 	from, to int // the statement's text
-	toks []stok
-	locs []int32
+	toks     []stok
+	locs     []int32
 }
 
 // stok is a token with the parenthesis depth it stands at ('(' and its
