@@ -187,7 +187,7 @@ func spliceStmt(sql string, raw *pg.RawStmt, edits []textEdit) ([]patch, bool) {
 var whereStops = map[string]bool{
 	"where": true, "group": true, "having": true, "window": true, "order": true, "limit": true,
 	"offset": true, "fetch": true, "for": true, "union": true, "intersect": true, "except": true,
-	"returning": true,
+	"returning": true, "on": true, // ON: an INSERT ... SELECT's ON CONFLICT
 }
 
 // relStops end a DELETE's target.
@@ -532,13 +532,16 @@ type textExtent struct {
 
 // extent is where the statement owner (held by node, for a DELETE that
 // became an UPDATE) stands in the text: the whole top-level statement, or
-// a parenthesized one (a subquery, a CTE's body) whose parentheses are
-// the innermost holding all its located nodes, which must open with
-// lead, or WITH. Statements written without parentheses inside another
-// (INSERT ... SELECT, EXPLAIN, set operations) are not placed.
+// the statement of an INSERT ... SELECT, EXPLAIN, PREPARE or DECLARE
+// (child), or a parenthesized one (a subquery, a CTE's body) whose
+// parentheses are the innermost holding all its located nodes. It must
+// open with lead, or WITH. Set-operation arms and the query of CREATE
+// TABLE AS (WITH NO DATA may follow it) are not placed.
 func (st *stmtText) extent(top *pg.Node, owner proto.Message, node *pg.Node, lead string) (textExtent, bool) {
 	sp := textExtent{from: st.from, to: st.to}
-	if node != top && !topOwner(top, owner) {
+	if c, ok := st.child(top, owner, node, lead); ok {
+		sp = c
+	} else if node != top && !topOwner(top, owner) {
 		s := statsOf(owner)
 		if s.n == 0 {
 			return textExtent{}, false
@@ -577,6 +580,51 @@ func (st *stmtText) extent(top *pg.Node, owner proto.Message, node *pg.Node, lea
 		return textExtent{}, false
 	}
 	return sp, true
+}
+
+// child places the statement written without parentheses as the query
+// of the top-level statement: from its lead (or WITH) keyword, after
+// everything of the parent before it, up to what follows it (an INSERT's
+// ON CONFLICT or RETURNING).
+func (st *stmtText) child(top *pg.Node, owner proto.Message, node *pg.Node, lead string) (textExtent, bool) {
+	var q *pg.Node
+	var before, after locStats
+	switch p := top.Node.(type) {
+	case *pg.Node_InsertStmt:
+		i := p.InsertStmt
+		q = i.SelectStmt
+		before = statsOf(i.WithClause).plus(statsOf(i.Relation)).plus(statsOf(i.Cols...))
+		after = statsOf(i.OnConflictClause).plus(statsOf(i.ReturningList...))
+	case *pg.Node_ExplainStmt:
+		q, before = p.ExplainStmt.Query, statsOf(p.ExplainStmt.Options...)
+	case *pg.Node_PrepareStmt:
+		q, before = p.PrepareStmt.Query, statsOf(p.PrepareStmt.Argtypes...)
+	case *pg.Node_DeclareCursorStmt:
+		q = p.DeclareCursorStmt.Query
+	default:
+		return textExtent{}, false
+	}
+	if q == nil || node != q && !topOwner(q, owner) {
+		return textExtent{}, false
+	}
+	s := statsOf(owner)
+	if s.n == 0 || st.count(st.from, st.to) != before.n+s.n+after.n {
+		return textExtent{}, false
+	}
+	start := -1
+	for i := st.first(max(before.max, int32(st.from)-1)); i < len(st.toks) && st.toks[i].start < int(s.min); i++ {
+		if st.toks[i].depth == 0 && (st.keyword(i, lead) || st.keyword(i, "with")) {
+			start = i
+		}
+	}
+	to := st.to
+	if after.n > 0 {
+		to = int(after.min)
+	}
+	if start < 0 || st.count(st.toks[start].start, to) != s.n {
+		return textExtent{}, false
+	}
+	return textExtent{from: st.toks[start].start, to: to}, true
 }
 
 // closing is the index of the ')' that closes the '(' at toks[o], -1 if

@@ -213,6 +213,10 @@ func TestSpliceKeepsClientText(t *testing.T) {
 			`UPDATE contacts AS c SET "deleted_at" = (SELECT pg_catalog.clock_timestamp()) FROM notes n WHERE (c.id = n.id) AND "c"."deleted_at" IS NULL RETURNING c.id`},
 		{"UPDATE contacts SET name = 'x' -- why\n", "UPDATE contacts SET name = 'x' WHERE \"contacts\".\"deleted_at\" IS NULL -- why\n"},
 		{"SELECT a AS where FROM contacts WHERE x IS DISTINCT FROM y", `SELECT a AS where FROM contacts WHERE (x IS DISTINCT FROM y) AND "contacts"."deleted_at" IS NULL`},
+		{"INSERT INTO archive (id) SELECT id FROM contacts ON CONFLICT DO NOTHING RETURNING id",
+			`INSERT INTO archive (id) SELECT id FROM contacts WHERE "contacts"."deleted_at" IS NULL ON CONFLICT DO NOTHING RETURNING id`},
+		{"EXPLAIN (COSTS OFF) DELETE FROM contacts WHERE id = 1",
+			`EXPLAIN (COSTS OFF) UPDATE contacts SET "deleted_at" = (SELECT pg_catalog.clock_timestamp()) WHERE (id = 1) AND "contacts"."deleted_at" IS NULL`},
 	} {
 		res := mustRewrite(t, r, c.sql)
 		if !res.spliced || res.SQL != c.want {
