@@ -48,6 +48,8 @@ type engine struct {
 	edits      []textEdit
 	stmtIndex  int
 	untextable bool
+	// setOps maps a set operation's arm to the operation (splice.go).
+	setOps map[*pg.SelectStmt]*pg.SelectStmt
 }
 
 // scope is the chain of CTE names visible at a point of the query. An
@@ -233,6 +235,7 @@ func (e *engine) selectStmt(s *pg.SelectStmt, sc *scope) error {
 		return err
 	}
 	if s.Larg != nil || s.Rarg != nil {
+		e.armOf(s)
 		if err := e.selectStmt(s.Larg, sc); err != nil {
 			return err
 		}

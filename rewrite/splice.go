@@ -55,12 +55,31 @@ type textEdit struct {
 	orig  *pg.Node
 	add   []*pg.Node
 	set   string
+	// setOps: owner is an arm of these set operations, innermost first.
+	setOps []*pg.SelectStmt
 }
 
 // record notes an edit of the current top-level statement.
 func (e *engine) record(ed textEdit) {
 	ed.stmt = e.stmtIndex
+	if s, ok := ed.owner.(*pg.SelectStmt); ok {
+		for p := e.setOps[s]; p != nil; p = e.setOps[p] {
+			ed.setOps = append(ed.setOps, p)
+		}
+	}
 	e.edits = append(e.edits, ed)
+}
+
+// armOf notes that s's arms belong to the set operation s.
+func (e *engine) armOf(s *pg.SelectStmt) {
+	if e.setOps == nil {
+		e.setOps = make(map[*pg.SelectStmt]*pg.SelectStmt)
+	}
+	for _, a := range []*pg.SelectStmt{s.Larg, s.Rarg} {
+		if a != nil {
+			e.setOps[a] = s
+		}
+	}
 }
 
 // noText notes a change the splicer cannot express: the text is deparsed.
@@ -582,6 +601,51 @@ func (st *stmtText) extent(top *pg.Node, owner proto.Message, node *pg.Node, lea
 	return sp, true
 }
 
+// arm places an arm of set operations (ops, innermost first) written
+// without parentheses: within the outermost operation's text, from the
+// last SELECT before the arm's first node up to the next UNION,
+// INTERSECT or EXCEPT at its depth, or to the outermost operation's own
+// ORDER BY, LIMIT or locking clause. A parenthesized arm is placed by its
+// parentheses.
+func (st *stmtText) arm(top *pg.Node, a *pg.SelectStmt, ops []*pg.SelectStmt) (textExtent, bool) {
+	if sp, ok := st.extent(top, a, nil, "select"); ok {
+		return sp, true // parenthesized: parentheses holding exactly its nodes
+	}
+	root := ops[len(ops)-1]
+	r, ok := st.extent(top, root, nil, "select")
+	if !ok {
+		return textExtent{}, false
+	}
+	s := statsOf(a)
+	if s.n == 0 {
+		return textExtent{}, false
+	}
+	start := -1
+	for i := st.first(int32(r.from) - 1); i < len(st.toks) && st.toks[i].start < int(s.min); i++ {
+		if st.toks[i].depth == r.depth && st.keyword(i, "select") {
+			start = i
+		}
+	}
+	if start < 0 {
+		return textExtent{}, false
+	}
+	to := r.to
+	if i := st.stop(s.max, r.depth, false, setOpStops); i < len(st.toks) && st.toks[i].start < to {
+		to = st.toks[i].start
+	}
+	trailing := statsOf(root.SortClause...).plus(statsOf(root.LimitOffset, root.LimitCount)).plus(statsOf(root.LockingClause...))
+	if trailing.n > 0 && int(trailing.min) < to {
+		to = int(trailing.min)
+	}
+	if st.count(st.toks[start].start, to) != s.n {
+		return textExtent{}, false
+	}
+	return textExtent{from: st.toks[start].start, to: to, depth: r.depth}, true
+}
+
+// setOpStops end a set operation's arm.
+var setOpStops = map[string]bool{"union": true, "intersect": true, "except": true}
+
 // child places the statement written without parentheses as the query
 // of the top-level statement: from its lead (or WITH) keyword, after
 // everything of the parent before it, up to what follows it (an INSERT's
@@ -667,7 +731,12 @@ func (st *stmtText) where(top *pg.Node, ed textEdit) ([]patch, bool) {
 	case *pg.DeleteStmt:
 		lead, with = "delete", statsOf(s.WithClause)
 	}
-	sp, ok := st.extent(top, ed.owner, nil, lead)
+	var sp textExtent
+	if len(ed.setOps) > 0 {
+		sp, ok = st.arm(top, ed.owner.(*pg.SelectStmt), ed.setOps)
+	} else {
+		sp, ok = st.extent(top, ed.owner, nil, lead)
+	}
 	if !ok || !st.leads(max(with.max, int32(sp.from)-1), sp.depth, lead) {
 		return nil, false // TABLE t, or a parenthesized SELECT
 	}

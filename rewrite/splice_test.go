@@ -171,13 +171,35 @@ func TestSpliceMatchesDeparse(t *testing.T) {
 			}
 		}
 	}
-	for _, sql := range templateCorpus(t) {
+	for _, sql := range append(templateCorpus(t), spliceCases...) {
 		checkSplice(t, p, sql)
 	}
 	t.Logf("splicer answers %d of %d rewritten golden cases", spliced, changed)
 	if spliced == 0 {
 		t.Fatal("the splicer answered no golden case")
 	}
+}
+
+// spliceCases stress the boundaries the splicer finds: set operations
+// with trailing clauses, nesting, labels that look like keywords.
+var spliceCases = []string{
+	"SELECT id FROM contacts UNION ALL SELECT id FROM orders WHERE amount > 1 ORDER BY 1 LIMIT 2 OFFSET 1",
+	"(SELECT id FROM contacts LIMIT 1) UNION ALL SELECT id FROM orders",
+	"WITH x AS (SELECT 1 AS id) SELECT id FROM x UNION SELECT id FROM contacts INTERSECT SELECT id FROM orders o WHERE o.id = 2",
+	"SELECT * FROM (SELECT id FROM contacts UNION SELECT id FROM orders) u WHERE u.id = 1",
+	"INSERT INTO archive SELECT id, name FROM contacts UNION SELECT id, note FROM orders ON CONFLICT DO NOTHING",
+	"SELECT id FROM contacts WHERE id IN (SELECT contact_id FROM orders UNION SELECT 1) FOR UPDATE",
+	"SELECT a AS from, b AS where FROM contacts AS c WHERE c.order = 1 GROUP BY 1 HAVING count(*) > 1 WINDOW w AS (ORDER BY 1)",
+	"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY amount) FROM orders",
+	"SELECT * FROM contacts c LEFT JOIN orders o ON left(o.note, 1) = 'x' JOIN notes n ON n.id = c.id",
+	"SELECT * FROM notes n LEFT JOIN orders o LEFT JOIN contacts c ON c.id = o.contact_id ON o.id = n.id",
+	"UPDATE orders SET amount = amount IS DISTINCT FROM 1 FROM contacts c WHERE c.id = orders.contact_id RETURNING *",
+	"DELETE FROM contacts * WHERE id = 1",
+	"DELETE /* c */ FROM ONLY contacts AS x USING orders o WHERE o.contact_id = x.id RETURNING x.id",
+	"WITH gone AS (DELETE FROM contacts WHERE id = 1 RETURNING id) SELECT * FROM gone UNION SELECT id FROM orders",
+	"PREPARE p(int) AS SELECT * FROM contacts WHERE id = $1; EXPLAIN ANALYZE SELECT * FROM orders",
+	"DECLARE c CURSOR FOR SELECT * FROM contacts ORDER BY id",
+	"SELECT 1; SELECT * FROM contacts; -- end\n",
 }
 
 // The check itself must fail when the spliced text means something else.
@@ -215,6 +237,8 @@ func TestSpliceKeepsClientText(t *testing.T) {
 		{"SELECT a AS where FROM contacts WHERE x IS DISTINCT FROM y", `SELECT a AS where FROM contacts WHERE (x IS DISTINCT FROM y) AND "contacts"."deleted_at" IS NULL`},
 		{"INSERT INTO archive (id) SELECT id FROM contacts ON CONFLICT DO NOTHING RETURNING id",
 			`INSERT INTO archive (id) SELECT id FROM contacts WHERE "contacts"."deleted_at" IS NULL ON CONFLICT DO NOTHING RETURNING id`},
+		{"SELECT id FROM contacts UNION (SELECT id FROM orders o) EXCEPT SELECT 1 FROM contacts c ORDER BY 1",
+			`SELECT id FROM contacts WHERE "contacts"."deleted_at" IS NULL UNION (SELECT id FROM orders o WHERE "o"."deleted_at" IS NULL) EXCEPT SELECT 1 FROM contacts c WHERE "c"."deleted_at" IS NULL ORDER BY 1`},
 		{"EXPLAIN (COSTS OFF) DELETE FROM contacts WHERE id = 1",
 			`EXPLAIN (COSTS OFF) UPDATE contacts SET "deleted_at" = (SELECT pg_catalog.clock_timestamp()) WHERE (id = 1) AND "contacts"."deleted_at" IS NULL`},
 	} {

@@ -403,7 +403,7 @@ func TestTemplateCommentEndsAtCarriageReturn(t *testing.T) {
 		}
 	}
 	res := mustRewrite(t, templated, b)
-	if !strings.Contains(res.SQL, "deleted_at IS NULL") {
+	if !strings.Contains(res.SQL, "deleted_at IS NULL") && !strings.Contains(res.SQL, `"contacts"."deleted_at" IS NULL`) {
 		t.Fatalf("contacts read unfiltered: %s", res.SQL)
 	}
 }
