@@ -147,6 +147,9 @@ type stok struct {
 	token
 	depth   int
 	comment bool
+	// encl is the index of the innermost '(' around the token, -1 if
+	// none; match is, for a '(', the index of its ')' (-1 if none).
+	encl, match int32
 }
 
 // spliceStmt places the edits of one top-level statement.
@@ -159,6 +162,7 @@ func spliceStmt(sql string, raw *pg.RawStmt, edits []textEdit) ([]patch, bool) {
 	st := &stmtText{sql: sql, from: from, to: to, toks: make([]stok, 0, (to-from)/5+8)}
 	sc := newScanner(sql[from:to])
 	depth := 0
+	var open []int32 // the '(' not yet closed
 	for {
 		t := sc.next()
 		if t.kind == tokUnsure {
@@ -169,11 +173,23 @@ func spliceStmt(sql string, raw *pg.RawStmt, edits []textEdit) ([]patch, bool) {
 		}
 		t.start, t.end = t.start+from, t.end+from
 		c := sql[t.start]
-		if t.kind == tokSelf && (c == ')' || c == ']') {
+		self := t.kind == tokSelf
+		if self && (c == ')' || c == ']') {
 			depth--
 		}
-		st.toks = append(st.toks, stok{token: t, depth: depth, comment: t.kind == tokLineComment || t.kind == tokBlockComment})
-		if t.kind == tokSelf && (c == '(' || c == '[') {
+		if self && c == ')' && len(open) > 0 {
+			st.toks[open[len(open)-1]].match = int32(len(st.toks))
+			open = open[:len(open)-1]
+		}
+		encl := int32(-1)
+		if len(open) > 0 {
+			encl = open[len(open)-1]
+		}
+		st.toks = append(st.toks, stok{token: t, depth: depth, comment: t.kind == tokLineComment || t.kind == tokBlockComment, encl: encl, match: -1})
+		if self && c == '(' {
+			open = append(open, int32(len(st.toks)-1))
+		}
+		if self && (c == '(' || c == '[') {
 			depth++
 		}
 	}
@@ -565,21 +581,15 @@ func (st *stmtText) extent(top *pg.Node, owner proto.Message, node *pg.Node, lea
 		if s.n == 0 {
 			return textExtent{}, false
 		}
-		// The parentheses open before the first located node.
-		var open []int
-		for i := 0; i < len(st.toks) && st.toks[i].start <= int(s.min); i++ {
-			switch c := st.sql[st.toks[i].start]; {
-			case st.toks[i].kind != tokSelf:
-			case c == '(':
-				open = append(open, i)
-			case c == ')' && len(open) > 0:
-				open = open[:len(open)-1]
-			}
+		// The parentheses around the first located node, innermost
+		// first.
+		i := st.first(s.min - 1)
+		if i >= len(st.toks) || st.toks[i].start != int(s.min) {
+			return textExtent{}, false
 		}
 		found := false
-		for k := len(open) - 1; k >= 0 && !found; k-- {
-			o := open[k]
-			c := st.closing(o)
+		for o := st.toks[i].encl; o >= 0 && !found; o = st.toks[o].encl {
+			c := st.toks[o].match
 			if c < 0 {
 				return textExtent{}, false
 			}
@@ -620,10 +630,16 @@ func (st *stmtText) arm(top *pg.Node, a *pg.SelectStmt, ops []*pg.SelectStmt) (t
 	if s.n == 0 {
 		return textExtent{}, false
 	}
+	// Back from the arm's first node to its SELECT: the arm's own
+	// tokens only, so that a thousand arms cost linear time.
 	start := -1
-	for i := st.first(int32(r.from) - 1); i < len(st.toks) && st.toks[i].start < int(s.min); i++ {
+	for i := st.first(s.min-1) - 1; i >= 0 && st.toks[i].start >= r.from; i-- {
+		if st.toks[i].depth == r.depth && st.word(i, setOpStops) != "" {
+			break
+		}
 		if st.toks[i].depth == r.depth && st.keyword(i, "select") {
 			start = i
+			break
 		}
 	}
 	if start < 0 {
@@ -689,17 +705,6 @@ func (st *stmtText) child(top *pg.Node, owner proto.Message, node *pg.Node, lead
 		return textExtent{}, false
 	}
 	return textExtent{from: st.toks[start].start, to: to}, true
-}
-
-// closing is the index of the ')' that closes the '(' at toks[o], -1 if
-// none.
-func (st *stmtText) closing(o int) int {
-	for i := o + 1; i < len(st.toks); i++ {
-		if st.toks[i].depth == st.toks[o].depth && st.toks[i].kind == tokSelf && st.sql[st.toks[i].start] == ')' {
-			return i
-		}
-	}
-	return -1
 }
 
 // topOwner reports whether owner is the top-level statement stmt.
