@@ -38,6 +38,7 @@ func reviewRewriterAllow(t *testing.T, dsn string, allow map[string]bool, tables
 
 func reviewSend(t *testing.T, r *Rewriter, c *pgconn.PgConn, sql string) ([]*pgconn.Result, error) {
 	t.Helper()
+	checkSplice(t, r.policy, sql) // every adversarial text gets the differential check
 	res, _, ref := r.Rewrite(sql)
 	if ref != nil {
 		return nil, ref

@@ -54,4 +54,5 @@ type Result struct {
 	Changed    bool
 	Statements []Statement
 	Applied    []Applied
+	spliced    bool // SQL is the input with edits made in it (splice.go), not a deparse
 }

@@ -119,22 +119,47 @@ func (c *cache) put(sql string, e cacheEntry) {
 	s.bytes += e.cost
 }
 
+// replace stores e under key in place of the entry there (a shape's
+// witness giving way to its template), or as put does when there is none.
+func (c *cache) replace(key string, e cacheEntry) {
+	if c == nil {
+		return
+	}
+	s := c.shard(key)
+	s.mu.Lock()
+	if old, ok := s.m[key]; ok {
+		delete(s.m, key)
+		s.bytes -= old.cost
+	}
+	s.mu.Unlock()
+	c.put(key, e)
+}
+
 // entryCost is what an entry costs the heap: the key, and every result,
 // template and refusal the entry holds, with their strings (a Result's
 // SQL only when it is not the key's own bytes).
 func entryCost(key string, e cacheEntry) int64 {
 	n := int64(len(key)) + slotBytes
 	n += resultCost(e.res, key)
-	if t := e.tmpl; t != nil && t != exactOnly {
+	if w := e.tmpl.witnessOf(); w != nil {
+		n += templateBytes + int64(len(w.sql)) + resultCost(w.res, w.sql)
+		if f := w.refusal; f != nil {
+			n += refusalCost(f)
+		}
+	} else if t := e.tmpl; t != nil && t != exactOnly {
 		// segments are substrings of res.SQL: only their headers count
 		n += templateBytes + int64(len(t.segments))*stringBytes + int64(len(t.order))*8
 		n += resultCost(t.res, "")
 	}
 	if f := e.refusal; f != nil {
-		n += refusalBytes + int64(len(f.Reason)+len(f.Code)+len(f.Message)+len(f.Detail)+len(f.Hint)+len(f.Table))
-		n += resultCost(f.Before, "")
+		n += refusalCost(f)
 	}
 	return n
+}
+
+func refusalCost(f *Refusal) int64 {
+	return refusalBytes + int64(len(f.Reason)+len(f.Code)+len(f.Message)+len(f.Detail)+len(f.Hint)+len(f.Table)) +
+		resultCost(f.Before, "")
 }
 
 func resultCost(r *Result, key string) int64 {

@@ -124,11 +124,22 @@ func softSetTargets(t *policy.Table, v deletionValues) ([]*pg.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	return setTargets(set)
+}
+
+// setTargets is a SET list's text as an UPDATE's target list.
+func setTargets(set string) ([]*pg.Node, error) {
 	tree, err := pg.Parse("UPDATE tombstone SET " + set)
 	if err != nil {
 		return nil, refuseInternal(fmt.Errorf("soft-delete SET %q: %w", set, err))
 	}
-	return tree.Stmts[0].Stmt.GetUpdateStmt().TargetList, nil
+	targets := tree.Stmts[0].Stmt.GetUpdateStmt().TargetList
+	for _, n := range targets {
+		// Locations in Tombstone's text, not the client's: the splicer
+		// (splice.go) reads locations as the client's.
+		clearLocations(n.ProtoReflect())
+	}
+	return targets, nil
 }
 
 // keyJSON is a row's primary key as a jsonb object, for the audit log;

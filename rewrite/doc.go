@@ -19,8 +19,10 @@
 // settings.go for settings that change how the server scans SQL), a
 // final check that every reference to a configured table was handled by
 // some rule and that no SQL-running built-in is reached (anything else is
-// refused, never passed through), and pg_query's deparser (on a parser
-// stack too) when something changed.
+// refused, never passed through), and, when something changed, the
+// splicer (splice.go: the rules' edits made in the client's own text, at
+// offsets the tree and the scanner give) or, for what it cannot place
+// with certainty, pg_query's deparser (on a parser stack too).
 //
 // Every refusal is built in refusal.go. CheckLexing (lexing.go) is the
 // proxy's check of a text against the session's reported settings.

@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"slices"
 	"strings"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
@@ -41,6 +42,14 @@ type engine struct {
 	// ownAudit holds the audit INSERTs the rules wrote: the only
 	// references to the audit log verify lets through.
 	ownAudit map[*pg.RangeVar]struct{}
+	// edits are the changes made so far, for the splicer (splice.go),
+	// stmtIndex the top-level statement being rewritten; untextable is
+	// set by any change the splicer cannot make in the text.
+	edits      []textEdit
+	stmtIndex  int
+	untextable bool
+	// setOps maps a set operation's arm to the operation (splice.go).
+	setOps map[*pg.SelectStmt]*pg.SelectStmt
 }
 
 // scope is the chain of CTE names visible at a point of the query. An
@@ -226,6 +235,7 @@ func (e *engine) selectStmt(s *pg.SelectStmt, sc *scope) error {
 		return err
 	}
 	if s.Larg != nil || s.Rarg != nil {
+		e.armOf(s)
 		if err := e.selectStmt(s.Larg, sc); err != nil {
 			return err
 		}
@@ -256,6 +266,7 @@ func (e *engine) selectStmt(s *pg.SelectStmt, sc *scope) error {
 		}
 	}
 	if len(pending) > 0 {
+		e.record(textEdit{kind: editWhere, owner: s, orig: s.WhereClause, add: pending})
 		s.WhereClause = and(append([]*pg.Node{s.WhereClause}, pending...)...)
 	}
 	return nil
@@ -337,6 +348,7 @@ func (e *engine) deleteStmt(n *pg.Node, d *pg.DeleteStmt, sc *scope) (bool, erro
 			return false, unsupported("DELETE with WHERE CURRENT OF on a table whose foreign keys Tombstone checks, or with USING", nil)
 		}
 		if len(pending) > 0 {
+			e.record(textEdit{kind: editWhere, owner: d, orig: d.WhereClause, add: pending})
 			d.WhereClause = and(append([]*pg.Node{d.WhereClause}, pending...)...)
 		}
 		if len(deps) > 0 {
@@ -348,11 +360,17 @@ func (e *engine) deleteStmt(n *pg.Node, d *pg.DeleteStmt, sc *scope) (bool, erro
 		return false, refuseCurrentOf("DELETE", t)
 	}
 	live := isNull(columnRef(refQual(d.Relation), t.DeletedAt))
-	where := and(append([]*pg.Node{d.WhereClause, live}, pending...)...)
-	set, err := softSetTargets(t, e.inline())
+	add := append([]*pg.Node{live}, pending...)
+	where := and(append([]*pg.Node{d.WhereClause}, add...)...)
+	setText, err := softSet(t, e.inline())
 	if err != nil {
 		return false, err
 	}
+	set, err := setTargets(setText)
+	if err != nil {
+		return false, err
+	}
+	e.record(textEdit{kind: editDelete, owner: d, node: n, orig: d.WhereClause, add: add, set: setText})
 	n.Node = &pg.Node_UpdateStmt{UpdateStmt: &pg.UpdateStmt{
 		Relation:      d.Relation,
 		TargetList:    set,
@@ -412,6 +430,7 @@ func (e *engine) updateStmt(u *pg.UpdateStmt, sc *scope) error {
 		e.apply(t, KindUpdate)
 	}
 	if len(conds) > 1 || len(pending) > 0 {
+		e.record(textEdit{kind: editWhere, owner: u, orig: u.WhereClause, add: slices.Concat(conds[1:], pending)})
 		u.WhereClause = and(append(conds, pending...)...)
 	}
 	return nil
@@ -441,6 +460,7 @@ func (e *engine) insertStmt(s *pg.InsertStmt, sc *scope) error {
 			// meant.
 			oc.Infer.WhereClause = and(oc.Infer.WhereClause, isNull(columnRef(nil, t.DeletedAt)))
 			e.changed = true
+			e.noText()
 		}
 		if err := e.exprs(sc, oc.TargetList); err != nil {
 			return err
@@ -460,6 +480,7 @@ func (e *engine) insertStmt(s *pg.InsertStmt, sc *scope) error {
 				return err
 			}
 			live := isNull(columnRef(refQual(s.Relation), t.DeletedAt))
+			e.noText()
 			if oc.WhereClause == nil {
 				oc.WhereClause = live
 			} else {
@@ -700,6 +721,7 @@ func (e *engine) mergeStmt(m *pg.MergeStmt, sc *scope) error {
 		if !ok {
 			continue
 		}
+		e.noText()
 		if wc.MatchKind == pg.MergeMatchKind_MERGE_WHEN_NOT_MATCHED_BY_SOURCE {
 			// Target rows without a source row include deleted ones;
 			// they must not be touched.
@@ -721,6 +743,7 @@ func (e *engine) mergeStmt(m *pg.MergeStmt, sc *scope) error {
 		}
 	}
 	if ok {
+		e.noText()
 		m.JoinCondition = and(m.JoinCondition, isNull(columnRef(refQual(m.Relation), t.DeletedAt)))
 		e.apply(t, KindMerge)
 	}
@@ -761,6 +784,7 @@ func (e *engine) copyStmt(c *pg.CopyStmt, sc *scope) error {
 		Relpersistence: c.Relation.Relpersistence, Location: -1,
 	}
 	e.mark(rv)
+	e.noText()
 	c.Query = &pg.Node{Node: &pg.Node_SelectStmt{SelectStmt: &pg.SelectStmt{
 		TargetList:  targets,
 		FromClause:  []*pg.Node{{Node: &pg.Node_RangeVar{RangeVar: rv}}},

@@ -77,6 +77,7 @@ func (e *engine) foreignKeys(n *pg.Node, rv *pg.RangeVar, soft *policy.Table, de
 		return refuseNoHelpers(rv.Relname)
 	}
 	e.changed = true // a plain parent's DELETE applies no rule of its own
+	e.noText()
 	var (
 		with      **pg.WithClause
 		from      *[]*pg.Node

@@ -84,6 +84,7 @@ func (e *engine) rangeVar(n *pg.Node, rv *pg.RangeVar, sc *scope, inline bool) [
 			e.mark(inner)
 			n.Node = sub.Node
 			e.changed = true
+			e.noText()
 		}
 		return nil
 	}
@@ -91,6 +92,7 @@ func (e *engine) rangeVar(n *pg.Node, rv *pg.RangeVar, sc *scope, inline bool) [
 	if inline || (rv.Alias != nil && len(rv.Alias.Colnames) > 0) {
 		sub, inner := liveRowsSubselect(rv, t.DeletedAt)
 		e.mark(inner)
+		e.noText()
 		n.Node = sub.Node
 		return nil
 	}
@@ -135,6 +137,7 @@ func (e *engine) join(j *pg.JoinExpr, sc *scope, inline bool) ([]*pg.Node, error
 		up = append(left, right...)
 	}
 	if len(on) > 0 {
+		e.record(textEdit{kind: editOn, owner: j, orig: j.Quals, add: on})
 		j.Quals = and(append([]*pg.Node{j.Quals}, on...)...)
 	}
 	return up, nil

@@ -193,9 +193,10 @@ func outcome(r *Rewriter, sql string) (got goldenCase, err error) {
 
 func TestGolden(t *testing.T) {
 	r := New(testPolicy(t), 1<<20)
-	// The first text of a shape gets the exact path's answer; rewriting a
-	// copy with other literals first makes each golden text with literals a
-	// template hit, so the spliced output is what is compared.
+	// The first text of a shape gets the exact path's answer, the second
+	// the template's (compiled then); rewriting a copy with other literals
+	// first makes each golden text with literals answered by the template,
+	// so the spliced output is what is compared.
 	for _, f := range loadGolden(t) {
 		for _, c := range f.cases {
 			if o := otherLiterals(c.SQL); o != "" {

@@ -191,7 +191,9 @@ func (e *engine) sqlBody(r *routine) error {
 // pipeline. A refusal is the routine's: the statements before it in the
 // body do not run on their own.
 func (e *engine) embeddedRewrite(sql string) (*Result, *Refusal) {
-	sub := &Rewriter{policy: e.policy, filter: e.filter}
+	// Deparsed, not spliced: a body is checked by printing it back
+	// (setBody), and its golden forms are pg_query's.
+	sub := &Rewriter{policy: e.policy, filter: e.filter, deparseOnly: true}
 	res, ref := sub.rewrite(sql)
 	if ref != nil {
 		r := *ref
@@ -214,6 +216,7 @@ func (e *engine) embeddedRewrite(sql string) (*Result, *Refusal) {
 
 func (e *engine) applyAll(res *Result) {
 	e.changed = true
+	e.noText()
 	for _, a := range res.Applied {
 		e.apply(a.Table, a.Kind)
 	}

@@ -121,6 +121,7 @@ func (e *engine) restore(u *pg.UpdateStmt, t *policy.Table, pending []*pg.Node) 
 	case len(u.FromClause) > 0 && len(u.ReturningList) > 0:
 		return unsupported("a restore with FROM and RETURNING", t)
 	}
+	e.noText()
 	p := &restorePlan{e: e, cascade: e.restoring == nil || e.restoring.cascade, path: []string{t.QualifiedName()}}
 	// Names unique in the text: a DELETE in the client's WITH has a
 	// target CTE of its own.

@@ -18,6 +18,9 @@ type Rewriter struct {
 	cache      *cache // by exact text
 	templates  *cache // by template text (template.go)
 	cacheBytes int64
+	// deparseOnly turns the splicer off (splice.go): the differential
+	// tests compare its output with the deparsed one.
+	deparseOnly bool
 }
 
 // New returns a Rewriter for p whose caches hold about cacheBytes of
@@ -95,6 +98,8 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 	stmts := make([]Statement, 0, len(tree.Stmts))
 	for i, raw := range tree.Stmts {
 		changedBefore, appliedBefore := e.changed, len(e.applied)
+		editsBefore, untextableBefore := len(e.edits), e.untextable
+		e.stmtIndex = i
 		from, to := stmtRange(sql, tree, i)
 		var bad *Refusal
 		if e.tags, bad = statementTags(sql, comments, from, to); bad != nil {
@@ -121,7 +126,7 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 		end := stmtEnd(sql, last)
 		before, bad := result(sql[:end], within(comments, 0, end),
 			&pg.ParseResult{Version: tree.Version, Stmts: tree.Stmts[:i]},
-			changedBefore, stmts, e.applied[:appliedBefore])
+			changedBefore, stmts, e.applied[:appliedBefore], r.textEdits(e.edits[:editsBefore], untextableBefore))
 		if bad != nil {
 			return nil, bad
 		}
@@ -129,18 +134,34 @@ func (r *Rewriter) rewrite(sql string) (*Result, *Refusal) {
 		withBefore.Before = before
 		return nil, &withBefore
 	}
-	return result(sql, comments, tree, e.changed, stmts, e.applied)
+	return result(sql, comments, tree, e.changed, stmts, e.applied, r.textEdits(e.edits, e.untextable))
+}
+
+// textEdits is the edits the splicer may make, nil when the text must be
+// deparsed.
+func (r *Rewriter) textEdits(edits []textEdit, untextable bool) []textEdit {
+	if untextable || r.deparseOnly || len(edits) == 0 {
+		return nil
+	}
+	return edits
 }
 
 // result is the Result for parsed text: the text itself when no rule
-// changed it, else the deparsed tree. Deparse drops comments, so each
+// changed it, else the text with edits made in it (splice.go) when the
+// splicer can place them all, else the deparsed tree. Deparse drops
+// comments, so each
 // statement's comments follow its deparsed text (comment.go); a text with
 // several statements and comments is deparsed statement by statement, so
 // that each keeps its own.
 // comments are sql's (commentSpans).
-func result(sql string, comments []textSpan, tree *pg.ParseResult, changed bool, stmts []Statement, applied []Applied) (*Result, *Refusal) {
+func result(sql string, comments []textSpan, tree *pg.ParseResult, changed bool, stmts []Statement, applied []Applied, edits []textEdit) (*Result, *Refusal) {
 	if !changed {
 		return &Result{SQL: sql, Statements: stmts}, nil
+	}
+	if edits != nil {
+		if out, ok := splice(sql, tree, edits); ok {
+			return &Result{SQL: out, Changed: true, Statements: stmts, Applied: applied, spliced: true}, nil
+		}
 	}
 	if len(comments) == 0 || len(tree.Stmts) == 1 {
 		out, err := pgDeparse(tree)

@@ -302,8 +302,9 @@ func TestConcurrentRewritesAgree(t *testing.T) {
 func TestRewriteKeepsItsOwnCopy(t *testing.T) {
 	r := New(testPolicy(t), 1<<20)
 	// The first text is cached by exact text, the others by template (the
-	// second unchanged, the third rewritten).
-	for _, text := range []string{"SELECT id FROM notes AS contacts", "SELECT id FROM notes WHERE body = 'contacts'", "SELECT id FROM contacts WHERE name = 'x'"} {
+	// second unchanged, the third rewritten), which the second Rewrite of
+	// a shape compiles: a hit is the third.
+	for i, text := range []string{"SELECT id FROM notes AS contacts", "SELECT id FROM notes WHERE body = 'contacts'", "SELECT id FROM contacts WHERE name = 'x'"} {
 		buf := []byte(text)
 		sql := unsafe.String(&buf[0], len(buf))
 		res := mustRewrite(t, r, sql)
@@ -314,6 +315,11 @@ func TestRewriteKeepsItsOwnCopy(t *testing.T) {
 		copy(buf, "XXXXXX")
 		if res.SQL != want || !res.Changed && res.SQL != text {
 			t.Fatalf("Result.SQL changed with the caller's buffer: %q", res.SQL)
+		}
+		if i > 0 {
+			if again, _, _ := r.Rewrite(text); again.SQL != want {
+				t.Fatalf("%s: the template's answer differs: %q", text, again.SQL)
+			}
 		}
 		again, hit, _ := r.Rewrite(text)
 		if !hit || again.SQL != want {
@@ -354,7 +360,9 @@ func TestRefusalKeepsStatementsBefore(t *testing.T) {
 		if !b.Changed || len(b.Statements) != 2 || b.Statements[0].DeleteTag || !b.Statements[1].DeleteTag {
 			t.Fatalf("Before = %+v; want BEGIN and a soft DELETE", b)
 		}
-		if want := "BEGIN; UPDATE contacts SET deleted_at = (SELECT pg_catalog.clock_timestamp()) WHERE id = 81 AND contacts.deleted_at IS NULL"; b.SQL != want {
+		// The DELETE is spliced: the client's text with the soft-delete
+		// edits in it (splice.go).
+		if want := `BEGIN; UPDATE contacts SET "deleted_at" = (SELECT pg_catalog.clock_timestamp()) WHERE (id = 81) AND "contacts"."deleted_at" IS NULL`; b.SQL != want {
 			t.Fatalf("Before.SQL =\n %s\nwant\n %s", b.SQL, want)
 		}
 	}
