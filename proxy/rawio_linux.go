@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -22,17 +23,21 @@ import (
 // in the netpoller, and deadlines and Close work as for net.Conn
 // because RawConn.Read and Write check them.
 //
-// A rawIO has at most one reader and one writer at a time (the proxy's
-// relay, or a tls.Conn above it, which serialises its own).
+// As net.Conn promises, methods may be called from several goroutines at
+// once: a mutex per direction guards the state its callback reads (the
+// relay has one reader and one writer per direction, so neither is
+// contended in the steady state).
 type rawIO struct {
 	net.Conn
 	rc syscall.RawConn
 
+	rmu    sync.Mutex
 	rp     []byte // the read in progress
 	rn     int
 	rerr   syscall.Errno
 	readFn func(fd uintptr) bool // c.read, bound once: no allocation per call
 
+	wmu     sync.Mutex
 	wp      []byte // what is left of the write in progress
 	wn      int
 	werr    syscall.Errno
@@ -60,6 +65,8 @@ func (c *rawIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	c.rp, c.rn, c.rerr = p, 0, 0
 	err := c.rc.Read(c.readFn)
 	n, errno := c.rn, c.rerr
@@ -98,6 +105,8 @@ func (c *rawIO) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.wp, c.wn, c.werr = p, 0, 0
 	err := c.rc.Write(c.writeFn)
 	n, errno := c.wn, c.werr

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -140,5 +141,36 @@ func TestRawIODoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per round trip, want 0", allocs)
+	}
+}
+
+// Writers on several goroutines at once (net.Conn allows it) each get
+// their bytes out whole.
+func TestRawIOConcurrentWriters(t *testing.T) {
+	raw, peer := tcpPair(t)
+	const writers, size = 4, 256 << 10
+	errc := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		go func() {
+			_, err := raw.Write(bytes.Repeat([]byte{byte('a' + w)}, size))
+			errc <- err
+		}()
+	}
+	got := make([]byte, writers*size)
+	_ = peer.SetReadDeadline(time.Now().Add(10 * time.Second)) // writers that lose bytes leave it short
+	if _, err := io.ReadFull(peer, got); err != nil {
+		t.Fatal(err)
+	}
+	for w := 0; w < writers; w++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each Write holds the direction for its whole length: the stream is
+	// writers runs of one letter each.
+	for i := 0; i < len(got); i += size {
+		if run := bytes.Count(got[i:i+size], got[i:i+1]); run != size {
+			t.Fatalf("bytes %d..%d mix writers: %d of %d are %q", i, i+size, run, size, got[i])
+		}
 	}
 }
