@@ -1,8 +1,10 @@
 package metrics
 
 import (
+	"maps"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,7 +41,18 @@ type Metrics struct {
 	// Pre-bound children for the per-statement hot path: a label lookup
 	// hashes strings, and these are hit on every query.
 	stmtRewritten, stmtPassthrough, stmtBypassed, stmtRefused prometheus.Counter
+
+	// rewriteSeries holds tombstone_rewrites_total's series bound so far,
+	// copied on write: Rewrite runs per applied rule of every rewritten
+	// statement, and a bound series makes it a map read and an atomic
+	// add instead of the vector's label hashing and locking. Its keys are
+	// bounded by the configuration, as the vector's are.
+	rewriteSeries atomic.Pointer[map[rewriteKey]prometheus.Counter]
+	rewriteMu     sync.Mutex // serialises adding to rewriteSeries
 }
+
+// rewriteKey names one series of tombstone_rewrites_total.
+type rewriteKey struct{ table, kind string }
 
 // New creates the collectors and registers them on reg. version and
 // revision label tombstone_build_info.
@@ -136,7 +149,38 @@ func (m *Metrics) Statement(action string) {
 // Rewrite counts one rule applied to a configured table. table must be a
 // configured name (policy.Table.QualifiedName) and kind one of the
 // rewriter's fixed kinds.
-func (m *Metrics) Rewrite(table, kind string) { m.rewrites.WithLabelValues(table, kind).Inc() }
+func (m *Metrics) Rewrite(table, kind string) {
+	k := rewriteKey{table, kind}
+	if p := m.rewriteSeries.Load(); p != nil {
+		if c, ok := (*p)[k]; ok {
+			c.Inc()
+			return
+		}
+	}
+	m.bindRewrite(k).Inc()
+}
+
+// bindRewrite binds the series for k, the first time a rule is applied
+// to that table and kind.
+func (m *Metrics) bindRewrite(k rewriteKey) prometheus.Counter {
+	m.rewriteMu.Lock()
+	defer m.rewriteMu.Unlock()
+	var old map[rewriteKey]prometheus.Counter
+	if p := m.rewriteSeries.Load(); p != nil {
+		old = *p
+	}
+	if c, ok := old[k]; ok {
+		return c
+	}
+	next := maps.Clone(old)
+	if next == nil {
+		next = map[rewriteKey]prometheus.Counter{}
+	}
+	c := m.rewrites.WithLabelValues(k.table, k.kind)
+	next[k] = c
+	m.rewriteSeries.Store(&next)
+	return c
+}
 
 // Refusal counts one refused statement; reason is one of the rewriter's
 // fixed refusal reasons.

@@ -187,7 +187,7 @@ func (s *Server) track(c net.Conn) bool {
 	if s.closing {
 		return false
 	}
-	sess := newSession(s, c)
+	sess := newSession(s, withRawIO(c))
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	go func() {

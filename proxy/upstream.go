@@ -94,7 +94,7 @@ func (s *Server) dialRaw(ctx context.Context) (net.Conn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return c, nil
+	return withRawIO(c), nil
 }
 
 // dialUpstream connects and negotiates TLS per upstream_tls.mode.
