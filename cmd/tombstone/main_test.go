@@ -135,7 +135,7 @@ func TestRewriteDryRun(t *testing.T) {
 		want  []string // what each line of stdout contains, in order
 	}{
 		{"delete becomes a soft delete", "", []string{"--config", enforce, "DELETE FROM contacts WHERE id = 1"}, []string{
-			"UPDATE contacts SET deleted_at = (SELECT pg_catalog.clock_timestamp()) WHERE id = 1 AND contacts.deleted_at IS NULL",
+			`UPDATE contacts SET "deleted_at" = (SELECT pg_catalog.clock_timestamp()) WHERE (id = 1) AND "contacts"."deleted_at" IS NULL`,
 			"-- applied: delete on contacts",
 			"-- the client sees the command tag DELETE n, not UPDATE n",
 			"-- deletes: the matching live rows of contacts, all with one deleted_at stamp",
@@ -145,7 +145,7 @@ func TestRewriteDryRun(t *testing.T) {
 			"-- applied: restore on contacts",
 			"-- restores: the matching deleted rows of contacts and the rows their deletion took with it"}},
 		{"statement read from stdin", "SELECT name FROM contacts", []string{"--config", enforce, "-"}, []string{
-			"SELECT name FROM contacts WHERE contacts.deleted_at IS NULL",
+			`SELECT name FROM contacts WHERE "contacts"."deleted_at" IS NULL`,
 			"-- applied: select on contacts"}},
 		{"no configured table", "", []string{"--config", enforce, "SELECT 1"}, []string{
 			"unchanged: the statement names no soft-delete table"}},
@@ -155,20 +155,20 @@ func TestRewriteDryRun(t *testing.T) {
 		{"privileged role bypassed", "", []string{"--config", enforce, "--role", "admin", "TRUNCATE contacts"}, []string{
 			`bypassed: role "admin" is in privileged_roles; the statement is sent unchanged`}},
 		{"membership is not checked offline", "", []string{"--config", enforce, "--role", "bob", "DELETE FROM contacts"}, []string{
-			"UPDATE contacts SET deleted_at = (SELECT pg_catalog.clock_timestamp()) WHERE contacts.deleted_at IS NULL",
+			`UPDATE contacts SET "deleted_at" = (SELECT pg_catalog.clock_timestamp()) WHERE "contacts"."deleted_at" IS NULL`,
 			"-- applied: delete on contacts",
 			"-- the client sees the command tag DELETE n, not UPDATE n",
 			"-- deletes: the matching live rows of contacts, all with one deleted_at stamp",
 			"-- to restore: tombstone restore",
 			`-- note: role "bob" is privileged if it is a member of bypass; that is resolved at login and not checked here`}},
 		{"a configured name is folded as SQL folds it", "", []string{"--config", writeConfig(t, "tables:\n  - name: Contacts\n"), "DELETE FROM CONTACTS WHERE id = 1"}, []string{
-			"UPDATE contacts SET deleted_at = (SELECT pg_catalog.clock_timestamp()) WHERE id = 1 AND contacts.deleted_at IS NULL",
+			`UPDATE CONTACTS SET "deleted_at" = (SELECT pg_catalog.clock_timestamp()) WHERE (id = 1) AND "contacts"."deleted_at" IS NULL`,
 			"-- applied: delete on contacts",
 			"-- the client sees the command tag DELETE n, not UPDATE n",
 			"-- deletes: the matching live rows of contacts, all with one deleted_at stamp",
 			"-- to restore: tombstone restore --config FILE --dsn DSN --table contacts --where CONDITION --cascade"}},
 		{"shadow mode says what it would do", "", []string{"--config", shadow, "DELETE FROM contacts"}, []string{
-			"UPDATE contacts SET deleted_at = (SELECT pg_catalog.clock_timestamp()) WHERE contacts.deleted_at IS NULL",
+			`UPDATE contacts SET "deleted_at" = (SELECT pg_catalog.clock_timestamp()) WHERE "contacts"."deleted_at" IS NULL`,
 			"-- applied: delete on contacts",
 			"-- the client sees the command tag DELETE n, not UPDATE n",
 			"-- deletes: the matching live rows of contacts, all with one deleted_at stamp",
