@@ -268,7 +268,7 @@ func TestSpliceAndFallbackKeepComments(t *testing.T) {
 
 // FuzzSplice runs the differential check on any text.
 func FuzzSplice(f *testing.F) {
-	for _, sql := range templateCorpus(f) {
+	for _, sql := range slices.Concat(templateCorpus(f), spliceCases, probeCases) {
 		f.Add(sql)
 	}
 	p := testPolicy(f)
