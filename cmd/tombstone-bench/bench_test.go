@@ -210,8 +210,8 @@ func TestSummaryJudgesAgainstPgBouncer(t *testing.T) {
 	r.print(&out)
 	text := out.String()
 	for _, want := range []string{
-		"0.889 (>= 1.00) MISS",                                          // throughput below PgBouncer's
-		"15.0      10.0  tombstone <= pgbouncer MISS",                   // CPU above PgBouncer's
+		"0.889 (>= 1.00) MISS",                                         // throughput below PgBouncer's
+		"15.0      10.0  tombstone <= pgbouncer MISS",                  // CPU above PgBouncer's
 		"at the median +30.0 µs (target <= pgbouncer's +40.0 µs) PASS", // latency below PgBouncer's
 		"at the p99 +30.0 µs (target <= pgbouncer's +20.0 µs) MISS",
 		"Targets: 1 PASS, 3 MISS, 0 not judged",
